@@ -1,0 +1,506 @@
+//! Orbita signalling protocol, version 1.
+//!
+//! Every WebSocket text message is one JSON object tagged by `"type"`. Clients send
+//! [`ClientMsg`]; the server sends [`ServerMsg`]. The server, the bot and docs/protocol.md all
+//! use these types, so the wire format is defined here and only here.
+//!
+//! Each participant has two peer connections, as LiveKit does: the *publisher* connection
+//! (the client offers, the server answers; it carries what the client sends) and the
+//! *subscriber* connection (the server offers, the client answers; it carries everyone else's
+//! tracks). Negotiation never collides because each side only ever offers on its own one.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this crate speaks. A `join` with another version is refused.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Which of a participant's two peer connections a message is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PcKind {
+    /// The client sends media on it; the client makes the offers.
+    Publisher,
+    /// The server sends media on it; the server makes the offers.
+    Subscriber,
+}
+
+/// What a published track carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackSource {
+    /// Microphone audio.
+    Microphone,
+    /// Camera video.
+    Camera,
+    /// Screen share video.
+    Screen,
+    /// Screen share audio (tab audio).
+    ScreenAudio,
+}
+
+impl TrackSource {
+    /// Whether this source is carried by an audio m-line.
+    pub fn is_audio(self) -> bool {
+        matches!(self, TrackSource::Microphone | TrackSource::ScreenAudio)
+    }
+}
+
+/// Media kind of a track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    /// Audio.
+    Audio,
+    /// Video.
+    Video,
+}
+
+/// One simulcast layer a publisher announces for a video track.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerInfo {
+    /// The RTP stream id (`a=rid`) of the layer, e.g. `"f"`, `"h"`, `"q"`.
+    pub rid: String,
+    /// Encoded width in pixels, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// Encoded height in pixels, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+}
+
+/// A track the client publishes, keyed by its mid in the publisher offer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishTrack {
+    /// The `a=mid` of the m-line in the client's publisher offer.
+    pub mid: String,
+    /// What the track carries.
+    pub source: TrackSource,
+    /// Simulcast layers (video only; empty: a single stream).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<LayerInfo>,
+    /// Whether the track starts muted.
+    #[serde(default)]
+    pub muted: bool,
+}
+
+/// A track as other participants see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackInfo {
+    /// Server-assigned id, unique in the room.
+    pub track_id: String,
+    /// The publishing participant.
+    pub participant_id: String,
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// What the track carries.
+    pub source: TrackSource,
+    /// Whether the publisher has muted it.
+    pub muted: bool,
+    /// Whether the track is sent as simulcast.
+    #[serde(default)]
+    pub simulcast: bool,
+}
+
+/// A participant as others see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantInfo {
+    /// Server-assigned id, unique in the room.
+    pub participant_id: String,
+    /// Display name given at join.
+    pub name: String,
+    /// The tracks it publishes now.
+    #[serde(default)]
+    pub tracks: Vec<TrackInfo>,
+}
+
+/// Which outgoing m-line of the subscriber connection carries which track.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscribedTrack {
+    /// The `a=mid` in the server's subscriber offer.
+    pub mid: String,
+    /// The track it carries.
+    pub track_id: String,
+    /// Its publisher.
+    pub participant_id: String,
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// What the track carries.
+    pub source: TrackSource,
+}
+
+/// An ICE server the client may use (TURN relays; never a public STUN server by default).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `turn:` / `turns:` / `stun:` URLs.
+    pub urls: Vec<String>,
+    /// TURN username.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// The limits the server enforces, told to the client at join.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Largest signalling message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Longest chat text, in characters.
+    pub max_chat_chars: usize,
+    /// Most participants in one room.
+    pub max_participants: usize,
+}
+
+/// Messages from a client to the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMsg {
+    /// Join a room by its code. Must be the first message; only once per connection.
+    Join {
+        /// Protocol version; must equal [`PROTOCOL_VERSION`].
+        v: u32,
+        /// The room's join code.
+        code: String,
+        /// Display name (1..=64 characters after trimming).
+        name: String,
+    },
+    /// An SDP offer on the publisher connection, with what each sending m-line carries.
+    /// Tracks missing from `tracks` that were published before are unpublished.
+    Offer {
+        /// Must be [`PcKind::Publisher`].
+        pc: PcKind,
+        /// The SDP.
+        sdp: String,
+        /// The tracks this offer publishes.
+        #[serde(default)]
+        tracks: Vec<PublishTrack>,
+    },
+    /// The SDP answer to a server offer on the subscriber connection.
+    Answer {
+        /// Must be [`PcKind::Subscriber`].
+        pc: PcKind,
+        /// The SDP.
+        sdp: String,
+    },
+    /// A trickled ICE candidate (`candidate:` line), or end of candidates when empty.
+    Candidate {
+        /// Which connection it belongs to.
+        pc: PcKind,
+        /// The candidate line, without `a=`.
+        candidate: String,
+    },
+    /// Mute or unmute one of the client's own tracks.
+    Mute {
+        /// The source whose track to mute.
+        source: TrackSource,
+        /// Muted or not.
+        muted: bool,
+    },
+    /// The most the client wants to receive, per video track: `"640x480"`, `"1280x720"`,
+    /// `"1920x1080"`, `"3840x2160"`, any other `"WxH"`, or `"auto"` (bandwidth only).
+    SetQuality {
+        /// The maximum resolution.
+        max: String,
+        /// One track only; all video tracks when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        track_id: Option<String>,
+    },
+    /// A chat message to the room (or to one participant).
+    Chat {
+        /// The text.
+        text: String,
+        /// Recipient participant id; everyone when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+    },
+    /// Keep-alive; answered with `pong`.
+    Ping {
+        /// Echoed back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+    /// Leave the room; the server closes the connection after `left`.
+    Leave,
+}
+
+/// Error codes the server sends in [`ServerMsg::Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not valid JSON, or not an object.
+    BadJson,
+    /// Valid JSON but not a known message or with wrong field types.
+    BadMessage,
+    /// The message is larger than the limit.
+    TooLarge,
+    /// The message is not allowed in the current state (e.g. offer before join).
+    OutOfOrder,
+    /// The protocol version is not supported.
+    UnsupportedVersion,
+    /// No room has that code.
+    UnknownCode,
+    /// The room is full.
+    RoomFull,
+    /// A field value is not acceptable (e.g. empty name, bad quality string).
+    InvalidValue,
+    /// The SDP could not be used.
+    SdpError,
+    /// Too many messages too fast.
+    RateLimited,
+    /// The server is at a limit (rooms, workers) or shutting down.
+    Unavailable,
+}
+
+/// Messages from the server to a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// Join succeeded.
+    Joined {
+        /// Protocol version.
+        v: u32,
+        /// The joiner's own id.
+        participant_id: String,
+        /// The room's code.
+        code: String,
+        /// Everyone already in the room, with their tracks.
+        participants: Vec<ParticipantInfo>,
+        /// ICE servers to configure (empty: host candidates only).
+        ice_servers: Vec<IceServer>,
+        /// Limits the server enforces.
+        limits: Limits,
+    },
+    /// Someone joined.
+    ParticipantJoined {
+        /// Who.
+        participant: ParticipantInfo,
+    },
+    /// Someone left (or was dropped).
+    ParticipantLeft {
+        /// Who.
+        participant_id: String,
+    },
+    /// A track was published.
+    TrackPublished {
+        /// The track.
+        track: TrackInfo,
+    },
+    /// A track was unpublished.
+    TrackUnpublished {
+        /// Its id.
+        track_id: String,
+        /// Its publisher.
+        participant_id: String,
+    },
+    /// A track was muted or unmuted by its publisher.
+    TrackMuted {
+        /// Its id.
+        track_id: String,
+        /// Its publisher.
+        participant_id: String,
+        /// Muted or not.
+        muted: bool,
+    },
+    /// An SDP offer on the subscriber connection.
+    Offer {
+        /// Always [`PcKind::Subscriber`].
+        pc: PcKind,
+        /// The SDP.
+        sdp: String,
+        /// Which m-line carries which track (all currently subscribed tracks).
+        tracks: Vec<SubscribedTrack>,
+    },
+    /// The SDP answer to the client's publisher offer.
+    Answer {
+        /// Always [`PcKind::Publisher`].
+        pc: PcKind,
+        /// The SDP.
+        sdp: String,
+        /// The published tracks with their ids, in offer order.
+        tracks: Vec<TrackInfo>,
+    },
+    /// A server ICE candidate (the server also lists them in its SDP).
+    Candidate {
+        /// Which connection.
+        pc: PcKind,
+        /// The candidate line.
+        candidate: String,
+    },
+    /// A chat message.
+    Chat {
+        /// Sender id.
+        from: String,
+        /// Sender display name.
+        name: String,
+        /// The text.
+        text: String,
+        /// Whether it was sent only to the receiver.
+        private: bool,
+        /// Server time, milliseconds since the Unix epoch.
+        ts: u64,
+    },
+    /// Answer to `ping`.
+    Pong {
+        /// The ping's id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+    /// A message could not be handled. The connection and the room go on.
+    Error {
+        /// What went wrong, for programs.
+        code: ErrorCode,
+        /// What went wrong, for people.
+        message: String,
+    },
+    /// The client left; the server closes the connection next.
+    Left,
+    /// The server is going away; the client should reconnect elsewhere or later.
+    ServerShutdown {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl ServerMsg {
+    /// Shorthand for an error message.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerMsg::Error {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a client message could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// [`ErrorCode::BadJson`] or [`ErrorCode::BadMessage`].
+    pub code: ErrorCode,
+    /// A human readable explanation.
+    pub message: String,
+}
+
+/// Parse one client message, telling bad JSON apart from a well-formed but wrong message.
+pub fn parse_client_msg(text: &str) -> Result<ClientMsg, ParseError> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| ParseError {
+        code: ErrorCode::BadJson,
+        message: format!("not valid JSON: {e}"),
+    })?;
+    if !value.is_object() {
+        return Err(ParseError {
+            code: ErrorCode::BadJson,
+            message: "a message must be a JSON object".into(),
+        });
+    }
+    serde_json::from_value(value).map_err(|e| ParseError {
+        code: ErrorCode::BadMessage,
+        message: format!("not a valid message: {e}"),
+    })
+}
+
+/// A requested maximum receive resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxQuality {
+    /// No resolution cap: bandwidth decides.
+    Auto,
+    /// At most this width and height.
+    Limit {
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+    },
+}
+
+impl MaxQuality {
+    /// The presets the UI offers.
+    pub const PRESETS: [&'static str; 5] = ["640x480", "1280x720", "1920x1080", "3840x2160", "auto"];
+
+    /// Parse `"auto"` or `"WxH"` (each 16..=7680).
+    pub fn parse(s: &str) -> Option<MaxQuality> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("auto") {
+            return Some(MaxQuality::Auto);
+        }
+        let (w, h) = s.split_once(['x', 'X'])?;
+        let width: u32 = w.parse().ok()?;
+        let height: u32 = h.parse().ok()?;
+        let ok = |v: u32| (16..=7680).contains(&v);
+        (ok(width) && ok(height)).then_some(MaxQuality::Limit { width, height })
+    }
+
+    /// Whether a layer of this size fits under the cap. Orientation-agnostic: a portrait
+    /// 360x640 layer fits under 640x480's long side and short side like 640x360 does.
+    pub fn allows(self, width: u32, height: u32) -> bool {
+        match self {
+            MaxQuality::Auto => true,
+            MaxQuality::Limit {
+                width: mw,
+                height: mh,
+            } => {
+                let (long, short) = (width.max(height), width.min(height));
+                long <= mw.max(mh) && short <= mw.min(mh)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_round_trips_with_its_documented_shape() {
+        let text = r#"{"type":"join","v":1,"code":"4821","name":"Alice"}"#;
+        let msg = parse_client_msg(text).unwrap();
+        assert_eq!(
+            msg,
+            ClientMsg::Join {
+                v: 1,
+                code: "4821".into(),
+                name: "Alice".into()
+            }
+        );
+        assert_eq!(serde_json::to_string(&msg).unwrap(), text);
+    }
+
+    #[test]
+    fn bad_json_and_bad_messages_are_told_apart() {
+        assert_eq!(parse_client_msg("{nope").unwrap_err().code, ErrorCode::BadJson);
+        assert_eq!(parse_client_msg("[1,2]").unwrap_err().code, ErrorCode::BadJson);
+        assert_eq!(
+            parse_client_msg(r#"{"type":"fly"}"#).unwrap_err().code,
+            ErrorCode::BadMessage
+        );
+        assert_eq!(
+            parse_client_msg(r#"{"type":"join","v":"one","code":1,"name":[]}"#)
+                .unwrap_err()
+                .code,
+            ErrorCode::BadMessage
+        );
+    }
+
+    #[test]
+    fn server_messages_are_tagged_snake_case() {
+        let msg = ServerMsg::error(ErrorCode::UnknownCode, "no room has code 0000");
+        assert_eq!(
+            serde_json::to_string(&msg).unwrap(),
+            r#"{"type":"error","code":"unknown_code","message":"no room has code 0000"}"#
+        );
+    }
+
+    #[test]
+    fn quality_presets_parse_and_cap_layers() {
+        for p in MaxQuality::PRESETS {
+            assert!(MaxQuality::parse(p).is_some(), "{p}");
+        }
+        let vga = MaxQuality::parse("640x480").unwrap();
+        assert!(vga.allows(640, 360));
+        assert!(vga.allows(360, 640));
+        assert!(!vga.allows(1280, 720));
+        assert!(MaxQuality::Auto.allows(3840, 2160));
+        assert_eq!(MaxQuality::parse("0x0"), None);
+        assert_eq!(MaxQuality::parse("big"), None);
+    }
+}

@@ -1,0 +1,174 @@
+//! Orbita media core: a selective forwarding unit on str0m.
+//!
+//! - One UDP socket and one ICE-TCP listener serve every peer ([`net`]); packets reach their
+//!   connection through hash maps keyed by ICE username and remote address ([`demux`]).
+//! - Rooms are sharded over worker threads ([`worker`]); a room lives on one worker, which owns
+//!   every `str0m::Rtc` of that room, so forwarding needs no locks.
+//! - Forwarding is at the RTP level: [`forward`] rewrites sequence numbers, timestamps and VP8
+//!   picture ids when a subscriber switches simulcast layer; [`layers`] picks the layer from
+//!   the subscriber's bandwidth estimate and requested maximum.
+//!
+//! The control plane (HTTP, WebSocket, room codes) lives in `orbita-server`; it talks to the SFU
+//! through [`Sfu`] and [`Participant`].
+
+pub mod codec;
+pub mod demux;
+pub mod forward;
+pub mod layers;
+pub mod net;
+mod participant;
+mod room;
+mod rtc_peer;
+pub mod stats;
+mod worker;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use orbita_protocol::{ClientMsg, IceServer, Limits, ServerMsg};
+
+pub use stats::SfuStats;
+
+/// Identifies a room inside the SFU (the control plane maps codes to these).
+pub type RoomId = u64;
+
+/// Settings of the media core.
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// Where the one UDP socket binds.
+    pub udp_bind: SocketAddr,
+    /// Where the one ICE-TCP listener binds (`None`: no ICE-TCP).
+    pub tcp_bind: Option<SocketAddr>,
+    /// Addresses announced as ICE candidates; empty: the bound address (must then not be
+    /// unspecified).
+    pub announce_ips: Vec<IpAddr>,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Initial bandwidth estimate towards each subscriber, bits per second.
+    pub initial_bitrate_bps: u64,
+    /// How long a participant whose ICE connection dropped is kept for an ICE restart.
+    pub ice_disconnect_grace: Duration,
+    /// ICE servers handed to clients at join (e.g. TURN).
+    pub ice_servers: Vec<IceServer>,
+}
+
+impl Default for SfuConfig {
+    fn default() -> Self {
+        SfuConfig {
+            udp_bind: "127.0.0.1:7882".parse().unwrap(),
+            tcp_bind: Some("127.0.0.1:7881".parse().unwrap()),
+            announce_ips: vec![],
+            workers: 0,
+            initial_bitrate_bps: 2_500_000,
+            ice_disconnect_grace: Duration::from_secs(15),
+            ice_servers: vec![],
+        }
+    }
+}
+
+/// A running SFU. Cloning gives another handle to the same SFU.
+#[derive(Clone)]
+pub struct Sfu {
+    inner: Arc<net::NetRuntime>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A process-unique id for rooms, participants and connections.
+pub(crate) fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Sfu {
+    /// Bind the sockets and start the I/O and worker threads.
+    pub fn start(config: SfuConfig) -> std::io::Result<Sfu> {
+        Ok(Sfu {
+            inner: Arc::new(net::NetRuntime::start(config)?),
+        })
+    }
+
+    /// The bound UDP address.
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.inner.udp_addr()
+    }
+
+    /// The bound ICE-TCP address, if any.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.inner.tcp_addr()
+    }
+
+    /// Make a room on the least loaded worker. `label` (the room code) is used in messages.
+    pub fn create_room(&self, label: &str) -> RoomId {
+        self.inner.create_room(label)
+    }
+
+    /// End a room: its participants are told and dropped.
+    pub fn close_room(&self, room: RoomId) {
+        self.inner.close_room(room)
+    }
+
+    /// Add a participant to a room. The worker sends `joined` (and everything after it) into
+    /// `sink`; when the participant is dropped by the SFU (ICE failure, shutdown, room closed,
+    /// slow signalling consumer) the sink's sender is dropped, which ends the receiver.
+    pub fn join(
+        &self,
+        room: RoomId,
+        name: String,
+        limits: Limits,
+        sink: tokio::sync::mpsc::Sender<ServerMsg>,
+    ) -> Participant {
+        let id = next_id();
+        self.inner.join(room, id, name, limits, sink);
+        Participant {
+            id,
+            room,
+            sfu: self.clone(),
+        }
+    }
+
+    /// Tell every participant the server is going away, close their connections (DTLS
+    /// close_notify, RTCP BYE), and stop the threads. Returns when the workers are done or
+    /// `timeout` has passed.
+    pub fn shutdown(&self, reason: &str, timeout: Duration) {
+        self.inner.shutdown(reason, timeout)
+    }
+
+    /// Counters for metrics and benchmarks.
+    pub fn stats(&self) -> SfuStats {
+        self.inner.stats()
+    }
+}
+
+/// A participant's handle, held by its signalling connection. Dropping it removes the
+/// participant from the room.
+pub struct Participant {
+    id: u64,
+    room: RoomId,
+    sfu: Sfu,
+}
+
+impl Participant {
+    /// The id others see (`participant_id`).
+    pub fn id(&self) -> String {
+        participant::participant_id_string(self.id)
+    }
+
+    /// The room it is in.
+    pub fn room(&self) -> RoomId {
+        self.room
+    }
+
+    /// Hand a client message (anything but `join`) to the participant's worker. Answers and
+    /// errors come back through the sink.
+    pub fn handle(&self, msg: ClientMsg) {
+        self.sfu.inner.signal(self.room, self.id, msg);
+    }
+}
+
+impl Drop for Participant {
+    fn drop(&mut self) {
+        self.sfu.inner.leave(self.room, self.id);
+    }
+}

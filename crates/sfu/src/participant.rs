@@ -1,0 +1,151 @@
+//! A participant as its room's worker sees it: its two peer connections, what it publishes,
+//! what it receives (one [`DownTrack`] per subscribed track) and its signalling sink.
+
+use std::collections::HashMap;
+
+use orbita_protocol::{Limits, MaxQuality, PcKind, ServerMsg, SubscribedTrack};
+use str0m::change::SdpPendingOffer;
+use str0m::media::{Mid, Pt, Rid};
+use str0m::rtp::Ssrc;
+use tokio::sync::mpsc::error::TrySendError;
+use tracing::debug;
+
+use crate::forward::Rewriter;
+use crate::rtc_peer::RtcPeer;
+
+/// The wire form of a participant id.
+pub(crate) fn participant_id_string(id: u64) -> String {
+    format!("p{id}")
+}
+
+/// Negotiation state of one outgoing m-line of the subscriber connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DownState {
+    /// Wanted; not yet in an offer.
+    ToOpen,
+    /// In an offer waiting for its answer.
+    Negotiating(Mid),
+    /// Negotiated: media flows.
+    Open(Mid),
+    /// To be stopped in the next offer.
+    ToStop(Mid),
+    /// Stopped in an offer waiting for its answer.
+    NegotiatingStop(Mid),
+}
+
+impl DownState {
+    pub fn mid(self) -> Option<Mid> {
+        match self {
+            DownState::ToOpen => None,
+            DownState::Negotiating(m)
+            | DownState::Open(m)
+            | DownState::ToStop(m)
+            | DownState::NegotiatingStop(m) => Some(m),
+        }
+    }
+}
+
+/// One track a participant receives.
+pub(crate) struct DownTrack {
+    pub track_id: String,
+    pub info: SubscribedTrack,
+    pub state: DownState,
+    pub rewriter: Rewriter,
+    /// SSRC of the outgoing stream, once negotiated.
+    pub ssrc: Option<Ssrc>,
+    /// Publisher payload type -> this subscriber's payload type.
+    pub pt_map: Vec<(Pt, Option<Pt>)>,
+    /// The maximum asked for this track alone (overrides the participant's).
+    pub max_quality: Option<MaxQuality>,
+}
+
+/// Where an incoming SSRC of the publisher connection goes.
+#[derive(Debug, Clone)]
+pub(crate) struct InStream {
+    pub track_id: String,
+    pub layer: usize,
+}
+
+/// A participant in a room.
+pub(crate) struct Participant {
+    pub id: u64,
+    pub wire_id: String,
+    pub name: String,
+    pub limits: Limits,
+    sink: tokio::sync::mpsc::Sender<ServerMsg>,
+    /// Set when the participant must be removed (failed sink or connection).
+    pub doomed: Option<&'static str>,
+    pub publisher: Option<RtcPeer>,
+    pub subscriber: Option<RtcPeer>,
+    /// Publisher mid -> track id.
+    pub published: HashMap<Mid, String>,
+    /// Simulcast rids of each publisher m-line, from the offer.
+    pub offered_rids: HashMap<Mid, Vec<Rid>>,
+    /// Publisher SSRC -> track and layer (filled on first sight of each SSRC).
+    pub in_streams: HashMap<Ssrc, InStream>,
+    /// Subscribed tracks by track id.
+    pub down: HashMap<String, DownTrack>,
+    /// The subscriber offer awaiting its answer.
+    pub sub_pending: Option<SdpPendingOffer>,
+    /// The maximum receive quality for all tracks.
+    pub max_quality: MaxQuality,
+    /// Latest bandwidth estimate towards this participant, bits per second.
+    pub bwe_bps: u64,
+    /// Last desired bitrate told to str0m's BWE (to avoid needless updates).
+    pub bwe_desired: u64,
+}
+
+impl Participant {
+    pub fn new(
+        id: u64,
+        name: String,
+        limits: Limits,
+        sink: tokio::sync::mpsc::Sender<ServerMsg>,
+        initial_bps: u64,
+    ) -> Self {
+        Participant {
+            id,
+            wire_id: participant_id_string(id),
+            name,
+            limits,
+            sink,
+            doomed: None,
+            publisher: None,
+            subscriber: None,
+            published: HashMap::new(),
+            offered_rids: HashMap::new(),
+            in_streams: HashMap::new(),
+            down: HashMap::new(),
+            sub_pending: None,
+            max_quality: MaxQuality::Auto,
+            bwe_bps: initial_bps,
+            bwe_desired: 0,
+        }
+    }
+
+    /// Send a signalling message; a full or closed sink dooms the participant (a client that
+    /// does not read its messages cannot follow the room).
+    pub fn send(&mut self, msg: ServerMsg) {
+        match self.sink.try_send(msg) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                debug!("{}: signalling backlog full", self.wire_id);
+                self.doomed = Some("signalling connection too slow");
+            }
+            Err(TrySendError::Closed(_)) => self.doomed = Some("signalling connection closed"),
+        }
+    }
+
+    /// The peer of this kind, if made.
+    pub fn peer_mut(&mut self, kind: PcKind) -> Option<&mut RtcPeer> {
+        match kind {
+            PcKind::Publisher => self.publisher.as_mut(),
+            PcKind::Subscriber => self.subscriber.as_mut(),
+        }
+    }
+
+    /// The down track on subscriber m-line `mid`.
+    pub fn down_by_mid(&mut self, mid: Mid) -> Option<&mut DownTrack> {
+        self.down.values_mut().find(|d| d.state.mid() == Some(mid))
+    }
+}

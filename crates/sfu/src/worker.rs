@@ -1,0 +1,317 @@
+//! A worker thread: owns a shard of the rooms and every connection in them.
+//!
+//! It waits on its channel until the earliest connection timer; handles a batch of messages
+//! (datagrams routed to it by the readers, control commands from the signalling side); fires
+//! the timers that are due; runs the periodic room tick; then sends the batch's datagrams.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use orbita_protocol::{ClientMsg, ErrorCode, Limits, PcKind, ServerMsg};
+use str0m::net::{Protocol, Receive};
+use str0m::Input;
+use tracing::{debug, info};
+
+use crate::demux::{ConnId, Transport};
+use crate::net::{Outbox, Shared};
+use crate::room::Room;
+use crate::RoomId;
+
+/// Messages a worker handles.
+pub(crate) enum WorkerMsg {
+    Datagram {
+        conn: ConnId,
+        transport: Transport,
+        source: SocketAddr,
+        data: Vec<u8>,
+    },
+    CreateRoom {
+        room: RoomId,
+        label: String,
+    },
+    CloseRoom {
+        room: RoomId,
+    },
+    Join {
+        room: RoomId,
+        id: u64,
+        name: String,
+        limits: Limits,
+        sink: tokio::sync::mpsc::Sender<ServerMsg>,
+    },
+    Signal {
+        room: RoomId,
+        id: u64,
+        msg: ClientMsg,
+    },
+    Leave {
+        room: RoomId,
+        id: u64,
+    },
+    Shutdown {
+        reason: String,
+        done: Sender<()>,
+    },
+}
+
+/// How often rooms re-choose layers and check ICE grace.
+const TICK: Duration = Duration::from_millis(250);
+/// Most messages handled before timers and sends get their turn.
+const BATCH: usize = 256;
+
+/// Connection timers: a min-heap with at most one live entry per connection.
+#[derive(Default)]
+pub(crate) struct Timers {
+    heap: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    scheduled: HashMap<ConnId, Instant>,
+}
+
+impl Timers {
+    fn schedule(&mut self, conn: ConnId, at: Instant) {
+        match self.scheduled.get(&conn) {
+            Some(&t) if t <= at => {}
+            _ => {
+                self.scheduled.insert(conn, at);
+                self.heap.push(Reverse((at, conn)));
+            }
+        }
+    }
+
+    fn next(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// The next connection whose timer is due, skipping stale entries.
+    fn pop_due(&mut self, now: Instant) -> Option<ConnId> {
+        while let Some(&Reverse((t, conn))) = self.heap.peek() {
+            if t > now {
+                return None;
+            }
+            self.heap.pop();
+            if self.scheduled.get(&conn) == Some(&t) {
+                self.scheduled.remove(&conn);
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    fn forget(&mut self, conn: ConnId) {
+        self.scheduled.remove(&conn);
+    }
+}
+
+/// What room code may touch of its worker while handling one message.
+pub(crate) struct Ctx<'a> {
+    pub shared: &'a Shared,
+    pub worker: usize,
+    pub now: Instant,
+    pub out: &'a mut Outbox,
+    pub conns: &'a mut HashMap<ConnId, (RoomId, u64, PcKind)>,
+    timers: &'a mut Timers,
+}
+
+impl Ctx<'_> {
+    /// Wake connection `conn` at `at`.
+    pub fn schedule(&mut self, conn: ConnId, at: Instant) {
+        self.timers.schedule(conn, at);
+    }
+
+    /// A connection is gone: unroute it.
+    pub fn forget_conn(&mut self, conn: ConnId) {
+        self.conns.remove(&conn);
+        self.timers.forget(conn);
+        self.shared.demux.remove_conn(conn);
+    }
+
+    pub fn counters_participants(&self, delta: i64) {
+        let c = &self.shared.counters.participants;
+        if delta >= 0 {
+            c.fetch_add(delta as u64, Ordering::Relaxed);
+        } else {
+            c.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+        }
+    }
+
+    pub fn counters_forwarded(&self, n: u64) {
+        if n > 0 {
+            self.shared.counters.rtp_forwarded.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}
+
+pub(crate) struct Worker {
+    index: usize,
+    shared: Arc<Shared>,
+    rx: Receiver<WorkerMsg>,
+    rooms: HashMap<RoomId, Room>,
+    conns: HashMap<ConnId, (RoomId, u64, PcKind)>,
+    timers: Timers,
+    out: Outbox,
+}
+
+impl Worker {
+    pub fn new(index: usize, shared: Arc<Shared>, rx: Receiver<WorkerMsg>) -> Self {
+        Worker {
+            index,
+            shared,
+            rx,
+            rooms: HashMap::new(),
+            conns: HashMap::new(),
+            timers: Timers::default(),
+            out: Outbox::default(),
+        }
+    }
+
+    pub fn run(mut self) {
+        let mut next_tick = Instant::now() + TICK;
+        loop {
+            let deadline = self.timers.next().map_or(next_tick, |t| t.min(next_tick));
+            match self.rx.recv_deadline(deadline) {
+                Ok(msg) => {
+                    if !self.handle(msg) {
+                        return;
+                    }
+                    for _ in 0..BATCH {
+                        match self.rx.try_recv() {
+                            Ok(msg) => {
+                                if !self.handle(msg) {
+                                    return;
+                                }
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            let now = Instant::now();
+            self.fire_timers(now);
+            if now >= next_tick {
+                next_tick = now + TICK;
+                self.tick(now);
+            }
+            if !self.out.is_empty() {
+                self.out.flush(&self.shared);
+            }
+        }
+    }
+
+    /// Split-borrow the worker into a room and the context room code works with.
+    fn with_room(&mut self, room: RoomId, now: Instant, f: impl FnOnce(&mut Room, &mut Ctx)) {
+        let Some(r) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        let mut ctx = Ctx {
+            shared: &self.shared,
+            worker: self.index,
+            now,
+            out: &mut self.out,
+            conns: &mut self.conns,
+            timers: &mut self.timers,
+        };
+        f(r, &mut ctx);
+        r.reap(&mut ctx);
+    }
+
+    /// Handle one message; false means stop the thread.
+    fn handle(&mut self, msg: WorkerMsg) -> bool {
+        let now = Instant::now();
+        match msg {
+            WorkerMsg::Datagram {
+                conn,
+                transport,
+                source,
+                data,
+            } => {
+                let Some(&(room, id, pc)) = self.conns.get(&conn) else {
+                    return true;
+                };
+                let (proto, destination) = match transport {
+                    Transport::Udp => (Protocol::Udp, self.shared.udp_local),
+                    Transport::Tcp => (Protocol::Tcp, self.shared.tcp_local.unwrap_or(self.shared.udp_local)),
+                };
+                let Ok(contents) = data.as_slice().try_into() else {
+                    return true;
+                };
+                let input = Input::Receive(
+                    now,
+                    Receive {
+                        proto,
+                        source,
+                        destination,
+                        contents,
+                    },
+                );
+                self.with_room(room, now, |r, ctx| r.on_datagram(id, pc, input, ctx));
+            }
+            WorkerMsg::CreateRoom { room, label } => {
+                self.shared.counters.rooms.fetch_add(1, Ordering::Relaxed);
+                self.rooms.insert(room, Room::new(room, label));
+            }
+            WorkerMsg::CloseRoom { room } => {
+                let msg = ServerMsg::error(ErrorCode::Unavailable, "the room has ended");
+                self.with_room(room, now, |r, ctx| r.close_all(msg, ctx));
+                if let Some(r) = self.rooms.remove(&room) {
+                    info!("room {} closed", r.label);
+                    self.shared.counters.rooms.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            WorkerMsg::Join {
+                room,
+                id,
+                name,
+                limits,
+                sink,
+            } => {
+                if !self.rooms.contains_key(&room) {
+                    let _ = sink.try_send(ServerMsg::error(ErrorCode::UnknownCode, "the room has ended"));
+                    return true;
+                }
+                self.with_room(room, now, |r, ctx| r.join(id, name, limits, sink, ctx));
+            }
+            WorkerMsg::Signal { room, id, msg } => {
+                self.with_room(room, now, |r, ctx| r.signal(id, msg, ctx));
+            }
+            WorkerMsg::Leave { room, id } => {
+                self.with_room(room, now, |r, ctx| r.leave(id, ctx));
+            }
+            WorkerMsg::Shutdown { reason, done } => {
+                let msg = ServerMsg::ServerShutdown { reason };
+                let rooms: Vec<RoomId> = self.rooms.keys().copied().collect();
+                for room in rooms {
+                    let msg = msg.clone();
+                    self.with_room(room, now, |r, ctx| r.close_all(msg, ctx));
+                }
+                self.out.flush(&self.shared);
+                self.rooms.clear();
+                debug!("worker {} stopped", self.index);
+                let _ = done.send(());
+                return false;
+            }
+        }
+        true
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(conn) = self.timers.pop_due(now) {
+            let Some(&(room, id, pc)) = self.conns.get(&conn) else {
+                continue;
+            };
+            self.with_room(room, now, |r, ctx| r.on_timeout(id, pc, ctx));
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        let rooms: Vec<RoomId> = self.rooms.keys().copied().collect();
+        for room in rooms {
+            self.with_room(room, now, |r, ctx| r.tick(ctx));
+        }
+    }
+}
