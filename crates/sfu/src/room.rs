@@ -808,7 +808,7 @@ impl Room {
                 continue;
             };
             let Some(peer) = s.subscriber.as_mut() else { continue };
-            if !peer.ice_connected {
+            if !peer.rtc.is_connected() {
                 continue;
             }
             let out_pt = match d.pt_map.iter().find(|(i, _)| *i == pt) {

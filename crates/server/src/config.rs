@@ -1,0 +1,636 @@
+//! Server settings and where they come from.
+//!
+//! Every setting has a default and can be set, from lowest to highest precedence, in a TOML
+//! file (`--config FILE` or `ORBITA_CONFIG`), by an environment variable `ORBITA_<NAME>`, or by
+//! a command-line flag `--<name>`. [`ServeArgs`] holds what the command line and environment
+//! gave (clap reads both, flags winning), [`FileSettings`] what the file gave, and
+//! [`Settings::resolve`] merges them over [`Settings::default`] and validates the result.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context};
+use serde::Deserialize;
+
+/// The largest WebSocket message the transport reads at all (16 MiB). Text messages above
+/// `max_message_bytes` but below this get a `too_large` error; above it the connection drops.
+pub const TRANSPORT_MAX_MESSAGE_BYTES: usize = 16 << 20;
+
+/// The resolved settings of `orbita serve`.
+///
+/// Field names are the TOML keys; the environment variable is `ORBITA_` plus the upper-cased
+/// name and the flag is `--` plus the name with dashes (docs/configuration.md lists them all).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Address of the HTTP and WebSocket server.
+    pub http_addr: SocketAddr,
+    /// Base URL used in join links; `None`: derived from the bound HTTP address.
+    pub public_url: Option<String>,
+    /// Address of the one media UDP socket.
+    pub udp_addr: SocketAddr,
+    /// Address of the one ICE-TCP listener; `None`: ICE-TCP off.
+    pub tcp_addr: Option<SocketAddr>,
+    /// IPs announced in ICE candidates; empty: the bound media addresses.
+    pub announce_ips: Vec<IpAddr>,
+    /// SFU worker threads; 0: one per core.
+    pub workers: usize,
+    /// Most live rooms.
+    pub max_rooms: usize,
+    /// Most participants in one room.
+    pub max_participants_per_room: usize,
+    /// Largest signalling message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Longest chat text, in characters.
+    pub max_chat_chars: usize,
+    /// Digits in a generated join code (4..=12).
+    pub code_length: usize,
+    /// How long an empty room lives on after its last participant left, in seconds.
+    pub empty_room_grace_secs: u64,
+    /// How long a room that nobody ever joined lives, in seconds.
+    pub unused_room_ttl_secs: u64,
+    /// Initial bandwidth estimate towards each subscriber, in kbit/s.
+    pub initial_bitrate_kbps: u64,
+    /// How long a participant whose ICE connection dropped is kept, in seconds.
+    pub ice_disconnect_grace_secs: u64,
+    /// How long shutdown waits for participants to be told and connections to close, in seconds.
+    pub shutdown_timeout_secs: u64,
+    /// Signalling messages a connection may send per second (bursts of twice that).
+    pub messages_per_second: u32,
+    /// Log filter (tracing `EnvFilter` syntax); `None`: `RUST_LOG`, else `info`.
+    pub log: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            udp_addr: SocketAddr::from(([127, 0, 0, 1], 7882)),
+            tcp_addr: Some(SocketAddr::from(([127, 0, 0, 1], 7881))),
+            announce_ips: Vec::new(),
+            workers: 0,
+            max_rooms: 1000,
+            max_participants_per_room: 100,
+            max_message_bytes: 65536,
+            max_chat_chars: 4000,
+            code_length: 4,
+            empty_room_grace_secs: 30,
+            unused_room_ttl_secs: 3600,
+            initial_bitrate_kbps: 2500,
+            ice_disconnect_grace_secs: 15,
+            shutdown_timeout_secs: 5,
+            messages_per_second: 50,
+            log: None,
+        }
+    }
+}
+
+/// An ICE-TCP address setting: an address, or `off` (also the empty string) for none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct TcpAddrSetting(pub Option<SocketAddr>);
+
+impl FromStr for TcpAddrSetting {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.is_empty() || s.eq_ignore_ascii_case("off") {
+            return Ok(TcpAddrSetting(None));
+        }
+        s.parse()
+            .map(|addr| TcpAddrSetting(Some(addr)))
+            .map_err(|_| format!("`{s}` is neither an address (IP:PORT) nor `off`"))
+    }
+}
+
+impl TryFrom<String> for TcpAddrSetting {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for TcpAddrSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(addr) => addr.fmt(f),
+            None => f.write_str("off"),
+        }
+    }
+}
+
+/// Run the all-in-one server: HTTP + WebSocket signalling + SFU.
+///
+/// Every setting below can also be given in the TOML file (key = the flag's name with
+/// underscores) and as an environment variable (shown). Precedence, lowest first: default,
+/// file, environment, flag.
+#[derive(Debug, Clone, Default, clap::Parser)]
+#[command(name = "serve")]
+pub struct ServeArgs {
+    /// TOML file with settings (keys as the flag names, with underscores; unknown keys are
+    /// an error).
+    #[arg(long, env = "ORBITA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address the HTTP and WebSocket server binds. Default: 127.0.0.1:8080.
+    #[arg(long, env = "ORBITA_HTTP_ADDR", value_name = "IP:PORT")]
+    pub http_addr: Option<SocketAddr>,
+
+    /// Base URL of join links, e.g. `https://video.example.org`. Default: `http://<http_addr>`
+    /// (with 127.0.0.1, or the first announce IP, for an unspecified IP).
+    #[arg(long, env = "ORBITA_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Address of the one UDP socket that carries all media. Default: 127.0.0.1:7882.
+    #[arg(long, env = "ORBITA_UDP_ADDR", value_name = "IP:PORT")]
+    pub udp_addr: Option<SocketAddr>,
+
+    /// Address of the one ICE-TCP listener, or `off`. Default: 127.0.0.1:7881.
+    #[arg(long, env = "ORBITA_TCP_ADDR", value_name = "IP:PORT|off")]
+    pub tcp_addr: Option<TcpAddrSetting>,
+
+    /// IPs announced to clients in ICE candidates, comma separated (the public IP behind NAT).
+    /// Required when udp_addr or tcp_addr binds `0.0.0.0` or `[::]`. Default: none (the bound
+    /// addresses are announced).
+    #[arg(
+        long,
+        env = "ORBITA_ANNOUNCE_IPS",
+        value_name = "IP,...",
+        value_delimiter = ','
+    )]
+    pub announce_ips: Option<Vec<IpAddr>>,
+
+    /// SFU worker threads; 0 means one per core. Default: 0.
+    #[arg(long, env = "ORBITA_WORKERS", value_name = "N")]
+    pub workers: Option<usize>,
+
+    /// Most rooms alive at once. Default: 1000.
+    #[arg(long, env = "ORBITA_MAX_ROOMS", value_name = "N")]
+    pub max_rooms: Option<usize>,
+
+    /// Most participants in one room. Default: 100.
+    #[arg(long, env = "ORBITA_MAX_PARTICIPANTS_PER_ROOM", value_name = "N")]
+    pub max_participants_per_room: Option<usize>,
+
+    /// Largest signalling message accepted, in bytes (larger ones get a `too_large` error).
+    /// Default: 65536.
+    #[arg(long, env = "ORBITA_MAX_MESSAGE_BYTES", value_name = "BYTES")]
+    pub max_message_bytes: Option<usize>,
+
+    /// Longest chat message, in characters. Default: 4000.
+    #[arg(long, env = "ORBITA_MAX_CHAT_CHARS", value_name = "N")]
+    pub max_chat_chars: Option<usize>,
+
+    /// Digits in generated join codes, 4 to 12. Default: 4.
+    #[arg(long, env = "ORBITA_CODE_LENGTH", value_name = "DIGITS")]
+    pub code_length: Option<usize>,
+
+    /// Seconds a room lives on after its last participant left; then it ends and its code is
+    /// free again. Default: 30.
+    #[arg(long, env = "ORBITA_EMPTY_ROOM_GRACE_SECS", value_name = "SECS")]
+    pub empty_room_grace_secs: Option<u64>,
+
+    /// Seconds a room that nobody joined lives before it ends. Default: 3600.
+    #[arg(long, env = "ORBITA_UNUSED_ROOM_TTL_SECS", value_name = "SECS")]
+    pub unused_room_ttl_secs: Option<u64>,
+
+    /// Initial bandwidth estimate towards each subscriber, in kbit/s. Default: 2500.
+    #[arg(long, env = "ORBITA_INITIAL_BITRATE_KBPS", value_name = "KBPS")]
+    pub initial_bitrate_kbps: Option<u64>,
+
+    /// Seconds a participant whose ICE connection dropped is kept for a reconnect.
+    /// Default: 15.
+    #[arg(long, env = "ORBITA_ICE_DISCONNECT_GRACE_SECS", value_name = "SECS")]
+    pub ice_disconnect_grace_secs: Option<u64>,
+
+    /// Seconds shutdown (SIGINT/SIGTERM) waits for participants to be told and connections
+    /// to close. Default: 5.
+    #[arg(long, env = "ORBITA_SHUTDOWN_TIMEOUT_SECS", value_name = "SECS")]
+    pub shutdown_timeout_secs: Option<u64>,
+
+    /// Signalling messages one connection may send per second, with bursts of twice that;
+    /// excess messages get a `rate_limited` error and are dropped. Default: 50.
+    #[arg(long, env = "ORBITA_MESSAGES_PER_SECOND", value_name = "N")]
+    pub messages_per_second: Option<u32>,
+
+    /// Log filter, e.g. `info` or `orbita_sfu=debug,info`. Default: RUST_LOG, else `info`.
+    #[arg(long, env = "ORBITA_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+/// The settings a TOML file may hold; every key is optional and unknown keys are an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // Each field is the setting of the same name in `Settings`.
+pub struct FileSettings {
+    pub http_addr: Option<SocketAddr>,
+    pub public_url: Option<String>,
+    pub udp_addr: Option<SocketAddr>,
+    pub tcp_addr: Option<TcpAddrSetting>,
+    pub announce_ips: Option<Vec<IpAddr>>,
+    pub workers: Option<usize>,
+    pub max_rooms: Option<usize>,
+    pub max_participants_per_room: Option<usize>,
+    pub max_message_bytes: Option<usize>,
+    pub max_chat_chars: Option<usize>,
+    pub code_length: Option<usize>,
+    pub empty_room_grace_secs: Option<u64>,
+    pub unused_room_ttl_secs: Option<u64>,
+    pub initial_bitrate_kbps: Option<u64>,
+    pub ice_disconnect_grace_secs: Option<u64>,
+    pub shutdown_timeout_secs: Option<u64>,
+    pub messages_per_second: Option<u32>,
+    pub log: Option<String>,
+}
+
+impl FileSettings {
+    /// Parse the TOML text of a settings file.
+    pub fn parse(text: &str) -> anyhow::Result<FileSettings> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// Read and parse a settings file.
+    pub fn load(path: &Path) -> anyhow::Result<FileSettings> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        FileSettings::parse(&text)
+            .with_context(|| format!("invalid config file {}", path.display()))
+    }
+}
+
+impl Settings {
+    /// Settings from the command line and environment (`args`) and the config file it names.
+    pub fn from_args(args: ServeArgs) -> anyhow::Result<Settings> {
+        let file = match &args.config {
+            Some(path) => FileSettings::load(path)?,
+            None => FileSettings::default(),
+        };
+        Settings::resolve(args, file)
+    }
+
+    /// Merge command line/environment over file over defaults, then [`validate`](Self::validate).
+    pub fn resolve(args: ServeArgs, file: FileSettings) -> anyhow::Result<Settings> {
+        let d = Settings::default();
+        // `pick!(name)`: the command line/environment value, else the file's, else the default.
+        macro_rules! pick {
+            ($name:ident) => {
+                args.$name.or(file.$name).unwrap_or(d.$name)
+            };
+        }
+        let settings = Settings {
+            http_addr: pick!(http_addr),
+            public_url: args.public_url.or(file.public_url).or(d.public_url),
+            udp_addr: pick!(udp_addr),
+            tcp_addr: args.tcp_addr.or(file.tcp_addr).map_or(d.tcp_addr, |t| t.0),
+            announce_ips: pick!(announce_ips),
+            workers: pick!(workers),
+            max_rooms: pick!(max_rooms),
+            max_participants_per_room: pick!(max_participants_per_room),
+            max_message_bytes: pick!(max_message_bytes),
+            max_chat_chars: pick!(max_chat_chars),
+            code_length: pick!(code_length),
+            empty_room_grace_secs: pick!(empty_room_grace_secs),
+            unused_room_ttl_secs: pick!(unused_room_ttl_secs),
+            initial_bitrate_kbps: pick!(initial_bitrate_kbps),
+            ice_disconnect_grace_secs: pick!(ice_disconnect_grace_secs),
+            shutdown_timeout_secs: pick!(shutdown_timeout_secs),
+            messages_per_second: pick!(messages_per_second),
+            log: args.log.or(file.log).or(d.log),
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Check that the settings make sense together; the error says which setting is wrong.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        ensure!(
+            (4..=12).contains(&self.code_length),
+            "code_length must be between 4 and 12 digits, not {}",
+            self.code_length
+        );
+        ensure!(self.max_rooms >= 1, "max_rooms must be at least 1");
+        let half_code_space = crate::rooms::code_space(self.code_length) / 2;
+        ensure!(
+            self.max_rooms as u64 <= half_code_space,
+            "max_rooms {} is more than half of the {}-digit code space ({half_code_space}); \
+             raise code_length",
+            self.max_rooms,
+            self.code_length
+        );
+        ensure!(
+            self.max_participants_per_room >= 1,
+            "max_participants_per_room must be at least 1"
+        );
+        ensure!(
+            (1024..=TRANSPORT_MAX_MESSAGE_BYTES).contains(&self.max_message_bytes),
+            "max_message_bytes must be between 1024 and {TRANSPORT_MAX_MESSAGE_BYTES}, not {}",
+            self.max_message_bytes
+        );
+        ensure!(
+            self.max_chat_chars >= 1,
+            "max_chat_chars must be at least 1"
+        );
+        ensure!(
+            self.messages_per_second >= 1,
+            "messages_per_second must be at least 1"
+        );
+        ensure!(
+            self.initial_bitrate_kbps >= 1,
+            "initial_bitrate_kbps must be at least 1"
+        );
+        if let Some(url) = &self.public_url {
+            ensure!(
+                (url.starts_with("http://") || url.starts_with("https://"))
+                    && url.len() > "https://".len()
+                    && !url.contains(char::is_whitespace),
+                "public_url must be an http:// or https:// URL, not `{url}`"
+            );
+        }
+        for ip in &self.announce_ips {
+            ensure!(
+                !ip.is_unspecified() && !ip.is_multicast(),
+                "announce_ips: {ip} cannot be announced; give the IP clients reach this host at"
+            );
+        }
+        if self.announce_ips.is_empty() {
+            let media = std::iter::once(("udp_addr", self.udp_addr))
+                .chain(self.tcp_addr.map(|a| ("tcp_addr", a)));
+            for (name, addr) in media {
+                if addr.ip().is_unspecified() {
+                    bail!(
+                        "{name} {addr} binds every interface, so clients cannot be told which \
+                         IP to send media to: set announce_ips (ORBITA_ANNOUNCE_IPS, \
+                         --announce-ips) to the IP clients reach this host at"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The join-link base URL: `public_url` without a trailing slash, or derived from the
+    /// address the HTTP server actually bound.
+    pub fn public_url_for(&self, bound_http: SocketAddr) -> String {
+        if let Some(url) = &self.public_url {
+            return url.trim_end_matches('/').to_string();
+        }
+        let ip = if bound_http.ip().is_unspecified() {
+            self.announce_ips
+                .first()
+                .copied()
+                .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+        } else {
+            bound_http.ip()
+        };
+        format!("http://{}", SocketAddr::new(ip, bound_http.port()))
+    }
+
+    /// [`empty_room_grace_secs`](Self::empty_room_grace_secs) as a duration.
+    pub fn empty_room_grace(&self) -> Duration {
+        Duration::from_secs(self.empty_room_grace_secs)
+    }
+
+    /// [`unused_room_ttl_secs`](Self::unused_room_ttl_secs) as a duration.
+    pub fn unused_room_ttl(&self) -> Duration {
+        Duration::from_secs(self.unused_room_ttl_secs)
+    }
+
+    /// [`shutdown_timeout_secs`](Self::shutdown_timeout_secs) as a duration.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+    }
+
+    /// The SFU's configuration derived from these settings.
+    pub fn sfu_config(&self) -> orbita_sfu::SfuConfig {
+        orbita_sfu::SfuConfig {
+            udp_bind: self.udp_addr,
+            tcp_bind: self.tcp_addr,
+            announce_ips: self.announce_ips.clone(),
+            workers: self.workers,
+            initial_bitrate_bps: self.initial_bitrate_kbps.saturating_mul(1000),
+            ice_disconnect_grace: Duration::from_secs(self.ice_disconnect_grace_secs),
+            ice_servers: Vec::new(),
+        }
+    }
+
+    /// The limits told to clients at join.
+    pub fn limits(&self) -> orbita_protocol::Limits {
+        orbita_protocol::Limits {
+            max_message_bytes: self.max_message_bytes,
+            max_chat_chars: self.max_chat_chars,
+            max_participants: self.max_participants_per_room,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    fn args(flags: &[&str]) -> ServeArgs {
+        let argv = std::iter::once("serve").chain(flags.iter().copied());
+        ServeArgs::try_parse_from(argv).expect("flags parse")
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let s = Settings::resolve(args(&[]), FileSettings::default()).unwrap();
+        assert_eq!(s.http_addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(s.udp_addr, "127.0.0.1:7882".parse().unwrap());
+        assert_eq!(s.tcp_addr, Some("127.0.0.1:7881".parse().unwrap()));
+        assert_eq!(s.code_length, 4);
+        assert_eq!(s.max_rooms, 1000);
+        assert_eq!(s.messages_per_second, 50);
+        assert_eq!(s.public_url_for(s.http_addr), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn file_beats_default_and_flag_beats_file() {
+        let file = FileSettings::parse(
+            r#"
+            http_addr = "127.0.0.1:9000"
+            max_rooms = 10
+            tcp_addr = "off"
+            announce_ips = ["192.0.2.7"]
+            "#,
+        )
+        .unwrap();
+        let s = Settings::resolve(args(&["--max-rooms", "20"]), file.clone()).unwrap();
+        assert_eq!(
+            s.http_addr,
+            "127.0.0.1:9000".parse().unwrap(),
+            "file beats default"
+        );
+        assert_eq!(s.max_rooms, 20, "flag beats file");
+        assert_eq!(s.tcp_addr, None, "`off` disables ICE-TCP");
+        assert_eq!(s.announce_ips, vec![IpAddr::from([192, 0, 2, 7])]);
+        assert_eq!(s.code_length, 4, "default where neither says");
+
+        let s = Settings::resolve(
+            args(&[
+                "--tcp-addr",
+                "127.0.0.1:1234",
+                "--announce-ips",
+                "192.0.2.1,192.0.2.2",
+            ]),
+            file,
+        )
+        .unwrap();
+        assert_eq!(s.tcp_addr, Some("127.0.0.1:1234".parse().unwrap()));
+        assert_eq!(s.announce_ips.len(), 2);
+    }
+
+    /// The only test that touches the process environment, and the only one that looks at
+    /// `max_chat_chars`, so tests running in parallel cannot observe each other.
+    #[test]
+    fn env_beats_file_and_flag_beats_env() {
+        let file = FileSettings::parse("max_chat_chars = 10").unwrap();
+        std::env::set_var("ORBITA_MAX_CHAT_CHARS", "20");
+        let from_env = Settings::resolve(args(&[]), file.clone());
+        let from_flag = Settings::resolve(args(&["--max-chat-chars", "30"]), file.clone());
+        std::env::remove_var("ORBITA_MAX_CHAT_CHARS");
+        let from_file = Settings::resolve(args(&[]), file);
+        assert_eq!(from_file.unwrap().max_chat_chars, 10, "file beats default");
+        assert_eq!(from_env.unwrap().max_chat_chars, 20, "env beats file");
+        assert_eq!(from_flag.unwrap().max_chat_chars, 30, "flag beats env");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected_by_name() {
+        let err = FileSettings::parse("http_adr = \"127.0.0.1:1\"").unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("http_adr"), "{text}");
+        let err = FileSettings::parse("max_rooms = \"many\"").unwrap_err();
+        assert!(format!("{err:#}").contains("max_rooms"), "{err:#}");
+    }
+
+    #[test]
+    fn bad_values_are_rejected_with_the_setting_named() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--code-length", "3"], "code_length"),
+            (&["--code-length", "13"], "code_length"),
+            (&["--max-rooms", "0"], "max_rooms"),
+            (&["--max-rooms", "5001"], "max_rooms"),
+            (&["--max-message-bytes", "100"], "max_message_bytes"),
+            (&["--udp-addr", "0.0.0.0:7882"], "announce_ips"),
+            (&["--tcp-addr", "[::]:7881"], "announce_ips"),
+            (&["--announce-ips", "0.0.0.0"], "announce_ips"),
+            (&["--public-url", "ftp://x"], "public_url"),
+            (&["--messages-per-second", "0"], "messages_per_second"),
+        ];
+        for (flags, needle) in cases {
+            let err = Settings::resolve(args(flags), FileSettings::default())
+                .expect_err(&format!("{flags:?} should be refused"));
+            assert!(err.to_string().contains(needle), "{flags:?}: {err}");
+        }
+        // An unspecified bind is fine once an announce IP says where clients reach us.
+        let ok = Settings::resolve(
+            args(&[
+                "--udp-addr",
+                "0.0.0.0:7882",
+                "--tcp-addr",
+                "off",
+                "--announce-ips",
+                "192.0.2.9",
+            ]),
+            FileSettings::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            ok.public_url_for("0.0.0.0:8080".parse().unwrap()),
+            "http://192.0.2.9:8080"
+        );
+        assert!(ServeArgs::try_parse_from(["serve", "--announce-ips", "not-an-ip"]).is_err());
+        assert!(ServeArgs::try_parse_from(["serve", "--tcp-addr", "nowhere"]).is_err());
+    }
+
+    #[test]
+    fn public_url_is_derived_or_trimmed() {
+        let mut s = Settings::default();
+        assert_eq!(
+            s.public_url_for("127.0.0.1:4321".parse().unwrap()),
+            "http://127.0.0.1:4321"
+        );
+        s.announce_ips = vec!["192.0.2.1".parse().unwrap()];
+        assert_eq!(
+            s.public_url_for("0.0.0.0:80".parse().unwrap()),
+            "http://192.0.2.1:80"
+        );
+        s.public_url = Some("https://video.example.org/".into());
+        assert_eq!(
+            s.public_url_for("0.0.0.0:80".parse().unwrap()),
+            "https://video.example.org"
+        );
+    }
+
+    /// Every setting's TOML key, plus `config`.
+    const KEYS: [&str; 19] = [
+        "http_addr",
+        "public_url",
+        "udp_addr",
+        "tcp_addr",
+        "announce_ips",
+        "workers",
+        "max_rooms",
+        "max_participants_per_room",
+        "max_message_bytes",
+        "max_chat_chars",
+        "code_length",
+        "empty_room_grace_secs",
+        "unused_room_ttl_secs",
+        "initial_bitrate_kbps",
+        "ice_disconnect_grace_secs",
+        "shutdown_timeout_secs",
+        "messages_per_second",
+        "log",
+        "config",
+    ];
+
+    fn flag_and_env(key: &str) -> (String, String) {
+        (
+            format!("--{}", key.replace('_', "-")),
+            format!("ORBITA_{}", key.to_uppercase()),
+        )
+    }
+
+    #[test]
+    fn help_documents_every_setting_with_its_env_var() {
+        let help = ServeArgs::command().render_long_help().to_string();
+        for key in KEYS {
+            let (flag, env) = flag_and_env(key);
+            assert!(help.contains(&flag), "help lacks {flag}");
+            assert!(help.contains(&env), "help lacks {env}");
+        }
+    }
+
+    #[test]
+    fn configuration_doc_lists_every_setting_and_its_example_is_valid() {
+        let doc = include_str!("../../../docs/configuration.md");
+        for key in KEYS {
+            let (flag, env) = flag_and_env(key);
+            for needle in [format!("`{key}`"), format!("`{flag}`"), format!("`{env}`")] {
+                if key == "config" && needle == "`config`" {
+                    continue; // The file is not a key of itself.
+                }
+                assert!(
+                    doc.contains(&needle),
+                    "docs/configuration.md lacks {needle}"
+                );
+            }
+        }
+        let example = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("a TOML example");
+        let file = FileSettings::parse(example).expect("the example parses");
+        let settings = Settings::resolve(ServeArgs::default(), file).expect("and is valid");
+        assert_eq!(settings.code_length, 6);
+    }
+}

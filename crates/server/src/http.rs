@@ -1,0 +1,318 @@
+//! The HTTP API and pages.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `POST /api/rooms` | 201 `{"code","link"}`; 503 at the room limit |
+//! | `GET /api/rooms/{code}` | 200 `{"code","participants"}`; 404 `unknown_code` |
+//! | `GET /healthz` | `ok` |
+//! | `GET /metrics` | Prometheus text format |
+//! | `GET /`, `GET /r/{code}` | placeholder HTML pages |
+//! | `GET /ws` | the signalling WebSocket ([`crate::ws`]) |
+//!
+//! Every error is JSON: `{"error": "<code>", "message": "<for people>"}`.
+
+use std::time::Instant;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::metrics::{self, ControlStats};
+use crate::pages;
+use crate::rooms::CreateError;
+use crate::state::AppState;
+use crate::ws;
+
+/// The whole HTTP surface of the server.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/rooms", post(create_room))
+        .route("/api/rooms/{code}", get(get_room))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_page))
+        .route("/", get(index_page))
+        .route("/r/{code}", get(room_page))
+        .route("/ws", get(ws::upgrade))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// An error answered as `{"error": code, "message": message}`.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable, machine-readable error code.
+    pub error: &'static str,
+    /// Explanation for people.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with this status, code and message.
+    pub fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            error,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: self.error,
+            message: &self.message,
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Answer of `POST /api/rooms`.
+#[derive(Debug, Serialize)]
+struct CreatedBody {
+    code: String,
+    link: String,
+}
+
+/// Answer of `GET /api/rooms/{code}`.
+#[derive(Debug, Serialize)]
+struct RoomBody {
+    code: String,
+    participants: usize,
+}
+
+async fn create_room(State(state): State<AppState>) -> Result<Response, ApiError> {
+    if state.connections.is_refusing() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the server is shutting down",
+        ));
+    }
+    let room = state
+        .registry
+        .create(Instant::now())
+        .map_err(|e: CreateError| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            )
+        })?;
+    let link = format!("{}/r/{}", state.public_url, room.code);
+    let body = CreatedBody {
+        code: room.code,
+        link: link.clone(),
+    };
+    Ok((StatusCode::CREATED, [(header::LOCATION, link)], Json(body)).into_response())
+}
+
+/// The path's `{code}`, or a JSON error if it cannot be decoded.
+fn code_param(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(code)| code).map_err(|rejection| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            rejection.body_text(),
+        )
+    })
+}
+
+async fn get_room(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<RoomBody>, ApiError> {
+    let code = code_param(path)?;
+    match state.registry.get(&code) {
+        Some(room) => Ok(Json(RoomBody {
+            code: room.code,
+            participants: room.participants,
+        })),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_code",
+            format!("no room has code {}", crate::ws::shown(&code)),
+        )),
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn metrics_page(State(state): State<AppState>) -> Response {
+    let control = ControlStats {
+        rooms: state.registry.room_count(),
+        participants: state.registry.participant_count(),
+        ws_connections: state.connections.count(),
+    };
+    let sfu = state.backend.stats();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics::render(&control, &sfu),
+    )
+        .into_response()
+}
+
+async fn index_page() -> Html<String> {
+    Html(pages::index())
+}
+
+async fn room_page(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let code = code_param(path)?;
+    let known = state.registry.get(&code).is_some();
+    let status = if known {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    Ok((status, Html(pages::room(&code, known, &state.public_url))).into_response())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not accept that method",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::FakeBackend;
+    use crate::Settings;
+    use axum::body::Body;
+    use axum::http::Request;
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    fn app(settings: Settings) -> (Router, AppState) {
+        let state = AppState::new(
+            settings,
+            "http://orbita.test".into(),
+            Arc::new(FakeBackend::default()),
+        );
+        (router(state.clone()), state)
+    }
+
+    async fn call(app: &Router, method: &str, uri: &str) -> (StatusCode, String) {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    fn json(text: &str) -> serde_json::Value {
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    }
+
+    #[tokio::test]
+    async fn post_rooms_creates_a_room_with_code_and_link() {
+        let (app, _) = app(Settings::default());
+        let (status, body) = call(&app, "POST", "/api/rooms").await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let body = json(&body);
+        let code = body["code"].as_str().unwrap();
+        assert_eq!(code.len(), 4);
+        assert_eq!(body["link"], format!("http://orbita.test/r/{code}"));
+
+        let (status, room) = call(&app, "GET", &format!("/api/rooms/{code}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            json(&room),
+            serde_json::json!({"code": code, "participants": 0})
+        );
+
+        let (status, page) = call(&app, "GET", &format!("/r/{code}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains(code));
+    }
+
+    #[tokio::test]
+    async fn unknown_codes_get_a_json_404() {
+        let (app, _) = app(Settings::default());
+        let (status, body) = call(&app, "GET", "/api/rooms/0000").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let body = json(&body);
+        assert_eq!(body["error"], "unknown_code");
+        assert!(body["message"].as_str().unwrap().contains("0000"));
+
+        let (status, page) = call(&app, "GET", "/r/%3Cscript%3E").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(!page.contains("<script>"), "code must be escaped: {page}");
+    }
+
+    #[tokio::test]
+    async fn room_limit_gives_503_json() {
+        let (app, _) = app(Settings {
+            max_rooms: 1,
+            ..Settings::default()
+        });
+        assert_eq!(
+            call(&app, "POST", "/api/rooms").await.0,
+            StatusCode::CREATED
+        );
+        let (status, body) = call(&app, "POST", "/api/rooms").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(json(&body)["error"], "unavailable");
+    }
+
+    #[tokio::test]
+    async fn health_metrics_pages_and_json_errors() {
+        let (app, _) = app(Settings::default());
+        assert_eq!(
+            call(&app, "GET", "/healthz").await,
+            (StatusCode::OK, "ok".into())
+        );
+        call(&app, "POST", "/api/rooms").await;
+        let (status, metrics) = call(&app, "GET", "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(metrics.contains("\norbita_rooms 1\n"), "{metrics}");
+        assert!(metrics.contains("orbita_packets_in_total 0"));
+        let (status, index) = call(&app, "GET", "/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(index.contains("Orbita"));
+
+        let (status, body) = call(&app, "GET", "/nope").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(json(&body)["error"], "not_found");
+        let (status, body) = call(&app, "DELETE", "/api/rooms").await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(json(&body)["error"], "method_not_allowed");
+        // A plain GET of the WebSocket endpoint is a JSON error, not a hang or a crash.
+        let (status, body) = call(&app, "GET", "/ws").await;
+        assert!(status.is_client_error(), "{status}");
+        assert_eq!(json(&body)["error"], "websocket_required");
+    }
+}

@@ -1,0 +1,46 @@
+//! Orbita's control plane: settings, rooms by join code, the HTTP API and WebSocket signalling
+//! in front of the SFU (`orbita-sfu`).
+//!
+//! - [`config`]: [`Settings`] from defaults, a TOML file, `ORBITA_*` variables and flags.
+//! - [`rooms`]: join codes, participant counts and room end ([`RoomRegistry`]).
+//! - [`http`]: the REST API, health, metrics and placeholder pages.
+//! - [`ws`]: one task per signalling WebSocket (`/ws`).
+//! - [`backend`]: the [`MediaBackend`] trait the control plane drives, implemented by
+//!   [`orbita_sfu::Sfu`] and by [`testing::FakeBackend`].
+//! - [`serve`]: [`start`] / [`RunningServer`] for tests and embedding, [`run_serve`] for
+//!   `orbita serve`.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let settings = orbita_server::Settings {
+//!     http_addr: "127.0.0.1:0".parse()?,
+//!     udp_addr: "127.0.0.1:0".parse()?,
+//!     tcp_addr: None,
+//!     ..Default::default()
+//! };
+//! let server = orbita_server::start(settings).await?;
+//! println!("signalling at {}", server.ws_url());
+//! server.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod config;
+pub mod connections;
+pub mod http;
+pub mod metrics;
+pub mod pages;
+pub mod ratelimit;
+pub mod rooms;
+pub mod serve;
+pub mod state;
+pub mod testing;
+pub mod ws;
+
+pub use backend::{MediaBackend, MediaParticipant};
+pub use config::{FileSettings, ServeArgs, Settings};
+pub use rooms::RoomRegistry;
+pub use serve::{run_serve, start, start_with_backend, RunningServer};
+pub use state::AppState;

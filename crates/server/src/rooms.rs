@@ -1,0 +1,477 @@
+//! Rooms by join code: code generation, participant counts and room end.
+//!
+//! The registry maps each live join code to its SFU room. A code is `code_length` random
+//! digits, unique among live rooms; at most `max_rooms` rooms live at once, and never more
+//! than half of the code space, so a code cannot be guessed by trying a handful and a new one
+//! is found in about two draws. A room ends (the SFU closes it and the code is free again)
+//! `empty_room_grace` after its last participant left, or `unused_room_ttl` after it was made
+//! if nobody ever joined. [`spawn_reaper`] checks once a second.
+//!
+//! Times are passed in as [`Instant`]s so the rules are tested without sleeping.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use orbita_sfu::RoomId;
+use parking_lot::Mutex;
+use rand::Rng;
+
+use crate::backend::MediaBackend;
+
+/// How many codes of `code_length` digits there are (10^len, saturating).
+pub fn code_space(code_length: usize) -> u64 {
+    10u64.saturating_pow(code_length.min(19) as u32)
+}
+
+/// The registry's limits and timings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomRules {
+    /// Digits per generated code.
+    pub code_length: usize,
+    /// Most live rooms.
+    pub max_rooms: usize,
+    /// Most participants per room.
+    pub max_participants: usize,
+    /// How long an empty room lives on after its last participant left.
+    pub empty_room_grace: Duration,
+    /// How long a never-joined room lives.
+    pub unused_room_ttl: Duration,
+}
+
+impl RoomRules {
+    /// The rules from the server settings.
+    pub fn from_settings(s: &crate::Settings) -> RoomRules {
+        RoomRules {
+            code_length: s.code_length,
+            max_rooms: s.max_rooms,
+            max_participants: s.max_participants_per_room,
+            empty_room_grace: s.empty_room_grace(),
+            unused_room_ttl: s.unused_room_ttl(),
+        }
+    }
+
+    /// The most live rooms: `max_rooms`, and at most half of the code space.
+    pub fn room_capacity(&self) -> usize {
+        let half = code_space(self.code_length) / 2;
+        self.max_rooms
+            .min(usize::try_from(half).unwrap_or(usize::MAX))
+    }
+}
+
+/// A newly made room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedRoom {
+    /// Its join code.
+    pub code: String,
+    /// Its id in the SFU.
+    pub id: RoomId,
+}
+
+/// Why no room could be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateError {
+    /// As many rooms live as the limits allow.
+    AtCapacity {
+        /// The limit.
+        capacity: usize,
+    },
+}
+
+impl std::fmt::Display for CreateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CreateError::AtCapacity { capacity } => write!(
+                f,
+                "the server already hosts its maximum of {capacity} rooms; try again later"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CreateError {}
+
+/// Why a participant could not enter a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnterError {
+    /// No live room has the code.
+    UnknownCode,
+    /// The room has `max_participants` participants.
+    Full {
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// A public view of one room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomInfo {
+    /// Join code.
+    pub code: String,
+    /// SFU room id.
+    pub id: RoomId,
+    /// Participants in it now.
+    pub participants: usize,
+}
+
+#[derive(Debug)]
+struct Room {
+    id: RoomId,
+    participants: usize,
+    created: Instant,
+    /// When the room last became empty; `None` while occupied or never joined.
+    empty_since: Option<Instant>,
+}
+
+impl Room {
+    /// Whether the room has ended by `now`.
+    fn expired(&self, now: Instant, rules: &RoomRules) -> bool {
+        if self.participants > 0 {
+            return false;
+        }
+        match self.empty_since {
+            Some(since) => now.saturating_duration_since(since) >= rules.empty_room_grace,
+            None => now.saturating_duration_since(self.created) >= rules.unused_room_ttl,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    rooms: HashMap<String, Room>,
+}
+
+/// The live rooms by code. Shared (`Arc`) by the HTTP API, the signalling connections and the
+/// reaper.
+pub struct RoomRegistry {
+    rules: RoomRules,
+    backend: Arc<dyn MediaBackend>,
+    inner: Mutex<Inner>,
+}
+
+impl RoomRegistry {
+    /// An empty registry that makes and closes rooms in `backend`.
+    pub fn new(rules: RoomRules, backend: Arc<dyn MediaBackend>) -> RoomRegistry {
+        RoomRegistry {
+            rules,
+            backend,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> &RoomRules {
+        &self.rules
+    }
+
+    /// Make a room with a fresh code, at `now`.
+    pub fn create(&self, now: Instant) -> Result<CreatedRoom, CreateError> {
+        let capacity = self.rules.room_capacity();
+        let mut inner = self.inner.lock();
+        if inner.rooms.len() >= capacity {
+            return Err(CreateError::AtCapacity { capacity });
+        }
+        // At most half the codes are taken, so each draw succeeds with probability >= 1/2.
+        let mut rng = rand::rng();
+        let code = loop {
+            let code: String = (0..self.rules.code_length)
+                .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+                .collect();
+            if !inner.rooms.contains_key(&code) {
+                break code;
+            }
+        };
+        // `Sfu::create_room` only hands the room to a worker, so it is fine under the lock,
+        // which keeps the code reserved and the id recorded in one step.
+        let id = self.backend.create_room(&code);
+        inner.rooms.insert(
+            code.clone(),
+            Room {
+                id,
+                participants: 0,
+                created: now,
+                empty_since: None,
+            },
+        );
+        tracing::info!(%code, room = id, "room created");
+        Ok(CreatedRoom { code, id })
+    }
+
+    /// The room with this code, if it is live.
+    pub fn get(&self, code: &str) -> Option<RoomInfo> {
+        let inner = self.inner.lock();
+        inner.rooms.get(code).map(|room| RoomInfo {
+            code: code.to_string(),
+            id: room.id,
+            participants: room.participants,
+        })
+    }
+
+    /// Take a place in the room with this code. The place is given back when the returned
+    /// [`Seat`] is dropped.
+    pub fn enter(self: &Arc<Self>, code: &str) -> Result<Seat, EnterError> {
+        let mut inner = self.inner.lock();
+        let room = inner.rooms.get_mut(code).ok_or(EnterError::UnknownCode)?;
+        if room.participants >= self.rules.max_participants {
+            return Err(EnterError::Full {
+                max: self.rules.max_participants,
+            });
+        }
+        room.participants += 1;
+        room.empty_since = None;
+        Ok(Seat {
+            registry: Arc::clone(self),
+            code: code.to_string(),
+            room: room.id,
+        })
+    }
+
+    /// Give back a place in a room, at `now`.
+    fn leave(&self, code: &str, room_id: RoomId, now: Instant) {
+        let mut inner = self.inner.lock();
+        if let Some(room) = inner.rooms.get_mut(code).filter(|r| r.id == room_id) {
+            room.participants = room.participants.saturating_sub(1);
+            if room.participants == 0 {
+                room.empty_since = Some(now);
+            }
+        }
+    }
+
+    /// End the rooms whose time is up at `now`: close them in the SFU and free their codes.
+    /// Returns the codes that were freed.
+    pub fn reap(&self, now: Instant) -> Vec<String> {
+        let ended: Vec<(String, RoomId)> = {
+            let mut inner = self.inner.lock();
+            let codes: Vec<String> = inner
+                .rooms
+                .iter()
+                .filter(|(_, room)| room.expired(now, &self.rules))
+                .map(|(code, _)| code.clone())
+                .collect();
+            codes
+                .into_iter()
+                .filter_map(|code| inner.rooms.remove(&code).map(|room| (code, room.id)))
+                .collect()
+        };
+        for (code, id) in &ended {
+            tracing::info!(%code, room = id, "room ended");
+            self.backend.close_room(*id);
+        }
+        ended.into_iter().map(|(code, _)| code).collect()
+    }
+
+    /// Live rooms.
+    pub fn room_count(&self) -> usize {
+        self.inner.lock().rooms.len()
+    }
+
+    /// Participants over all rooms.
+    pub fn participant_count(&self) -> usize {
+        self.inner
+            .lock()
+            .rooms
+            .values()
+            .map(|r| r.participants)
+            .sum()
+    }
+}
+
+/// A participant's place in a room; dropping it gives the place back.
+#[must_use = "dropping the seat leaves the room at once"]
+pub struct Seat {
+    registry: Arc<RoomRegistry>,
+    code: String,
+    room: RoomId,
+}
+
+impl Seat {
+    /// The room's join code.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The room's SFU id.
+    pub fn room(&self) -> RoomId {
+        self.room
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.registry.leave(&self.code, self.room, Instant::now());
+    }
+}
+
+/// Run [`RoomRegistry::reap`] once a second until the task is aborted.
+pub fn spawn_reaper(registry: Arc<RoomRegistry>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let registry = Arc::clone(&registry);
+            // Closing rooms calls into the SFU; keep that off the async worker threads.
+            let _ = tokio::task::spawn_blocking(move || registry.reap(Instant::now())).await;
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::FakeBackend;
+    use std::collections::HashSet;
+
+    fn rules() -> RoomRules {
+        RoomRules {
+            code_length: 4,
+            max_rooms: 1000,
+            max_participants: 2,
+            empty_room_grace: Duration::from_secs(30),
+            unused_room_ttl: Duration::from_secs(3600),
+        }
+    }
+
+    fn registry(rules: RoomRules) -> (Arc<RoomRegistry>, Arc<FakeBackend>) {
+        let backend = Arc::new(FakeBackend::default());
+        (Arc::new(RoomRegistry::new(rules, backend.clone())), backend)
+    }
+
+    #[test]
+    fn codes_are_digits_of_the_configured_length() {
+        for len in [4, 7, 12] {
+            let (reg, _) = registry(RoomRules {
+                code_length: len,
+                ..rules()
+            });
+            let room = reg.create(Instant::now()).unwrap();
+            assert_eq!(room.code.len(), len);
+            assert!(
+                room.code.bytes().all(|b| b.is_ascii_digit()),
+                "{}",
+                room.code
+            );
+        }
+    }
+
+    #[test]
+    fn codes_are_unique_up_to_half_the_code_space() {
+        // 4 digits: 10000 codes, so at most 5000 live rooms even if max_rooms allows more.
+        let (reg, backend) = registry(RoomRules {
+            max_rooms: 9000,
+            ..rules()
+        });
+        let now = Instant::now();
+        let codes: HashSet<String> = (0..5000).map(|_| reg.create(now).unwrap().code).collect();
+        assert_eq!(codes.len(), 5000);
+        assert_eq!(
+            reg.create(now),
+            Err(CreateError::AtCapacity { capacity: 5000 })
+        );
+        assert_eq!(backend.rooms_created(), 5000);
+    }
+
+    #[test]
+    fn max_rooms_is_enforced_and_reaping_frees_room() {
+        let (reg, _) = registry(RoomRules {
+            max_rooms: 2,
+            ..rules()
+        });
+        let t0 = Instant::now();
+        reg.create(t0).unwrap();
+        reg.create(t0).unwrap();
+        assert!(matches!(
+            reg.create(t0),
+            Err(CreateError::AtCapacity { capacity: 2 })
+        ));
+        assert_eq!(reg.reap(t0 + Duration::from_secs(3600)).len(), 2);
+        assert!(reg.create(t0 + Duration::from_secs(3600)).is_ok());
+    }
+
+    #[test]
+    fn rooms_fill_up_and_seats_are_given_back() {
+        let (reg, _) = registry(rules());
+        let code = reg.create(Instant::now()).unwrap().code;
+        let a = reg.enter(&code).unwrap();
+        let b = reg.enter(&code).unwrap();
+        assert_eq!(reg.enter(&code).err(), Some(EnterError::Full { max: 2 }));
+        assert_eq!(reg.get(&code).unwrap().participants, 2);
+        assert_eq!(reg.participant_count(), 2);
+        drop(a);
+        assert_eq!(reg.get(&code).unwrap().participants, 1);
+        let _c = reg.enter(&code).unwrap();
+        drop(b);
+        assert_eq!(reg.enter("0000x").err(), Some(EnterError::UnknownCode));
+    }
+
+    #[test]
+    fn empty_room_ends_after_grace_and_code_is_freed() {
+        let (reg, backend) = registry(rules());
+        let t0 = Instant::now();
+        let room = reg.create(t0).unwrap();
+        let seat = reg.enter(&room.code).unwrap();
+        // Occupied rooms never end, however old.
+        assert!(reg.reap(t0 + Duration::from_secs(100_000)).is_empty());
+        drop(seat);
+        let left = Instant::now();
+        assert!(reg.reap(left + Duration::from_secs(29)).is_empty());
+        // Someone rejoining within the grace keeps the room.
+        let seat = reg.enter(&room.code).unwrap();
+        drop(seat);
+        let left = Instant::now();
+        assert!(reg.reap(left + Duration::from_secs(29)).is_empty());
+        assert_eq!(
+            reg.reap(left + Duration::from_secs(30)),
+            vec![room.code.clone()]
+        );
+        assert!(reg.get(&room.code).is_none(), "code is free again");
+        assert_eq!(reg.enter(&room.code).err(), Some(EnterError::UnknownCode));
+        assert_eq!(backend.rooms_closed(), vec![room.id]);
+        assert_eq!(reg.room_count(), 0);
+    }
+
+    #[test]
+    fn unused_room_ends_after_ttl() {
+        let (reg, backend) = registry(rules());
+        let t0 = Instant::now();
+        let room = reg.create(t0).unwrap();
+        assert!(reg.reap(t0 + Duration::from_secs(3599)).is_empty());
+        assert_eq!(reg.reap(t0 + Duration::from_secs(3600)), vec![room.code]);
+        assert_eq!(backend.rooms_closed(), vec![room.id]);
+    }
+
+    #[test]
+    fn a_late_seat_of_an_ended_room_does_not_touch_a_new_room_with_its_code() {
+        let (reg, _) = registry(RoomRules {
+            empty_room_grace: Duration::ZERO,
+            ..rules()
+        });
+        let room = reg.create(Instant::now()).unwrap();
+        let seat = reg.enter(&room.code).unwrap();
+        // Simulate the code being reused by another room while the old seat lingers.
+        reg.leave(&room.code, room.id, Instant::now());
+        reg.reap(Instant::now());
+        reg.inner.lock().rooms.insert(
+            room.code.clone(),
+            Room {
+                id: room.id + 1000,
+                participants: 1,
+                created: Instant::now(),
+                empty_since: None,
+            },
+        );
+        drop(seat);
+        assert_eq!(reg.get(&room.code).unwrap().participants, 1);
+    }
+
+    #[test]
+    fn capacity_is_capped_by_code_space() {
+        assert_eq!(code_space(4), 10_000);
+        assert_eq!(code_space(12), 1_000_000_000_000);
+        let r = RoomRules {
+            max_rooms: 1_000_000,
+            ..rules()
+        };
+        assert_eq!(r.room_capacity(), 5000);
+    }
+}

@@ -1,0 +1,226 @@
+//! Starting and stopping the whole server: SFU, room reaper, HTTP + WebSocket.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::backend::MediaBackend;
+use crate::rooms::{spawn_reaper, RoomRegistry};
+use crate::state::AppState;
+use crate::Settings;
+
+/// The reason participants are given at shutdown.
+pub const SHUTDOWN_REASON: &str = "server shutting down";
+
+/// A server running in this process. Dropping it without [`shutdown`](Self::shutdown) stops
+/// the HTTP server and the reaper abruptly but leaves the SFU to its own `Drop`.
+pub struct RunningServer {
+    state: AppState,
+    http_addr: SocketAddr,
+    reaper: JoinHandle<()>,
+    http: JoinHandle<std::io::Result<()>>,
+    stop_http: Option<oneshot::Sender<()>>,
+}
+
+/// Start the server with the real SFU: bind the HTTP listener, start the SFU, serve.
+pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
+    settings.validate()?;
+    let listener = bind_http(settings.http_addr).await?;
+    let config = settings.sfu_config();
+    let sfu = tokio::task::spawn_blocking(move || orbita_sfu::Sfu::start(config))
+        .await
+        .context("the SFU failed to start")?
+        .with_context(|| {
+            let tcp = settings
+                .tcp_addr
+                .map_or_else(|| "off".to_string(), |a| a.to_string());
+            format!(
+                "cannot start the SFU (udp {}, tcp {tcp}); is another process using these ports?",
+                settings.udp_addr
+            )
+        })?;
+    Ok(serve(settings, listener, Arc::new(sfu)))
+}
+
+/// Start the server on another media backend (tests use [`crate::testing::FakeBackend`]).
+pub async fn start_with_backend(
+    settings: Settings,
+    backend: Arc<dyn MediaBackend>,
+) -> anyhow::Result<RunningServer> {
+    settings.validate()?;
+    let listener = bind_http(settings.http_addr).await?;
+    Ok(serve(settings, listener, backend))
+}
+
+async fn bind_http(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {addr} (http_addr)"))
+}
+
+fn serve(
+    settings: Settings,
+    listener: TcpListener,
+    backend: Arc<dyn MediaBackend>,
+) -> RunningServer {
+    let http_addr = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    let public_url = settings.public_url_for(http_addr);
+    let state = AppState::new(settings, public_url, backend);
+    let reaper = spawn_reaper(Arc::clone(&state.registry));
+    let (stop_http, stopped) = oneshot::channel::<()>();
+    let app = crate::http::router(state.clone());
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    tracing::info!(%http_addr, "serving");
+    RunningServer {
+        state,
+        http_addr,
+        reaper,
+        http,
+        stop_http: Some(stop_http),
+    }
+}
+
+impl RunningServer {
+    /// The bound HTTP address (useful with port 0).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The bound media UDP address.
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.state.backend.udp_addr()
+    }
+
+    /// The bound ICE-TCP address, if ICE-TCP is on.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.state.backend.tcp_addr()
+    }
+
+    /// The signalling URL, `ws://HTTP_ADDR/ws`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.http_addr)
+    }
+
+    /// The base URL of join links.
+    pub fn public_url(&self) -> &str {
+        &self.state.public_url
+    }
+
+    /// The room registry (to create rooms or look at counts without HTTP).
+    pub fn registry(&self) -> &Arc<RoomRegistry> {
+        &self.state.registry
+    }
+
+    /// The one line `orbita serve` prints at start.
+    pub fn banner(&self) -> String {
+        let tcp = self
+            .tcp_addr()
+            .map_or_else(|| "off".to_string(), |a| a.to_string());
+        format!(
+            "orbita listening on http://{} (media udp {}, tcp {tcp})",
+            self.http_addr,
+            self.udp_addr()
+        )
+    }
+
+    /// Wait until the HTTP server stops by itself (which only an error makes it do).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        match (&mut self.http).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(anyhow::Error::new(e).context("the HTTP server failed")),
+            Err(e) => Err(anyhow::Error::new(e).context("the HTTP server task failed")),
+        }
+    }
+
+    /// Stop cleanly: refuse new connections, let the SFU tell participants it is going away
+    /// and close their media, close every signalling connection, then stop HTTP. Bounded by
+    /// `shutdown_timeout_secs` (plus a second for the connections to close).
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        let timeout = self.state.settings.shutdown_timeout();
+        let deadline = Instant::now() + timeout;
+        self.reaper.abort();
+        self.state.connections.refuse_new();
+
+        let backend = Arc::clone(&self.state.backend);
+        tokio::task::spawn_blocking(move || backend.shutdown(SHUTDOWN_REASON, timeout))
+            .await
+            .context("SFU shutdown failed")?;
+
+        self.state.connections.close_all();
+        if let Some(stop) = self.stop_http.take() {
+            let _ = stop.send(());
+        }
+        let rest = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(1));
+        let connections = Arc::clone(&self.state.connections);
+        let closed = tokio::time::timeout(rest, async {
+            connections.wait_idle().await;
+            self.wait().await
+        })
+        .await;
+        match closed {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(
+                    open = self.state.connections.count(),
+                    "connections still open at the shutdown timeout; dropping them"
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.reaper.abort();
+        self.http.abort();
+    }
+}
+
+/// `orbita serve`: start, print where, run until SIGINT/SIGTERM, then shut down cleanly.
+pub async fn run_serve(settings: Settings) -> anyhow::Result<()> {
+    let mut server = start(settings).await?;
+    println!("{}", server.banner());
+    tokio::select! {
+        signal = shutdown_signal() => {
+            tracing::info!("{signal} received; shutting down");
+        }
+        result = server.wait() => {
+            return result.and(Err(anyhow::anyhow!("the HTTP server stopped unexpectedly")));
+        }
+    }
+    server.shutdown().await
+}
+
+/// Resolve on SIGINT or SIGTERM, naming the signal.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("cannot listen for SIGTERM");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}

@@ -1,0 +1,40 @@
+//! What every HTTP and WebSocket handler shares.
+
+use std::sync::Arc;
+
+use crate::backend::MediaBackend;
+use crate::connections::Connections;
+use crate::rooms::{RoomRegistry, RoomRules};
+use crate::Settings;
+
+/// Shared state of the control plane; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The resolved settings.
+    pub settings: Arc<Settings>,
+    /// Base URL of join links, without a trailing slash.
+    pub public_url: Arc<str>,
+    /// The media core.
+    pub backend: Arc<dyn MediaBackend>,
+    /// Live rooms by code.
+    pub registry: Arc<RoomRegistry>,
+    /// Open signalling connections.
+    pub connections: Arc<Connections>,
+}
+
+impl AppState {
+    /// State for a server with these settings, reachable at `public_url`, on `backend`.
+    pub fn new(settings: Settings, public_url: String, backend: Arc<dyn MediaBackend>) -> AppState {
+        let registry = Arc::new(RoomRegistry::new(
+            RoomRules::from_settings(&settings),
+            Arc::clone(&backend),
+        ));
+        AppState {
+            settings: Arc::new(settings),
+            public_url: public_url.into(),
+            backend,
+            registry,
+            connections: Arc::new(Connections::default()),
+        }
+    }
+}

@@ -1,0 +1,393 @@
+//! WebSocket signalling (`/ws`): one task per connection.
+//!
+//! A connection reads client messages, checks them (rate, size, JSON, state), answers `ping`
+//! and `leave` itself, turns `join` into a [`MediaBackend::join`](crate::backend::MediaBackend)
+//! and hands everything else to the participant. Messages the SFU sends for the participant
+//! arrive on a bounded channel and are written to the socket. Bad input is answered with an
+//! `error` message; it never closes the connection or touches the room.
+//!
+//! The connection closes when the client closes it or sends `leave`, when the SFU drops the
+//! participant (its channel ends), or at shutdown. Closing drops the participant, which leaves
+//! the room, and then its [`Seat`], which updates the room's participant count.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use orbita_protocol::{parse_client_msg, ClientMsg, ErrorCode, ServerMsg, PROTOCOL_VERSION};
+use tokio::sync::{mpsc, watch};
+
+use crate::backend::MediaParticipant;
+use crate::config::TRANSPORT_MAX_MESSAGE_BYTES;
+use crate::connections::ConnectionGuard;
+use crate::http::ApiError;
+use crate::ratelimit::TokenBucket;
+use crate::rooms::{EnterError, Seat};
+use crate::serve::SHUTDOWN_REASON;
+use crate::state::AppState;
+
+/// Messages the SFU may queue for one participant before it counts as a slow consumer.
+pub const SINK_CAPACITY: usize = 256;
+
+/// Longest display name, in characters (after trimming).
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// How long a closing connection waits for the client's close frame.
+const CLOSE_HANDSHAKE_WAIT: Duration = Duration::from_secs(1);
+
+/// `GET /ws`: upgrade to a signalling connection.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            return ApiError::new(
+                rejection.status(),
+                "websocket_required",
+                format!("/ws is the signalling WebSocket: {}", rejection.body_text()),
+            )
+            .into_response()
+        }
+    };
+    let Some(guard) = state.connections.open() else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the server is shutting down",
+        )
+        .into_response();
+    };
+    upgrade
+        .max_message_size(TRANSPORT_MAX_MESSAGE_BYTES)
+        .max_frame_size(TRANSPORT_MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| Connection::new(state, guard).run(socket))
+}
+
+/// A code as shown in messages: long junk is cut short.
+pub(crate) fn shown(code: &str) -> String {
+    const MAX: usize = 24;
+    match code.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &code[..cut]),
+        None => code.to_string(),
+    }
+}
+
+/// A participant's side of a joined connection. Fields drop in order: the participant leaves
+/// the room before its seat is given back.
+struct Joined {
+    participant: Box<dyn MediaParticipant>,
+    seat: Seat,
+    events: mpsc::Receiver<ServerMsg>,
+}
+
+/// What to do after a client message.
+enum Action {
+    /// Nothing to send.
+    None,
+    /// Send this to the client.
+    Reply(ServerMsg),
+    /// Leave the room, send `left` and close.
+    Leave,
+}
+
+/// What woke the connection loop.
+enum Step {
+    /// A WebSocket message (or the end of the socket).
+    Incoming(Option<Result<Message, axum::Error>>),
+    /// A message from the SFU, or `None` when the SFU dropped the participant.
+    Event(Option<ServerMsg>),
+    /// Shutdown asks the connection to close.
+    Close,
+}
+
+/// Why the connection loop ended.
+enum End {
+    /// The client closed or the socket failed: nothing more to send.
+    ClientGone,
+    /// Close with this code and reason.
+    Close(u16, &'static str),
+}
+
+/// One signalling connection.
+struct Connection {
+    state: AppState,
+    bucket: TokenBucket,
+    joined: Option<Joined>,
+    close_requested: watch::Receiver<bool>,
+    /// Whether `server_shutdown` was sent (so shutdown does not send it twice).
+    told_shutdown: bool,
+    _guard: ConnectionGuard,
+}
+
+impl Connection {
+    fn new(state: AppState, guard: ConnectionGuard) -> Connection {
+        let rate = state.settings.messages_per_second;
+        Connection {
+            bucket: TokenBucket::new(rate, rate.saturating_mul(2), Instant::now()),
+            joined: None,
+            close_requested: state.connections.close_requested(),
+            told_shutdown: false,
+            state,
+            _guard: guard,
+        }
+    }
+
+    async fn run(mut self, mut socket: WebSocket) {
+        tracing::debug!("signalling connection opened");
+        let end = self.serve(&mut socket).await;
+        // Leave the room before saying goodbye, so the count is right when the client looks.
+        let participant = self.joined.take().map(|j| j.participant.id());
+        if let End::Close(code, reason) = end {
+            let frame = CloseFrame {
+                code,
+                reason: reason.into(),
+            };
+            if socket.send(Message::Close(Some(frame))).await.is_ok() {
+                // Let the client answer the close so it sees a clean close, not a reset.
+                let _ = tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, async {
+                    while let Some(Ok(msg)) = socket.recv().await {
+                        if matches!(msg, Message::Close(_)) {
+                            break;
+                        }
+                    }
+                })
+                .await;
+            }
+        }
+        tracing::debug!(participant, "signalling connection closed");
+    }
+
+    /// The connection's main loop.
+    async fn serve(&mut self, socket: &mut WebSocket) -> End {
+        loop {
+            let step = tokio::select! {
+                incoming = socket.recv() => Step::Incoming(incoming),
+                event = next_event(&mut self.joined) => Step::Event(event),
+                _ = wait_true(&mut self.close_requested) => Step::Close,
+            };
+            let action = match step {
+                Step::Incoming(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => {
+                    return End::ClientGone
+                }
+                Step::Incoming(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Step::Incoming(Some(Ok(Message::Binary(_)))) => {
+                    self.admit(0).unwrap_or_else(|| {
+                        Action::Reply(ServerMsg::error(
+                            ErrorCode::BadMessage,
+                            "binary messages are not part of the protocol; send JSON text",
+                        ))
+                    })
+                }
+                Step::Incoming(Some(Ok(Message::Text(text)))) => match self.admit(text.len()) {
+                    Some(refusal) => refusal,
+                    None => self.on_text(text.as_str()),
+                },
+                Step::Event(Some(msg)) => {
+                    self.told_shutdown |= matches!(msg, ServerMsg::ServerShutdown { .. });
+                    Action::Reply(msg)
+                }
+                // The SFU dropped the participant (room closed, ICE failed, shutdown).
+                Step::Event(None) if self.told_shutdown => {
+                    return End::Close(close_code::AWAY, SHUTDOWN_REASON)
+                }
+                Step::Event(None) => {
+                    return End::Close(close_code::NORMAL, "removed from the room")
+                }
+                Step::Close => return self.say_goodbye(socket).await,
+            };
+            match action {
+                Action::None => {}
+                Action::Reply(msg) => {
+                    if send(socket, &msg).await.is_err() {
+                        return End::ClientGone;
+                    }
+                }
+                Action::Leave => {
+                    // Dropping the participant leaves the room; then say so.
+                    self.joined = None;
+                    if send(socket, &ServerMsg::Left).await.is_err() {
+                        return End::ClientGone;
+                    }
+                    return End::Close(close_code::NORMAL, "left");
+                }
+            }
+        }
+    }
+
+    /// At shutdown: pass on what the SFU queued, make sure the client heard
+    /// `server_shutdown`, and close.
+    async fn say_goodbye(&mut self, socket: &mut WebSocket) -> End {
+        if let Some(joined) = &mut self.joined {
+            while let Ok(msg) = joined.events.try_recv() {
+                self.told_shutdown |= matches!(msg, ServerMsg::ServerShutdown { .. });
+                if send(socket, &msg).await.is_err() {
+                    return End::ClientGone;
+                }
+            }
+        }
+        if !self.told_shutdown {
+            let msg = ServerMsg::ServerShutdown {
+                reason: SHUTDOWN_REASON.into(),
+            };
+            if send(socket, &msg).await.is_err() {
+                return End::ClientGone;
+            }
+            self.told_shutdown = true;
+        }
+        End::Close(close_code::AWAY, SHUTDOWN_REASON)
+    }
+
+    /// Rate and size checks every data message passes first; `Some` is the refusal.
+    fn admit(&mut self, bytes: usize) -> Option<Action> {
+        if !self.bucket.try_take(Instant::now()) {
+            let rate = self.state.settings.messages_per_second;
+            return Some(Action::Reply(ServerMsg::error(
+                ErrorCode::RateLimited,
+                format!("more than {rate} messages per second; message dropped"),
+            )));
+        }
+        let limit = self.state.settings.max_message_bytes;
+        (bytes > limit).then(|| {
+            Action::Reply(ServerMsg::error(
+                ErrorCode::TooLarge,
+                format!("message is {bytes} bytes; the limit is {limit}"),
+            ))
+        })
+    }
+
+    /// Handle one text message that passed [`admit`](Self::admit).
+    fn on_text(&mut self, text: &str) -> Action {
+        let msg = match parse_client_msg(text) {
+            Ok(msg) => msg,
+            Err(e) => return Action::Reply(ServerMsg::error(e.code, e.message)),
+        };
+        let Some(joined) = &self.joined else {
+            return match msg {
+                ClientMsg::Ping { id } => Action::Reply(ServerMsg::Pong { id }),
+                ClientMsg::Join { v, code, name } => self.join(v, &code, &name),
+                other => Action::Reply(ServerMsg::error(
+                    ErrorCode::OutOfOrder,
+                    format!("`{}` before `join`; join a room first", type_name(&other)),
+                )),
+            };
+        };
+        let max_chat_chars = self.state.settings.max_chat_chars;
+        match msg {
+            ClientMsg::Ping { id } => Action::Reply(ServerMsg::Pong { id }),
+            ClientMsg::Join { .. } => Action::Reply(ServerMsg::error(
+                ErrorCode::OutOfOrder,
+                format!(
+                    "already joined room {}; one join per connection",
+                    joined.seat.code()
+                ),
+            )),
+            ClientMsg::Leave => Action::Leave,
+            ClientMsg::Chat { text, .. } if text.chars().count() > max_chat_chars => {
+                Action::Reply(ServerMsg::error(
+                    ErrorCode::TooLarge,
+                    format!(
+                        "chat text is {} characters; the limit is {max_chat_chars}",
+                        text.chars().count()
+                    ),
+                ))
+            }
+            msg => {
+                joined.participant.handle(msg);
+                Action::None
+            }
+        }
+    }
+
+    /// Check a `join` and enter the room. The SFU answers with `joined` through the sink.
+    fn join(&mut self, v: u32, code: &str, name: &str) -> Action {
+        let refuse =
+            |code: ErrorCode, message: String| Action::Reply(ServerMsg::error(code, message));
+        if self.state.connections.is_refusing() {
+            return refuse(ErrorCode::Unavailable, "the server is shutting down".into());
+        }
+        if v != PROTOCOL_VERSION {
+            return refuse(
+                ErrorCode::UnsupportedVersion,
+                format!(
+                    "protocol version {v} is not supported; this server speaks {PROTOCOL_VERSION}"
+                ),
+            );
+        }
+        let name = name.trim();
+        let chars = name.chars().count();
+        if !(1..=MAX_NAME_CHARS).contains(&chars) || name.chars().any(char::is_control) {
+            return refuse(
+                ErrorCode::InvalidValue,
+                format!("name must be 1 to {MAX_NAME_CHARS} characters without control characters"),
+            );
+        }
+        let code = code.trim();
+        let seat = match self.state.registry.enter(code) {
+            Ok(seat) => seat,
+            Err(EnterError::UnknownCode) => {
+                return refuse(
+                    ErrorCode::UnknownCode,
+                    format!("no room has code {}", shown(code)),
+                )
+            }
+            Err(EnterError::Full { max }) => {
+                return refuse(
+                    ErrorCode::RoomFull,
+                    format!("room {code} is full ({max} participants)"),
+                )
+            }
+        };
+        let (sink, events) = mpsc::channel(SINK_CAPACITY);
+        let participant = self.state.backend.join(
+            seat.room(),
+            name.to_string(),
+            self.state.settings.limits(),
+            sink,
+        );
+        tracing::info!(code, participant = participant.id(), "joined");
+        self.joined = Some(Joined {
+            participant,
+            seat,
+            events,
+        });
+        Action::None
+    }
+}
+
+/// The next message the SFU sent for the participant; pending forever before join.
+async fn next_event(joined: &mut Option<Joined>) -> Option<ServerMsg> {
+    match joined {
+        Some(joined) => joined.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolve once the flag is `true` (or its sender is gone).
+async fn wait_true(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|&set| set).await;
+}
+
+async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> Result<(), axum::Error> {
+    let text = serde_json::to_string(msg).expect("server messages always serialize");
+    socket.send(Message::Text(text.into())).await
+}
+
+/// The wire `type` of a client message, for error messages.
+fn type_name(msg: &ClientMsg) -> &'static str {
+    match msg {
+        ClientMsg::Join { .. } => "join",
+        ClientMsg::Offer { .. } => "offer",
+        ClientMsg::Answer { .. } => "answer",
+        ClientMsg::Candidate { .. } => "candidate",
+        ClientMsg::Mute { .. } => "mute",
+        ClientMsg::SetQuality { .. } => "set_quality",
+        ClientMsg::Chat { .. } => "chat",
+        ClientMsg::Ping { .. } => "ping",
+        ClientMsg::Leave => "leave",
+    }
+}
