@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use orbita_protocol::{Limits, MaxQuality, PcKind, ServerMsg, SubscribedTrack};
 use str0m::change::SdpPendingOffer;
-use str0m::media::{Mid, Pt, Rid};
+use str0m::media::{Mid, Pt};
 use str0m::rtp::Ssrc;
 use tokio::sync::mpsc::error::TrySendError;
 use tracing::debug;
@@ -79,8 +79,6 @@ pub(crate) struct Participant {
     pub subscriber: Option<RtcPeer>,
     /// Publisher mid -> track id.
     pub published: HashMap<Mid, String>,
-    /// Simulcast rids of each publisher m-line, from the offer.
-    pub offered_rids: HashMap<Mid, Vec<Rid>>,
     /// Publisher SSRC -> track and layer (filled on first sight of each SSRC).
     pub in_streams: HashMap<Ssrc, InStream>,
     /// Subscribed tracks by track id.
@@ -113,7 +111,6 @@ impl Participant {
             publisher: None,
             subscriber: None,
             published: HashMap::new(),
-            offered_rids: HashMap::new(),
             in_streams: HashMap::new(),
             down: HashMap::new(),
             sub_pending: None,

@@ -14,7 +14,7 @@ use orbita_protocol::{
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::{Codec, PayloadParams};
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind as StrKind, Mid, Pt, Rid};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind as StrKind, Mid, Pt, Rid, Rids};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
 use str0m::{Candidate, Event, IceConnectionState};
 use tracing::{debug, info};
@@ -389,7 +389,10 @@ impl Room {
                     }
                     continue;
                 }
-                let rids: Vec<Rid> = p.offered_rids.get(&mid).cloned().unwrap_or_default();
+                let rids: Vec<Rid> = match media.rids_rx() {
+                    Rids::Specific(rids) => rids.clone(),
+                    _ => vec![],
+                };
                 let layers: Vec<PubLayer> = if rids.is_empty() {
                     vec![new_layer(None, None, ctx.now)]
                 } else {
@@ -401,6 +404,12 @@ impl Room {
                         .collect()
                 };
                 let track_id = format!("{}-{}", p.wire_id, crate::next_id());
+                debug!(
+                    "room {}: {track_id} {:?} layers {:?}",
+                    self.label,
+                    t.source,
+                    layers.iter().map(|l| (l.rid, l.width, l.height)).collect::<Vec<_>>()
+                );
                 let info = TrackInfo {
                     track_id: track_id.clone(),
                     participant_id: p.wire_id.clone(),
@@ -700,17 +709,6 @@ impl Room {
                 if let Some(layer) = layer {
                     self.request_keyframe(&track_id, layer, ctx, pending);
                 }
-            }
-            Event::MediaAdded(added) if pc == PcKind::Publisher => {
-                let Some(p) = self.participants.get_mut(&id) else { return };
-                let rids = added
-                    .simulcast
-                    .map(|s| if s.recv.is_empty() { s.send } else { s.recv })
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|l| l.rid)
-                    .collect();
-                p.offered_rids.insert(added.mid, rids);
             }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 if let Some(p) = self.participants.get_mut(&id) {
