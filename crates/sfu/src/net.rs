@@ -77,6 +77,11 @@ pub(crate) struct NetRuntime {
 
 impl NetRuntime {
     pub(crate) fn start(config: SfuConfig) -> io::Result<Self> {
+        if config.udp_bind.port() != 0 {
+            // The reader sockets share the port (SO_REUSEPORT); make sure no other process
+            // holds it, which would otherwise silently split the traffic with us.
+            drop(UdpSocket::bind(config.udp_bind)?);
+        }
         let udp = bind_udp(config.udp_bind)?;
         let udp_local = udp.local_addr()?;
         let tcp = config.tcp_bind.map(TcpListener::bind).transpose()?;
@@ -117,13 +122,20 @@ impl NetRuntime {
         }
         let senders: Vec<Sender<WorkerMsg>> = workers.iter().map(|w| w.tx.clone()).collect();
         let mut threads = Vec::new();
-        {
+        // One reader per worker, each on its own socket bound to the same port with
+        // SO_REUSEPORT: the kernel spreads peers over them by address hash, so receiving scales
+        // with cores; each reader still routes by the shared table to the owning worker.
+        let mut readers = vec![udp];
+        for _ in 1..n_workers {
+            readers.push(bind_udp(udp_local)?);
+        }
+        for (i, socket) in readers.into_iter().enumerate() {
             let shared = shared.clone();
             let senders = senders.clone();
             threads.push(
                 thread::Builder::new()
-                    .name("sfu-udp-read".into())
-                    .spawn(move || udp_reader(udp, &shared, &senders))?,
+                    .name(format!("sfu-udp-read-{i}"))
+                    .spawn(move || udp_reader(socket, &shared, &senders))?,
             );
         }
         if let Some(listener) = tcp {
@@ -285,6 +297,7 @@ impl Drop for NetRuntime {
 fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     let domain = socket2::Domain::for_address(addr);
     let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    socket.set_reuse_port(true)?;
     // Room for bursts (a keyframe to hundreds of subscribers) before the kernel drops.
     let _ = socket.set_recv_buffer_size(8 << 20);
     let _ = socket.set_send_buffer_size(8 << 20);
