@@ -35,7 +35,9 @@ fn vp9_starts_keyframe(payload: &[u8]) -> bool {
     }
     let mut i = 1;
     if picture_id {
-        let Some(&p) = payload.get(i) else { return false };
+        let Some(&p) = payload.get(i) else {
+            return false;
+        };
         i += if p & 0x80 != 0 { 2 } else { 1 };
     }
     let Some(&layers) = payload.get(i) else {
@@ -58,7 +60,9 @@ fn h264_starts_keyframe(payload: &[u8]) -> bool {
             let mut i = 1;
             while i + 2 < payload.len() {
                 let size = u16::from_be_bytes([payload[i], payload[i + 1]]) as usize;
-                let Some(&nal) = payload.get(i + 2) else { break };
+                let Some(&nal) = payload.get(i + 2) else {
+                    break;
+                };
                 if is_key(nal & 0x1f) {
                     return true;
                 }
@@ -144,7 +148,10 @@ mod tests {
         assert!(starts_keyframe(Codec::H264, &[0x65, 1, 2]));
         assert!(!starts_keyframe(Codec::H264, &[0x41, 1, 2]));
         // STAP-A with SPS then PPS.
-        assert!(starts_keyframe(Codec::H264, &[0x78, 0, 2, 0x67, 0, 0, 2, 0x68, 0]));
+        assert!(starts_keyframe(
+            Codec::H264,
+            &[0x78, 0, 2, 0x67, 0, 0, 2, 0x68, 0]
+        ));
         // FU-A start of an IDR slice, and its continuation.
         assert!(starts_keyframe(Codec::H264, &[0x7c, 0x85, 9]));
         assert!(!starts_keyframe(Codec::H264, &[0x7c, 0x05, 9]));

@@ -31,12 +31,15 @@ pub enum Transport {
     Tcp,
 }
 
+/// The keys that route to one connection, kept so they can be removed with it.
+type ConnKeys = (Vec<String>, Vec<(Transport, SocketAddr)>);
+
 #[derive(Default)]
 struct Tables {
     by_ufrag: HashMap<String, Route>,
     by_addr: HashMap<(Transport, SocketAddr), Route>,
     /// What to remove when a connection goes.
-    keys_of: HashMap<ConnId, (Vec<String>, Vec<(Transport, SocketAddr)>)>,
+    keys_of: HashMap<ConnId, ConnKeys>,
 }
 
 /// The routing tables, shared by the socket readers (lookups) and the workers (updates).
@@ -84,7 +87,11 @@ impl Demux {
         if let Some(server_ufrag) = stun_server_ufrag(data) {
             return self.route_stun(transport, source, server_ufrag);
         }
-        self.tables.read().by_addr.get(&(transport, source)).copied()
+        self.tables
+            .read()
+            .by_addr
+            .get(&(transport, source))
+            .copied()
     }
 
     fn route_stun(&self, transport: Transport, source: SocketAddr, ufrag: &str) -> Option<Route> {
@@ -160,8 +167,15 @@ mod tests {
 
     #[test]
     fn parses_the_server_ufrag_from_a_binding_request() {
-        assert_eq!(stun_server_ufrag(&binding_request("srv1:cli9")), Some("srv1"));
-        assert_eq!(stun_server_ufrag(&[0x80, 0x60, 0, 0]), None, "RTP is not STUN");
+        assert_eq!(
+            stun_server_ufrag(&binding_request("srv1:cli9")),
+            Some("srv1")
+        );
+        assert_eq!(
+            stun_server_ufrag(&[0x80, 0x60, 0, 0]),
+            None,
+            "RTP is not STUN"
+        );
         let mut truncated = binding_request("srv1:cli9");
         truncated.truncate(30);
         assert_eq!(stun_server_ufrag(&truncated), None);
@@ -170,18 +184,34 @@ mod tests {
     #[test]
     fn stun_teaches_the_address_and_removal_forgets_it() {
         let d = Demux::new();
-        let route = Route { worker: 1, conn: 42 };
+        let route = Route {
+            worker: 1,
+            conn: 42,
+        };
         d.register_ufrag("srv1", route);
         let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let rtp = [0x80u8, 0x60, 0, 1];
         assert_eq!(d.route(Transport::Udp, peer, &rtp), None);
-        assert_eq!(d.route(Transport::Udp, peer, &binding_request("srv1:x")), Some(route));
+        assert_eq!(
+            d.route(Transport::Udp, peer, &binding_request("srv1:x")),
+            Some(route)
+        );
         assert_eq!(d.route(Transport::Udp, peer, &rtp), Some(route));
-        assert_eq!(d.route(Transport::Tcp, peer, &rtp), None, "transports are apart");
-        assert_eq!(d.route(Transport::Udp, peer, &binding_request("nope:x")), None);
+        assert_eq!(
+            d.route(Transport::Tcp, peer, &rtp),
+            None,
+            "transports are apart"
+        );
+        assert_eq!(
+            d.route(Transport::Udp, peer, &binding_request("nope:x")),
+            None
+        );
         d.remove_conn(42);
         assert_eq!(d.route(Transport::Udp, peer, &rtp), None);
-        assert_eq!(d.route(Transport::Udp, peer, &binding_request("srv1:x")), None);
+        assert_eq!(
+            d.route(Transport::Udp, peer, &binding_request("srv1:x")),
+            None
+        );
         assert_eq!(d.addr_count(), 0);
     }
 }

@@ -210,13 +210,20 @@ mod tests {
         let t1 = t0 + Duration::from_millis(33);
         let out = r.rewrite(&pkt(2, 5001, 780_000, true, 901), t1).unwrap();
         assert_eq!(out.seq, 103, "sequence continues across the switch");
-        assert_eq!(out.ts, 15000 + 2970, "timestamp advances by the 33 ms that passed");
+        assert_eq!(
+            out.ts,
+            15000 + 2970,
+            "timestamp advances by the 33 ms that passed"
+        );
         assert_eq!(out.vp8_picture_id, Some(43));
         assert_eq!(out.vp8_tl0, Some(43));
         // The old layer is no longer forwarded; the new one continues with the same offsets.
         assert_eq!(r.rewrite(&pkt(0, 103, 18000, true, 43), t1), None);
         let out = r.rewrite(&pkt(2, 5002, 783_000, false, 902), t1).unwrap();
-        assert_eq!((out.seq, out.ts, out.vp8_picture_id), (104, 20970, Some(44)));
+        assert_eq!(
+            (out.seq, out.ts, out.vp8_picture_id),
+            (104, 20970, Some(44))
+        );
     }
 
     #[test]

@@ -50,7 +50,10 @@ impl RateMeter {
         if self.last_bps > 0 {
             return self.last_bps;
         }
-        let elapsed = now.saturating_duration_since(self.window_start).as_millis().max(100) as u64;
+        let elapsed = now
+            .saturating_duration_since(self.window_start)
+            .as_millis()
+            .max(100) as u64;
         self.window_bytes * 8 * 1000 / elapsed
     }
 

@@ -91,7 +91,9 @@ impl NetRuntime {
         let udp_dest = SocketAddr::new(ips[0], udp_local.port());
         let tcp_dest = tcp_local.map(|a| SocketAddr::new(ips[0], a.port()));
         let n_workers = if config.workers == 0 {
-            thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
         } else {
             config.workers
         };
@@ -146,9 +148,7 @@ impl NetRuntime {
                     .spawn(move || tcp_acceptor(listener, shared, senders))?,
             );
         }
-        info!(
-            "sfu: udp {udp_local}, tcp {tcp_local:?}, announcing {ips:?}, {n_workers} workers"
-        );
+        info!("sfu: udp {udp_local}, tcp {tcp_local:?}, announcing {ips:?}, {n_workers} workers");
         Ok(NetRuntime {
             shared,
             workers,
@@ -322,7 +322,8 @@ fn announce_ips(config: &SfuConfig, bound: SocketAddr) -> io::Result<Vec<IpAddr>
 }
 
 fn local_candidates(ips: &[IpAddr], udp: u16, tcp: Option<u16>) -> io::Result<Vec<Candidate>> {
-    let bad = |e: str0m::error::IceError| io::Error::new(io::ErrorKind::InvalidInput, e.to_string());
+    let bad =
+        |e: str0m::error::IceError| io::Error::new(io::ErrorKind::InvalidInput, e.to_string());
     let mut out = Vec::new();
     for &ip in ips {
         out.push(Candidate::host(SocketAddr::new(ip, udp), "udp").map_err(bad)?);
@@ -346,7 +347,12 @@ fn udp_reader(socket: UdpSocket, shared: &Shared, workers: &[Sender<WorkerMsg>])
     while !shared.stopping.load(Ordering::Relaxed) {
         let (n, source) = match socket.recv_from(&mut buf) {
             Ok(r) => r,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 continue
             }
             Err(e) => {
@@ -357,7 +363,10 @@ fn udp_reader(socket: UdpSocket, shared: &Shared, workers: &[Sender<WorkerMsg>])
         };
         let data = &buf[..n];
         shared.counters.packets_in.fetch_add(1, Ordering::Relaxed);
-        shared.counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        shared
+            .counters
+            .bytes_in
+            .fetch_add(n as u64, Ordering::Relaxed);
         let Some(route) = shared.demux.route(Transport::Udp, source, data) else {
             shared.counters.unmatched.fetch_add(1, Ordering::Relaxed);
             continue;
@@ -425,7 +434,11 @@ fn tcp_conn(
         .spawn(move || {
             for frame in rx {
                 let len = (frame.len() as u16).to_be_bytes();
-                if writer.write_all(&len).and_then(|_| writer.write_all(&frame)).is_err() {
+                if writer
+                    .write_all(&len)
+                    .and_then(|_| writer.write_all(&frame))
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -444,7 +457,10 @@ fn tcp_conn(
         stream.read_exact(&mut buf[..n])?;
         let data = &buf[..n];
         shared.counters.packets_in.fetch_add(1, Ordering::Relaxed);
-        shared.counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        shared
+            .counters
+            .bytes_in
+            .fetch_add(n as u64, Ordering::Relaxed);
         let Some(route) = shared.demux.route(Transport::Tcp, peer, data) else {
             shared.counters.unmatched.fetch_add(1, Ordering::Relaxed);
             if !routed {

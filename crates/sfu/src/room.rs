@@ -84,9 +84,18 @@ impl Room {
         sink: tokio::sync::mpsc::Sender<ServerMsg>,
         ctx: &mut Ctx,
     ) {
-        let mut p = Participant::new(id, name, limits.clone(), sink, ctx.shared.config.initial_bitrate_bps);
+        let mut p = Participant::new(
+            id,
+            name,
+            limits.clone(),
+            sink,
+            ctx.shared.config.initial_bitrate_bps,
+        );
         if self.participants.len() >= limits.max_participants {
-            p.send(ServerMsg::error(ErrorCode::RoomFull, format!("room {} is full", self.label)));
+            p.send(ServerMsg::error(
+                ErrorCode::RoomFull,
+                format!("room {} is full", self.label),
+            ));
             return;
         }
         let others: Vec<ParticipantInfo> = self
@@ -123,7 +132,12 @@ impl Room {
         let Some(mut p) = self.participants.remove(&id) else {
             return;
         };
-        info!("room {}: {} left ({})", self.label, p.wire_id, p.doomed.unwrap_or("left"));
+        info!(
+            "room {}: {} left ({})",
+            self.label,
+            p.wire_id,
+            p.doomed.unwrap_or("left")
+        );
         let mids: Vec<Mid> = p.published.keys().copied().collect();
         for mid in mids {
             if let Some(track_id) = p.published.remove(&mid) {
@@ -134,7 +148,10 @@ impl Room {
             t.subscribers.retain(|s| *s != id);
         }
         self.pub_codecs.retain(|(owner, _), _| *owner != id);
-        for peer in [p.publisher.as_mut(), p.subscriber.as_mut()].into_iter().flatten() {
+        for peer in [p.publisher.as_mut(), p.subscriber.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             let _ = peer.rtc.close();
             let mut ignored = Vec::new();
             peer.drain(ctx.out, &mut ignored);
@@ -214,13 +231,21 @@ impl Room {
         match msg {
             ClientMsg::Offer { pc, sdp, tracks } => {
                 if pc != PcKind::Publisher {
-                    return self.error(id, ErrorCode::OutOfOrder, "the client offers only on the publisher connection");
+                    return self.error(
+                        id,
+                        ErrorCode::OutOfOrder,
+                        "the client offers only on the publisher connection",
+                    );
                 }
                 self.on_publisher_offer(id, &sdp, tracks, ctx);
             }
             ClientMsg::Answer { pc, sdp } => {
                 if pc != PcKind::Subscriber {
-                    return self.error(id, ErrorCode::OutOfOrder, "the client answers only on the subscriber connection");
+                    return self.error(
+                        id,
+                        ErrorCode::OutOfOrder,
+                        "the client answers only on the subscriber connection",
+                    );
                 }
                 self.on_subscriber_answer(id, &sdp, ctx);
             }
@@ -228,13 +253,23 @@ impl Room {
             ClientMsg::Mute { source, muted } => self.on_mute(id, source, muted),
             ClientMsg::SetQuality { max, track_id } => {
                 let Some(q) = MaxQuality::parse(&max) else {
-                    return self.error(id, ErrorCode::InvalidValue, format!("quality {max:?} is not \"auto\" or WIDTHxHEIGHT"));
+                    return self.error(
+                        id,
+                        ErrorCode::InvalidValue,
+                        format!("quality {max:?} is not \"auto\" or WIDTHxHEIGHT"),
+                    );
                 };
                 let p = self.participants.get_mut(&id).expect("checked");
                 match track_id {
                     Some(t) => match p.down.get_mut(&t) {
                         Some(d) => d.max_quality = Some(q),
-                        None => return self.error(id, ErrorCode::InvalidValue, format!("no subscribed track {t}")),
+                        None => {
+                            return self.error(
+                                id,
+                                ErrorCode::InvalidValue,
+                                format!("no subscribed track {t}"),
+                            )
+                        }
                     },
                     None => {
                         p.max_quality = q;
@@ -260,7 +295,11 @@ impl Room {
         let chars = text.chars().count();
         if text.trim().is_empty() || chars > p.limits.max_chat_chars {
             let max = p.limits.max_chat_chars;
-            return self.error(id, ErrorCode::InvalidValue, format!("chat text must be 1..={max} characters"));
+            return self.error(
+                id,
+                ErrorCode::InvalidValue,
+                format!("chat text must be 1..={max} characters"),
+            );
         }
         let msg = ServerMsg::Chat {
             from: p.wire_id.clone(),
@@ -275,7 +314,12 @@ impl Room {
         match to {
             None => self.broadcast(None, msg),
             Some(to) => {
-                let Some(target) = self.participants.values().find(|o| o.wire_id == to).map(|o| o.id) else {
+                let Some(target) = self
+                    .participants
+                    .values()
+                    .find(|o| o.wire_id == to)
+                    .map(|o| o.id)
+                else {
                     return self.error(id, ErrorCode::InvalidValue, format!("no participant {to}"));
                 };
                 self.send_to(target, msg.clone());
@@ -294,7 +338,11 @@ impl Room {
             .find(|t| self.tracks.get(*t).is_some_and(|t| t.info.source == source))
             .cloned();
         let Some(track_id) = track else {
-            return self.error(id, ErrorCode::InvalidValue, format!("no published {source:?} track"));
+            return self.error(
+                id,
+                ErrorCode::InvalidValue,
+                format!("no published {source:?} track"),
+            );
         };
         let t = self.tracks.get_mut(&track_id).expect("found");
         if t.info.muted == muted {
@@ -316,11 +364,17 @@ impl Room {
         }
         let parsed = match Candidate::from_sdp_string(line) {
             Ok(c) => c,
-            Err(e) => return self.error(id, ErrorCode::InvalidValue, format!("bad candidate: {e}")),
+            Err(e) => {
+                return self.error(id, ErrorCode::InvalidValue, format!("bad candidate: {e}"))
+            }
         };
         let p = self.participants.get_mut(&id).expect("checked");
         let Some(peer) = p.peer_mut(pc) else {
-            return self.error(id, ErrorCode::OutOfOrder, format!("no {pc:?} connection yet"));
+            return self.error(
+                id,
+                ErrorCode::OutOfOrder,
+                format!("no {pc:?} connection yet"),
+            );
         };
         peer.rtc.add_remote_candidate(parsed);
         self.drain_peer(id, pc, ctx);
@@ -329,13 +383,20 @@ impl Room {
     fn on_publisher_offer(&mut self, id: u64, sdp: &str, tracks: Vec<PublishTrack>, ctx: &mut Ctx) {
         let offer = match SdpOffer::from_sdp_string(sdp) {
             Ok(o) => o,
-            Err(e) => return self.error(id, ErrorCode::SdpError, format!("offer does not parse: {e}")),
+            Err(e) => {
+                return self.error(
+                    id,
+                    ErrorCode::SdpError,
+                    format!("offer does not parse: {e}"),
+                )
+            }
         };
         let worker = ctx.worker;
         let p = self.participants.get_mut(&id).expect("checked");
         if p.publisher.is_none() {
             let peer = RtcPeer::new(PcKind::Publisher, ctx.shared, worker, ctx.now);
-            ctx.conns.insert(peer.conn, (self.id, id, PcKind::Publisher));
+            ctx.conns
+                .insert(peer.conn, (self.id, id, PcKind::Publisher));
             p.publisher = Some(peer);
         }
         let peer = p.publisher.as_mut().expect("made above");
@@ -370,7 +431,10 @@ impl Room {
                 };
                 let kind = media.kind();
                 if (kind == StrKind::Audio) != t.source.is_audio() {
-                    errors.push(format!("mid {:?} is {kind:?} but source {:?}", t.mid, t.source));
+                    errors.push(format!(
+                        "mid {:?} is {kind:?} but source {:?}",
+                        t.mid, t.source
+                    ));
                     continue;
                 }
                 if !matches!(media.direction(), Direction::RecvOnly | Direction::SendRecv) {
@@ -408,12 +472,19 @@ impl Room {
                     "room {}: {track_id} {:?} layers {:?}",
                     self.label,
                     t.source,
-                    layers.iter().map(|l| (l.rid, l.width, l.height)).collect::<Vec<_>>()
+                    layers
+                        .iter()
+                        .map(|l| (l.rid, l.width, l.height))
+                        .collect::<Vec<_>>()
                 );
                 let info = TrackInfo {
                     track_id: track_id.clone(),
                     participant_id: p.wire_id.clone(),
-                    kind: if kind == StrKind::Audio { MediaKind::Audio } else { MediaKind::Video },
+                    kind: if kind == StrKind::Audio {
+                        MediaKind::Audio
+                    } else {
+                        MediaKind::Video
+                    },
                     source: t.source,
                     muted: t.muted,
                     simulcast: layers.len() > 1,
@@ -435,11 +506,22 @@ impl Room {
         }
         let removed: Vec<String> = {
             let p = self.participants.get_mut(&id).expect("checked");
-            let gone: Vec<Mid> = p.published.keys().filter(|m| !keep_mids.contains(m)).copied().collect();
-            gone.into_iter().filter_map(|m| p.published.remove(&m)).collect()
+            let gone: Vec<Mid> = p
+                .published
+                .keys()
+                .filter(|m| !keep_mids.contains(m))
+                .copied()
+                .collect();
+            gone.into_iter()
+                .filter_map(|m| p.published.remove(&m))
+                .collect()
         };
         // The new SSRC -> track mapping is learnt again from the streams.
-        self.participants.get_mut(&id).expect("checked").in_streams.clear();
+        self.participants
+            .get_mut(&id)
+            .expect("checked")
+            .in_streams
+            .clear();
         for e in errors {
             self.error(id, ErrorCode::InvalidValue, e);
         }
@@ -457,7 +539,12 @@ impl Room {
         for track_id in added {
             let info = self.tracks[&track_id].info.clone();
             self.broadcast(Some(id), ServerMsg::TrackPublished { track: info });
-            let others: Vec<u64> = self.participants.keys().copied().filter(|o| *o != id).collect();
+            let others: Vec<u64> = self
+                .participants
+                .keys()
+                .copied()
+                .filter(|o| *o != id)
+                .collect();
             for o in &others {
                 self.subscribe(*o, &track_id);
             }
@@ -515,7 +602,11 @@ impl Room {
             return;
         };
         track.subscribers.push(id);
-        let clock = if track.info.kind == MediaKind::Audio { 48_000 } else { 90_000 };
+        let clock = if track.info.kind == MediaKind::Audio {
+            48_000
+        } else {
+            90_000
+        };
         p.down.insert(
             track_id.to_string(),
             DownTrack {
@@ -555,7 +646,8 @@ impl Room {
         }
         if p.subscriber.is_none() {
             let peer = RtcPeer::new(PcKind::Subscriber, ctx.shared, worker, ctx.now);
-            ctx.conns.insert(peer.conn, (room_id, id, PcKind::Subscriber));
+            ctx.conns
+                .insert(peer.conn, (room_id, id, PcKind::Subscriber));
             p.subscriber = Some(peer);
         }
         let peer = p.subscriber.as_mut().expect("made above");
@@ -563,9 +655,19 @@ impl Room {
         for d in p.down.values_mut() {
             match d.state {
                 DownState::ToOpen => {
-                    let kind = if d.info.kind == MediaKind::Audio { StrKind::Audio } else { StrKind::Video };
+                    let kind = if d.info.kind == MediaKind::Audio {
+                        StrKind::Audio
+                    } else {
+                        StrKind::Video
+                    };
                     let stream_id = d.info.participant_id.clone();
-                    let mid = api.add_media(kind, Direction::SendOnly, Some(stream_id), Some(d.track_id.clone()), None);
+                    let mid = api.add_media(
+                        kind,
+                        Direction::SendOnly,
+                        Some(stream_id),
+                        Some(d.track_id.clone()),
+                        None,
+                    );
                     d.state = DownState::Negotiating(mid);
                 }
                 DownState::ToStop(mid) => {
@@ -601,11 +703,21 @@ impl Room {
     fn on_subscriber_answer(&mut self, id: u64, sdp: &str, ctx: &mut Ctx) {
         let answer = match SdpAnswer::from_sdp_string(sdp) {
             Ok(a) => a,
-            Err(e) => return self.error(id, ErrorCode::SdpError, format!("answer does not parse: {e}")),
+            Err(e) => {
+                return self.error(
+                    id,
+                    ErrorCode::SdpError,
+                    format!("answer does not parse: {e}"),
+                )
+            }
         };
         let p = self.participants.get_mut(&id).expect("checked");
         let Some(pending) = p.sub_pending.take() else {
-            return self.error(id, ErrorCode::OutOfOrder, "no subscriber offer is waiting for an answer");
+            return self.error(
+                id,
+                ErrorCode::OutOfOrder,
+                "no subscriber offer is waiting for an answer",
+            );
         };
         let peer = p.subscriber.as_mut().expect("an offer was made");
         if let Err(e) = peer.rtc.sdp_api().accept_answer(pending, answer) {
@@ -699,12 +811,23 @@ impl Room {
         pending.extend(events.into_iter().map(|e| (id, pc, e)));
     }
 
-    fn on_event(&mut self, id: u64, pc: PcKind, event: Event, ctx: &mut Ctx, pending: &mut Pending) {
+    fn on_event(
+        &mut self,
+        id: u64,
+        pc: PcKind,
+        event: Event,
+        ctx: &mut Ctx,
+        pending: &mut Pending,
+    ) {
         match event {
             Event::RtpPacket(pkt) if pc == PcKind::Publisher => self.forward(id, pkt, ctx, pending),
             Event::KeyframeRequest(req) if pc == PcKind::Subscriber => {
-                let Some(p) = self.participants.get_mut(&id) else { return };
-                let Some(d) = p.down_by_mid(req.mid) else { return };
+                let Some(p) = self.participants.get_mut(&id) else {
+                    return;
+                };
+                let Some(d) = p.down_by_mid(req.mid) else {
+                    return;
+                };
                 let (track_id, layer) = (d.track_id.clone(), d.rewriter.current());
                 if let Some(layer) = layer {
                     self.request_keyframe(&track_id, layer, ctx, pending);
@@ -716,7 +839,9 @@ impl Room {
                 }
             }
             Event::IceConnectionStateChange(state) => {
-                let Some(peer) = self.participants.get_mut(&id).and_then(|p| p.peer_mut(pc)) else { return };
+                let Some(peer) = self.participants.get_mut(&id).and_then(|p| p.peer_mut(pc)) else {
+                    return;
+                };
                 match state {
                     IceConnectionState::Connected | IceConnectionState::Completed => {
                         peer.ice_connected = true;
@@ -742,23 +867,45 @@ impl Room {
     /// Forward one RTP packet from participant `id`'s publisher connection.
     fn forward(&mut self, id: u64, pkt: RtpPacket, ctx: &mut Ctx, pending: &mut Pending) {
         let ssrc = pkt.header.ssrc;
-        let Some(p) = self.participants.get_mut(&id) else { return };
-        let stream = match p.in_streams.get(&ssrc) {
-            Some(s) => s.clone(),
-            None => {
-                let Some(peer) = p.publisher.as_mut() else { return };
-                let Some(rx) = peer.rtc.direct_api().stream_rx(&ssrc).map(|s| (s.mid(), s.rid())) else { return };
-                let (mid, rid) = rx;
-                let Some(track_id) = p.published.get(&mid).cloned() else { return };
-                let Some(track) = self.tracks.get(&track_id) else { return };
-                let Some(layer) = track.layers.iter().position(|l| l.rid == rid).or(if track.layers.len() == 1 { Some(0) } else { None }) else {
-                    return;
-                };
-                let s = InStream { track_id, layer };
-                p.in_streams.insert(ssrc, s.clone());
-                s
-            }
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
         };
+        let stream =
+            match p.in_streams.get(&ssrc) {
+                Some(s) => s.clone(),
+                None => {
+                    let Some(peer) = p.publisher.as_mut() else {
+                        return;
+                    };
+                    let Some(rx) = peer
+                        .rtc
+                        .direct_api()
+                        .stream_rx(&ssrc)
+                        .map(|s| (s.mid(), s.rid()))
+                    else {
+                        return;
+                    };
+                    let (mid, rid) = rx;
+                    let Some(track_id) = p.published.get(&mid).cloned() else {
+                        return;
+                    };
+                    let Some(track) = self.tracks.get(&track_id) else {
+                        return;
+                    };
+                    let Some(layer) = track.layers.iter().position(|l| l.rid == rid).or(
+                        if track.layers.len() == 1 {
+                            Some(0)
+                        } else {
+                            None
+                        },
+                    ) else {
+                        return;
+                    };
+                    let s = InStream { track_id, layer };
+                    p.in_streams.insert(ssrc, s.clone());
+                    s
+                }
+            };
         let pt = pkt.header.payload_type;
         let codec_entry = *self.pub_codecs.entry((id, pt)).or_insert_with(|| {
             p.publisher
@@ -766,14 +913,22 @@ impl Room {
                 .and_then(|peer| peer.rtc.codec_config().find(|c| c.pt() == pt).copied())
                 .map(|params| (params, params.spec().codec))
         });
-        let Some((params, codec)) = codec_entry else { return };
-        let Some(track) = self.tracks.get_mut(&stream.track_id) else { return };
+        let Some((params, codec)) = codec_entry else {
+            return;
+        };
+        let Some(track) = self.tracks.get_mut(&stream.track_id) else {
+            return;
+        };
         let is_audio = track.info.kind == MediaKind::Audio;
         let payload = &pkt.payload;
         let keyframe = is_audio || codec::starts_keyframe(codec, payload);
         let layer = &mut track.layers[stream.layer];
         layer.meter.add(ctx.now, payload.len());
-        let vp8 = if codec == Codec::Vp8 { Vp8Descriptor::parse(payload).ok() } else { None };
+        let vp8 = if codec == Codec::Vp8 {
+            Vp8Descriptor::parse(payload).ok()
+        } else {
+            None
+        };
         if keyframe && codec == Codec::Vp8 {
             if let Some((w, h)) = codec::vp8_keyframe_size(payload) {
                 layer.width = w;
@@ -788,24 +943,34 @@ impl Room {
             vp8_picture_id: vp8.and_then(|d| d.picture_id()),
             vp8_tl0: vp8.and_then(|d| d.tl0_pic_idx()),
         };
-        let mut ext = ExtensionValues::default();
-        ext.audio_level = pkt.header.ext_vals.audio_level;
-        ext.voice_activity = pkt.header.ext_vals.voice_activity;
-        ext.video_orientation = pkt.header.ext_vals.video_orientation;
+        let ext = ExtensionValues {
+            audio_level: pkt.header.ext_vals.audio_level,
+            voice_activity: pkt.header.ext_vals.voice_activity,
+            video_orientation: pkt.header.ext_vals.video_orientation,
+            ..Default::default()
+        };
         let mut want_keyframe = false;
         let subscribers = track.subscribers.clone();
         let mut forwarded = 0u64;
         for sub in subscribers {
-            let Some(s) = self.participants.get_mut(&sub) else { continue };
-            let Some(d) = s.down.get_mut(&stream.track_id) else { continue };
-            let (DownState::Open(_), Some(out_ssrc)) = (d.state, d.ssrc) else { continue };
+            let Some(s) = self.participants.get_mut(&sub) else {
+                continue;
+            };
+            let Some(d) = s.down.get_mut(&stream.track_id) else {
+                continue;
+            };
+            let (DownState::Open(_), Some(out_ssrc)) = (d.state, d.ssrc) else {
+                continue;
+            };
             let Some(out) = d.rewriter.rewrite(&input, ctx.now) else {
                 if d.rewriter.waiting_for_keyframe() && d.rewriter.target() == Some(stream.layer) {
                     want_keyframe = true;
                 }
                 continue;
             };
-            let Some(peer) = s.subscriber.as_mut() else { continue };
+            let Some(peer) = s.subscriber.as_mut() else {
+                continue;
+            };
             if !peer.rtc.is_connected() {
                 continue;
             }
@@ -818,10 +983,16 @@ impl Room {
                 }
             };
             let Some(out_pt) = out_pt else { continue };
-            let mut write = RtpWrite::new(out_pt, out.seq.into(), out.ts, pkt.timestamp, pkt.payload.clone())
-                .marker(pkt.header.marker)
-                .nackable(!is_audio)
-                .ext_vals(ext.clone());
+            let mut write = RtpWrite::new(
+                out_pt,
+                out.seq.into(),
+                out.ts,
+                pkt.timestamp,
+                pkt.payload.clone(),
+            )
+            .marker(pkt.header.marker)
+            .nackable(!is_audio)
+            .ext_vals(ext.clone());
             if let (Some(desc), Some(pid)) = (vp8, out.vp8_picture_id) {
                 let mut b = desc.patch().picture_id(pid);
                 if let Some(tl0) = out.vp8_tl0 {
@@ -832,7 +1003,9 @@ impl Room {
                 }
             }
             let mut api = peer.rtc.direct_api();
-            let Some(tx) = api.stream_tx(&out_ssrc) else { continue };
+            let Some(tx) = api.stream_tx(&out_ssrc) else {
+                continue;
+            };
             tx.write_rtp(write);
             forwarded += 1;
             self.drain_into(sub, PcKind::Subscriber, ctx, pending);
@@ -844,20 +1017,40 @@ impl Room {
     }
 
     /// Ask a track's publisher for a keyframe on one layer, at most every 500 ms.
-    fn request_keyframe(&mut self, track_id: &str, layer: usize, ctx: &mut Ctx, pending: &mut Pending) {
-        let Some(track) = self.tracks.get_mut(track_id) else { return };
+    fn request_keyframe(
+        &mut self,
+        track_id: &str,
+        layer: usize,
+        ctx: &mut Ctx,
+        pending: &mut Pending,
+    ) {
+        let Some(track) = self.tracks.get_mut(track_id) else {
+            return;
+        };
         if track.info.kind == MediaKind::Audio {
             return;
         }
-        let Some(l) = track.layers.get_mut(layer) else { return };
-        if l.last_keyframe_request.is_some_and(|t| ctx.now.saturating_duration_since(t) < KEYFRAME_REQUEST_INTERVAL) {
+        let Some(l) = track.layers.get_mut(layer) else {
+            return;
+        };
+        if l.last_keyframe_request
+            .is_some_and(|t| ctx.now.saturating_duration_since(t) < KEYFRAME_REQUEST_INTERVAL)
+        {
             return;
         }
         l.last_keyframe_request = Some(ctx.now);
         let (owner, mid, rid) = (track.owner, track.mid, l.rid);
-        let Some(peer) = self.participants.get_mut(&owner).and_then(|p| p.publisher.as_mut()) else { return };
+        let Some(peer) = self
+            .participants
+            .get_mut(&owner)
+            .and_then(|p| p.publisher.as_mut())
+        else {
+            return;
+        };
         let mut api = peer.rtc.direct_api();
-        let Some(rx) = api.stream_rx_by_mid(mid, rid) else { return };
+        let Some(rx) = api.stream_rx_by_mid(mid, rid) else {
+            return;
+        };
         rx.request_keyframe(KeyframeRequestKind::Pli);
         self.drain_into(owner, PcKind::Publisher, ctx, pending);
     }
@@ -871,11 +1064,20 @@ impl Room {
         for id in ids {
             self.select_layers(id, ctx);
             let p = self.participants.get_mut(&id).expect("listed");
-            let lost = [p.publisher.as_ref(), p.subscriber.as_ref()].into_iter().flatten().any(|peer| {
-                peer.negotiated && peer.disconnected_since.is_some_and(|t| ctx.now.saturating_duration_since(t) > grace)
-            });
+            let lost = [p.publisher.as_ref(), p.subscriber.as_ref()]
+                .into_iter()
+                .flatten()
+                .any(|peer| {
+                    peer.negotiated
+                        && peer
+                            .disconnected_since
+                            .is_some_and(|t| ctx.now.saturating_duration_since(t) > grace)
+                });
             if lost && p.doomed.is_none() {
-                p.send(ServerMsg::error(ErrorCode::Unavailable, "media connection lost"));
+                p.send(ServerMsg::error(
+                    ErrorCode::Unavailable,
+                    "media connection lost",
+                ));
                 p.doomed = Some("ICE connection lost");
             }
         }
@@ -884,25 +1086,42 @@ impl Room {
     /// Choose each received video track's layer for participant `id` and request keyframes
     /// where a switch waits for one.
     fn select_layers(&mut self, id: u64, ctx: &mut Ctx) {
-        let Some(p) = self.participants.get_mut(&id) else { return };
-        let video = p.down.values().filter(|d| d.info.kind == MediaKind::Video && matches!(d.state, DownState::Open(_))).count() as u64;
-        let audio = p.down.values().filter(|d| d.info.kind == MediaKind::Audio).count() as u64;
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        let video = p
+            .down
+            .values()
+            .filter(|d| d.info.kind == MediaKind::Video && matches!(d.state, DownState::Open(_)))
+            .count() as u64;
+        let audio = p
+            .down
+            .values()
+            .filter(|d| d.info.kind == MediaKind::Audio)
+            .count() as u64;
         let budget = p.bwe_bps.saturating_sub(audio * AUDIO_BUDGET_BPS);
-        let share = if video > 0 { budget / video } else { budget };
+        let share = budget.checked_div(video).unwrap_or(budget);
         let mut requests = Vec::new();
         let mut desired = audio * AUDIO_BUDGET_BPS;
         for d in p.down.values_mut() {
             if !matches!(d.state, DownState::Open(_)) {
                 continue;
             }
-            let Some(track) = self.tracks.get(&d.track_id) else { continue };
+            let Some(track) = self.tracks.get(&d.track_id) else {
+                continue;
+            };
             let target = if d.info.kind == MediaKind::Audio {
                 Some(0)
             } else {
                 let views: Vec<LayerView> = track
                     .layers
                     .iter()
-                    .map(|l| LayerView { width: l.width, height: l.height, bps: l.meter.bps(ctx.now), active: l.meter.active(ctx.now) })
+                    .map(|l| LayerView {
+                        width: l.width,
+                        height: l.height,
+                        bps: l.meter.bps(ctx.now),
+                        active: l.meter.active(ctx.now),
+                    })
                     .collect();
                 let quality = d.max_quality.unwrap_or(p.max_quality);
                 if let Some(best) = choose_layer(&views, quality, u64::MAX) {
@@ -925,7 +1144,9 @@ impl Room {
         if changed {
             if let Some(peer) = p.subscriber.as_mut() {
                 p.bwe_desired = desired;
-                peer.rtc.bwe().set_bitrate(Bitrate::bps(desired / 2), Bitrate::bps(desired));
+                peer.rtc
+                    .bwe()
+                    .set_bitrate(Bitrate::bps(desired / 2), Bitrate::bps(desired));
                 self.drain_peer(id, PcKind::Subscriber, ctx);
             }
         }
@@ -939,7 +1160,11 @@ impl Room {
     }
 }
 
-fn new_layer(rid: Option<Rid>, announced: Option<&orbita_protocol::LayerInfo>, now: Instant) -> PubLayer {
+fn new_layer(
+    rid: Option<Rid>,
+    announced: Option<&orbita_protocol::LayerInfo>,
+    now: Instant,
+) -> PubLayer {
     PubLayer {
         rid,
         width: announced.and_then(|l| l.width).unwrap_or(0),

@@ -140,7 +140,10 @@ impl Ctx<'_> {
 
     pub fn counters_forwarded(&self, n: u64) {
         if n > 0 {
-            self.shared.counters.rtp_forwarded.fetch_add(n, Ordering::Relaxed);
+            self.shared
+                .counters
+                .rtp_forwarded
+                .fetch_add(n, Ordering::Relaxed);
         }
     }
 }
@@ -235,7 +238,10 @@ impl Worker {
                 };
                 let (proto, destination) = match transport {
                     Transport::Udp => (Protocol::Udp, self.shared.udp_local),
-                    Transport::Tcp => (Protocol::Tcp, self.shared.tcp_local.unwrap_or(self.shared.udp_local)),
+                    Transport::Tcp => (
+                        Protocol::Tcp,
+                        self.shared.tcp_local.unwrap_or(self.shared.udp_local),
+                    ),
                 };
                 let Ok(contents) = data.as_slice().try_into() else {
                     return true;
@@ -271,7 +277,10 @@ impl Worker {
                 sink,
             } => {
                 if !self.rooms.contains_key(&room) {
-                    let _ = sink.try_send(ServerMsg::error(ErrorCode::UnknownCode, "the room has ended"));
+                    let _ = sink.try_send(ServerMsg::error(
+                        ErrorCode::UnknownCode,
+                        "the room has ended",
+                    ));
                     return true;
                 }
                 self.with_room(room, now, |r, ctx| r.join(id, name, limits, sink, ctx));
