@@ -415,7 +415,8 @@ pub enum MaxQuality {
 
 impl MaxQuality {
     /// The presets the UI offers.
-    pub const PRESETS: [&'static str; 5] = ["640x480", "1280x720", "1920x1080", "3840x2160", "auto"];
+    pub const PRESETS: [&'static str; 5] =
+        ["640x480", "1280x720", "1920x1080", "3840x2160", "auto"];
 
     /// Parse `"auto"` or `"WxH"` (each 16..=7680).
     pub fn parse(s: &str) -> Option<MaxQuality> {
@@ -467,8 +468,14 @@ mod tests {
 
     #[test]
     fn bad_json_and_bad_messages_are_told_apart() {
-        assert_eq!(parse_client_msg("{nope").unwrap_err().code, ErrorCode::BadJson);
-        assert_eq!(parse_client_msg("[1,2]").unwrap_err().code, ErrorCode::BadJson);
+        assert_eq!(
+            parse_client_msg("{nope").unwrap_err().code,
+            ErrorCode::BadJson
+        );
+        assert_eq!(
+            parse_client_msg("[1,2]").unwrap_err().code,
+            ErrorCode::BadJson
+        );
         assert_eq!(
             parse_client_msg(r#"{"type":"fly"}"#).unwrap_err().code,
             ErrorCode::BadMessage

@@ -1,0 +1,830 @@
+//! The coordinator's logic: client requests and node messages in, answers and deliveries out.
+//!
+//! [`Coordinator`] does no network I/O and never reads the clock: each call gets `now`, and
+//! returns what to send to whom ([`Delivery`]). Its state lives in the [`Registry`] (the
+//! database), so several coordinators sharing one database agree; only the code-guessing
+//! throttle is per process. The WebSocket server ([`crate::server`]) is a thin shell around it.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use parking_lot::Mutex;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tracing::{info, warn};
+
+use crate::clock::{self, Millis};
+use crate::config::{self, Plan, ServersFileEntry, Settings};
+use crate::logic::{self, ceil_secs, GuessThrottle, RangeError, ThrottleSettings, Throttled};
+use crate::store::{EndedSession, PlaceError, PlaceRequest, Registry, StoreError};
+use crate::verbs::{
+    parse_client_request, ClientRequest, EndReason, ErrorCode, ErrorReply, FromNode, Registration,
+    ToClient, ToNode,
+};
+
+/// A message for a client or a node. `via` is the id of the coordinator holding that client's
+/// or node's connection: deliver it yourself when it is yours, else queue it in the registry's
+/// outbox for that coordinator ([`Registry::push_outbox`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    /// To a client.
+    Client {
+        /// The client's id.
+        user_id: String,
+        /// The coordinator it talks to.
+        via: String,
+        /// The message.
+        msg: ToClient,
+    },
+    /// To a node.
+    Node {
+        /// The node's name.
+        node: String,
+        /// The coordinator holding its link.
+        via: String,
+        /// The message.
+        msg: ToNode,
+    },
+}
+
+/// What a client request produced: maybe a direct answer, and messages for others (or for
+/// the same client later, e.g. `CONNECT_TO_SESSION` once the node has started the session).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// The answer to send back on the same connection now.
+    pub reply: Option<ToClient>,
+    /// Messages to deliver.
+    pub deliveries: Vec<Delivery>,
+}
+
+impl Outcome {
+    fn reply(msg: ToClient) -> Self {
+        Outcome {
+            reply: Some(msg),
+            deliveries: Vec::new(),
+        }
+    }
+    fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Outcome::reply(ToClient::error(code, message))
+    }
+}
+
+/// What one [`Coordinator::sweep`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sweep {
+    /// Nodes marked down (missed heartbeats).
+    pub nodes_down: Vec<String>,
+    /// Sessions ended (node down, idle, slot over), with their participants.
+    pub ended: Vec<(EndedSession, EndReason)>,
+    /// Plans whose slot is over.
+    pub expired_plans: Vec<Plan>,
+    /// Everyone to tell.
+    pub deliveries: Vec<Delivery>,
+}
+
+/// The coordinator.
+pub struct Coordinator {
+    settings: Settings,
+    id: String,
+    registry: Registry,
+    throttle: Mutex<GuessThrottle>,
+    plans_file: Option<PathBuf>,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut rng = StdRng::from_rng(&mut rand::rng());
+    (0..bytes)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Coordinator {
+    /// Opens the registry the settings name (stage 2: `database_url`; stage 1: memory), loads
+    /// `servers_file` and `plans_file` when given, and returns the coordinator.
+    pub async fn open(settings: Settings, now: Millis) -> Result<Coordinator, String> {
+        settings.validate()?;
+        let registry = if settings.database_url.is_empty() {
+            Registry::in_memory().await
+        } else {
+            Registry::connect(&settings.database_url).await
+        }
+        .map_err(|e| e.to_string())?;
+        let coordinator = Coordinator::with_registry(settings, registry);
+        if let Some(path) = coordinator.settings.servers_file.clone() {
+            let entries = config::load_servers(&path)?;
+            coordinator
+                .reload_servers(&entries)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if let Some(path) = coordinator.plans_file.clone() {
+            let plans = config::load_plans(&path)?;
+            let added = coordinator
+                .registry
+                .import_plans(&plans, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            info!(added, file = %path.display(), "plans loaded");
+        }
+        Ok(coordinator)
+    }
+
+    /// A coordinator over an opened registry (files are not read; see [`Coordinator::open`]).
+    pub fn with_registry(mut settings: Settings, registry: Registry) -> Coordinator {
+        if settings.coordinator_id.is_empty() {
+            settings.coordinator_id = format!("c{}", random_hex(6));
+        }
+        let throttle = GuessThrottle::new(ThrottleSettings {
+            per_second: settings.code_attempts_per_second,
+            burst: settings.code_attempt_burst,
+            max_misses: settings.code_max_misses,
+            window: Settings::ms(settings.code_miss_window_secs),
+            lockout: Settings::ms(settings.code_lockout_secs),
+        });
+        Coordinator {
+            id: settings.coordinator_id.clone(),
+            plans_file: settings.plans_file.clone(),
+            settings,
+            registry,
+            throttle: Mutex::new(throttle),
+        }
+    }
+
+    /// This coordinator's id (the `via` of deliveries it should make itself).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// A fresh client id (`"id"` + 16 hex digits), unique with overwhelming probability
+    /// across coordinators.
+    pub fn new_user_id(&self) -> String {
+        format!("id{}", random_hex(8))
+    }
+
+    /// The first message to a new client.
+    pub fn welcome(&self, user_id: &str) -> ToClient {
+        ToClient::Welcome {
+            user_id: user_id.to_string(),
+        }
+    }
+
+    fn max_codes(&self) -> u64 {
+        (logic::code_space(self.settings.code_length) * self.settings.max_code_space_fraction)
+            .floor() as u64
+    }
+
+    fn unplanned_ms(&self) -> Millis {
+        Settings::min_ms(self.settings.unplanned_session_minutes)
+    }
+
+    /// Stage 1: applies a (re-)read `servers.json`.
+    pub async fn reload_servers(&self, entries: &[ServersFileEntry]) -> Result<(), StoreError> {
+        self.registry
+            .sync_file_servers(entries, self.settings.default_max_sessions)
+            .await
+    }
+
+    async fn node_via(&self, node: &str) -> String {
+        match self.registry.node(node).await {
+            Ok(Some(n)) if !n.link_owner.is_empty() => n.link_owner,
+            _ => self.id.clone(),
+        }
+    }
+
+    fn internal(&self, e: impl std::fmt::Display) -> Outcome {
+        warn!(error = %e, "coordinator registry failure");
+        Outcome::error(
+            ErrorCode::Internal,
+            "the coordinator could not reach its registry; try again",
+        )
+    }
+
+    /// A client's text message (parsed here, so every parse failure gets its own `ERROR`).
+    pub async fn handle_client_text(
+        &self,
+        user_id: &str,
+        addr: IpAddr,
+        text: &str,
+        now: Millis,
+    ) -> Outcome {
+        if text.len() > self.settings.max_message_bytes {
+            return Outcome::error(
+                ErrorCode::MessageTooLarge,
+                format!(
+                    "messages are at most {} bytes",
+                    self.settings.max_message_bytes
+                ),
+            );
+        }
+        match parse_client_request(text) {
+            Ok(req) => self.handle_client(user_id, addr, req, now).await,
+            Err(e) => Outcome::reply(ToClient::Error(e)),
+        }
+    }
+
+    /// A client's request. `addr` is the client's IP (for the code-guessing throttle).
+    pub async fn handle_client(
+        &self,
+        user_id: &str,
+        addr: IpAddr,
+        req: ClientRequest,
+        now: Millis,
+    ) -> Outcome {
+        match req {
+            ClientRequest::GetServers { range } => self.get_servers(&range).await,
+            ClientRequest::PlanSession {
+                rc_name,
+                date,
+                time,
+                duration_minutes,
+            } => {
+                self.plan_session(
+                    user_id,
+                    &rc_name,
+                    &date,
+                    &time,
+                    duration_minutes.as_deref(),
+                    now,
+                )
+                .await
+            }
+            ClientRequest::CreateSession { rc_name } => {
+                self.create_session(user_id, &rc_name, now).await
+            }
+            ClientRequest::ConnectSessionWithCode { code } => {
+                self.connect_with_code(user_id, addr, &code, now).await
+            }
+        }
+    }
+
+    async fn get_servers(&self, range: &str) -> Outcome {
+        let max = self.settings.max_servers_per_request;
+        let (offset, count) = match logic::parse_range(range, max) {
+            Ok(r) => r,
+            Err(RangeError::Malformed) => {
+                return Outcome::error(
+                    ErrorCode::BadRange,
+                    format!("range {range:?} is not \"X-Y\" with X <= Y, e.g. \"0-20\""),
+                )
+            }
+            Err(RangeError::TooLarge) => {
+                return Outcome::error(
+                    ErrorCode::RangeTooLarge,
+                    format!("range {range:?} asks for more than {max} servers at once"),
+                )
+            }
+        };
+        match self.registry.list_entries(offset, count).await {
+            Ok(servers) if servers.is_empty() => Outcome::reply(ToClient::ServersNotFound),
+            Ok(servers) => Outcome::reply(ToClient::ServersFound { servers }),
+            Err(e) => self.internal(e),
+        }
+    }
+
+    async fn check_rc(&self, rc_name: &str) -> Result<(), Outcome> {
+        match self.registry.rc_known(rc_name).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Outcome::error(
+                ErrorCode::UnknownRc,
+                format!("no server offers {rc_name:?}"),
+            )),
+            Err(e) => Err(self.internal(e)),
+        }
+    }
+
+    async fn create_session(&self, user_id: &str, rc_name: &str, now: Millis) -> Outcome {
+        if let Err(o) = self.check_rc(rc_name).await {
+            return o;
+        }
+        self.place(user_id, rc_name, None, now).await
+    }
+
+    /// Places a session and asks its node to start it; the client's `CONNECT_TO_SESSION`
+    /// follows when the node confirms.
+    async fn place(
+        &self,
+        user_id: &str,
+        rc_name: &str,
+        plan: Option<Plan>,
+        now: Millis,
+    ) -> Outcome {
+        let req = PlaceRequest {
+            rc_name: rc_name.to_string(),
+            creator: user_id.to_string(),
+            creator_coordinator: self.id.clone(),
+            plan,
+            exclude: Vec::new(),
+            unplanned_ms: self.unplanned_ms(),
+            code_length: self.settings.code_length,
+            max_codes: self.max_codes(),
+        };
+        let mut rng = StdRng::from_rng(&mut rand::rng());
+        match self.registry.place_session(&req, now, &mut rng).await {
+            Ok(p) => {
+                info!(code = %p.code, node = %p.node, rc_name, "session placed");
+                Outcome {
+                    reply: None,
+                    deliveries: vec![Delivery::Node {
+                        node: p.node,
+                        via: if p.link_owner.is_empty() {
+                            self.id.clone()
+                        } else {
+                            p.link_owner
+                        },
+                        msg: ToNode::CreateSession {
+                            rc_name: rc_name.to_string(),
+                            user_id: user_id.to_string(),
+                            code: p.code,
+                        },
+                    }],
+                }
+            }
+            Err(PlaceError::Busy) => Outcome::reply(ToClient::ServersBusy),
+            Err(PlaceError::CodesExhausted) => Outcome::error(
+                ErrorCode::CodesExhausted,
+                "too many sessions are live or planned; try again later",
+            ),
+            Err(PlaceError::Store(e)) => self.internal(e),
+        }
+    }
+
+    async fn connect_with_code(
+        &self,
+        user_id: &str,
+        addr: IpAddr,
+        code: &str,
+        now: Millis,
+    ) -> Outcome {
+        if let Err(t) = self.throttle.lock().check(addr, now) {
+            return match t {
+                Throttled::RateLimited(ms) => Outcome::reply(ToClient::Error(ErrorReply {
+                    code: ErrorCode::RateLimited,
+                    message: "too many code attempts; slow down".into(),
+                    retry_after_seconds: Some(ceil_secs(ms)),
+                })),
+                Throttled::LockedOut(ms) => Outcome::reply(ToClient::Error(ErrorReply {
+                    code: ErrorCode::LockedOut,
+                    message: "too many wrong codes from this address; try again later".into(),
+                    retry_after_seconds: Some(ceil_secs(ms)),
+                })),
+            };
+        }
+        let code = code.trim();
+        if !logic::is_valid_code(code, self.settings.code_length) {
+            return Outcome::error(
+                ErrorCode::BadCode,
+                format!("a code is {} digits", self.settings.code_length),
+            );
+        }
+        match self.registry.session(code).await {
+            Ok(Some(s)) if s.live => {
+                if let Err(e) = self
+                    .registry
+                    .add_participant(code, user_id, &self.id, now)
+                    .await
+                {
+                    return self.internal(e);
+                }
+                let via = self.node_via(&s.node_name).await;
+                return Outcome {
+                    reply: Some(ToClient::ConnectToSession {
+                        ip: s.ip,
+                        port: s.port,
+                        code: code.to_string(),
+                    }),
+                    deliveries: vec![Delivery::Node {
+                        node: s.node_name,
+                        via,
+                        msg: ToNode::ConnectUserToSession {
+                            code: code.to_string(),
+                            user_id: user_id.to_string(),
+                        },
+                    }],
+                };
+            }
+            Ok(Some(_)) => {
+                return Outcome::reply(ToClient::Error(ErrorReply {
+                    code: ErrorCode::SessionStarting,
+                    message: "the session is starting; ask again in a moment".into(),
+                    retry_after_seconds: Some(1),
+                }))
+            }
+            Ok(None) => {}
+            Err(e) => return self.internal(e),
+        }
+        match self.registry.plan(code).await {
+            Ok(Some(p)) if now < p.start_ms => {
+                let (date, time) = clock::format_date_time(p.start_ms);
+                Outcome::reply(ToClient::Error(ErrorReply {
+                    code: ErrorCode::PlanNotStarted,
+                    message: format!("session {code} is planned for {date} {time} UTC"),
+                    retry_after_seconds: Some(ceil_secs(p.start_ms - now)),
+                }))
+            }
+            Ok(Some(p)) if now < p.end_ms => {
+                // The first person to come during the slot starts the planned session.
+                let rc = p.rc_name.clone();
+                self.place(user_id, &rc, Some(p), now).await
+            }
+            Ok(_) => {
+                if self.throttle.lock().record_miss(addr, now).is_some() {
+                    warn!(%addr, "code guessing: address locked out");
+                }
+                Outcome::reply(ToClient::SessionNotExist)
+            }
+            Err(e) => self.internal(e),
+        }
+    }
+
+    async fn plan_session(
+        &self,
+        user_id: &str,
+        rc_name: &str,
+        date: &str,
+        time: &str,
+        duration: Option<&str>,
+        now: Millis,
+    ) -> Outcome {
+        let day = match clock::parse_date(date) {
+            Ok(d) => d,
+            Err(e) => return Outcome::error(ErrorCode::BadDate, e),
+        };
+        let at = match clock::parse_time(time) {
+            Ok(t) => t,
+            Err(e) => return Outcome::error(ErrorCode::BadTime, e),
+        };
+        let s = &self.settings;
+        let minutes = match duration {
+            None => s.plan_default_minutes,
+            Some(d) => match d.trim().parse::<u64>() {
+                Ok(m) if (s.plan_min_minutes..=s.plan_max_minutes).contains(&m) => m,
+                _ => {
+                    return Outcome::error(
+                        ErrorCode::BadDuration,
+                        format!(
+                            "duration_minutes {d:?} must be a whole number from {} to {}",
+                            s.plan_min_minutes, s.plan_max_minutes
+                        ),
+                    )
+                }
+            },
+        };
+        let start = day + at;
+        let end = start + Settings::min_ms(minutes);
+        // The current minute may still be booked.
+        if start < now - now.rem_euclid(clock::MINUTE) {
+            return Outcome::error(
+                ErrorCode::SlotInPast,
+                format!("{date} {time} UTC has passed"),
+            );
+        }
+        if start > now + (s.plan_horizon_days as Millis) * clock::DAY {
+            return Outcome::error(
+                ErrorCode::SlotTooFar,
+                format!(
+                    "slots can be planned at most {} days ahead",
+                    s.plan_horizon_days
+                ),
+            );
+        }
+        if let Err(o) = self.check_rc(rc_name).await {
+            return o;
+        }
+        let mut rng = StdRng::from_rng(&mut rand::rng());
+        let result = self
+            .registry
+            .plan_session(
+                rc_name,
+                start,
+                end,
+                user_id,
+                self.unplanned_ms(),
+                s.code_length,
+                self.max_codes(),
+                now,
+                &mut rng,
+            )
+            .await;
+        match result {
+            Ok(plan) => {
+                info!(code = %plan.code, rc_name, start, end, "session planned");
+                self.save_plans_file().await;
+                Outcome::reply(ToClient::ConnectionCode { code: plan.code })
+            }
+            Err(PlaceError::Busy) => Outcome::error(
+                ErrorCode::SlotTaken,
+                format!("every server of {rc_name:?} is booked at some time between {date} {time} and {minutes} minutes later (UTC)"),
+            ),
+            Err(PlaceError::CodesExhausted) => Outcome::error(
+                ErrorCode::CodesExhausted,
+                "too many sessions are live or planned; try again later",
+            ),
+            Err(PlaceError::Store(e)) => self.internal(e),
+        }
+    }
+
+    async fn save_plans_file(&self) {
+        let Some(path) = &self.plans_file else { return };
+        match self.registry.plans().await {
+            Ok(plans) => {
+                if let Err(e) = config::save_plans(path, &plans) {
+                    warn!(error = %e, "could not write the plans file");
+                }
+            }
+            Err(e) => warn!(error = %e, "could not read plans"),
+        }
+    }
+
+    // ------------------------------------------------------------------ node link
+
+    /// A node that proved the cluster secret registers (see [`crate::auth`]). The answer is
+    /// `REGISTERED` with the sessions it should still hold.
+    pub async fn register_node(
+        &self,
+        reg: &Registration,
+        now: Millis,
+    ) -> Result<ToNode, StoreError> {
+        let sessions = self.registry.register_node(reg, &self.id, now).await?;
+        info!(node = %reg.server_name, ip = %reg.ip, port = %reg.port, max_sessions = reg.max_sessions, apps = reg.apps.len(), "node registered");
+        Ok(ToNode::Registered {
+            heartbeat_interval_seconds: self.settings.heartbeat_interval_secs,
+            sessions,
+        })
+    }
+
+    /// A message from registered node `node` (on a link this coordinator holds).
+    pub async fn handle_node(&self, node: &str, msg: FromNode, now: Millis) -> Vec<Delivery> {
+        let result = self.handle_node_inner(node, msg, now).await;
+        result.unwrap_or_else(|e| {
+            warn!(node, error = %e, "node message failed");
+            vec![Delivery::Node {
+                node: node.to_string(),
+                via: self.id.clone(),
+                msg: ToNode::Error {
+                    code: "INTERNAL".into(),
+                    message: "the coordinator could not reach its registry".into(),
+                },
+            }]
+        })
+    }
+
+    async fn handle_node_inner(
+        &self,
+        node: &str,
+        msg: FromNode,
+        now: Millis,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let to_node = |msg: ToNode| Delivery::Node {
+            node: node.to_string(),
+            via: self.id.clone(),
+            msg,
+        };
+        match msg {
+            FromNode::Register(_) => Ok(vec![to_node(ToNode::Error {
+                code: "BAD_MESSAGE".into(),
+                message: "already registered".into(),
+            })]),
+            FromNode::Heartbeat(hb) => {
+                if self.registry.heartbeat(node, &hb, &self.id, now).await? {
+                    Ok(Vec::new())
+                } else {
+                    Ok(vec![to_node(ToNode::Error {
+                        code: "NOT_REGISTERED".into(),
+                        message: format!("no node {node:?} is registered"),
+                    })])
+                }
+            }
+            FromNode::ConnectToSession { ip, port, code } => {
+                match self
+                    .registry
+                    .confirm_session(node, &code, &ip, &port, now)
+                    .await?
+                {
+                    Some(s) => {
+                        info!(code = %code, node, "session live");
+                        Ok(vec![
+                            Delivery::Client {
+                                user_id: s.creator.clone(),
+                                via: s.creator_coordinator.clone(),
+                                msg: ToClient::ConnectToSession {
+                                    ip,
+                                    port,
+                                    code: code.clone(),
+                                },
+                            },
+                            to_node(ToNode::ConnectUserToSession {
+                                code,
+                                user_id: s.creator,
+                            }),
+                        ])
+                    }
+                    None => Ok(vec![to_node(ToNode::EndSession {
+                        code,
+                        reason: "unknown_session".into(),
+                    })]),
+                }
+            }
+            FromNode::CreateSessionFailed { code, reason } => {
+                warn!(node, code = %code, reason = %reason, "node refused a session");
+                match self.registry.abandon_session(&code, Some(node)).await? {
+                    Some(s) => Ok(vec![Delivery::Client {
+                        user_id: s.creator,
+                        via: s.creator_coordinator,
+                        msg: ToClient::ServersBusy,
+                    }]),
+                    None => Ok(Vec::new()),
+                }
+            }
+            FromNode::SessionConnectionEstablished {
+                webrtc_connection_data,
+                code,
+                user_id,
+            } => match self
+                .registry
+                .participant_coordinator(&code, &user_id)
+                .await?
+            {
+                Some(via) => Ok(vec![Delivery::Client {
+                    user_id,
+                    via,
+                    msg: ToClient::SessionConnectionEstablished {
+                        webrtc_connection_data,
+                        code,
+                    },
+                }]),
+                None => Ok(Vec::new()),
+            },
+            FromNode::ParticipantLeft { code, user_id } => {
+                let on_node = self
+                    .registry
+                    .session(&code)
+                    .await?
+                    .is_some_and(|s| s.node_name == node);
+                if !on_node {
+                    return Ok(Vec::new());
+                }
+                match self.registry.remove_participant(&code, &user_id).await? {
+                    Some(0) => self.end_session(&code, EndReason::Empty, None).await,
+                    _ => Ok(Vec::new()),
+                }
+            }
+            FromNode::SessionEnded { code, reason } => {
+                let on_node = self
+                    .registry
+                    .session(&code)
+                    .await?
+                    .is_some_and(|s| s.node_name == node);
+                if !on_node {
+                    return Ok(Vec::new());
+                }
+                self.end_session(&code, EndReason::ByNode, Some(reason))
+                    .await
+            }
+        }
+    }
+
+    /// Ends session `code` (an operator, the node's report, or the sweep): frees its code
+    /// and returns who to tell. `reason_text` overrides the reason's wire name.
+    pub async fn end_session(
+        &self,
+        code: &str,
+        reason: EndReason,
+        reason_text: Option<String>,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        Ok(match self.registry.end_session(code).await? {
+            Some(ended) => self.ended_deliveries(&ended, reason, reason_text).await,
+            None => Vec::new(),
+        })
+    }
+
+    async fn ended_deliveries(
+        &self,
+        ended: &EndedSession,
+        reason: EndReason,
+        reason_text: Option<String>,
+    ) -> Vec<Delivery> {
+        let s = &ended.session;
+        let reason_text = reason_text.unwrap_or_else(|| reason.as_str().to_string());
+        info!(code = %s.code, node = %s.node_name, reason = %reason_text, "session ended");
+        let mut out = Vec::new();
+        if !s.live {
+            // Its creator was still waiting for CONNECT_TO_SESSION.
+            out.push(Delivery::Client {
+                user_id: s.creator.clone(),
+                via: s.creator_coordinator.clone(),
+                msg: ToClient::ServersBusy,
+            });
+        }
+        for p in &ended.participants {
+            out.push(Delivery::Client {
+                user_id: p.user_id.clone(),
+                via: p.coordinator_id.clone(),
+                msg: ToClient::SessionEnded {
+                    code: s.code.clone(),
+                    reason: reason_text.clone(),
+                },
+            });
+        }
+        if !matches!(reason, EndReason::NodeDown | EndReason::ByNode) {
+            out.push(Delivery::Node {
+                node: s.node_name.clone(),
+                via: self.node_via(&s.node_name).await,
+                msg: ToNode::EndSession {
+                    code: s.code.clone(),
+                    reason: reason_text,
+                },
+            });
+        }
+        out
+    }
+
+    /// The periodic housekeeping (call about once a second): marks nodes that missed
+    /// heartbeats down and ends their sessions, drops sessions their node never confirmed,
+    /// ends idle sessions and sessions whose planned slot is over, expires past plans, and
+    /// prunes the throttle and the outbox.
+    pub async fn sweep(&self, now: Millis) -> Result<Sweep, StoreError> {
+        let s = &self.settings;
+        let mut out = Sweep::default();
+        for node in self
+            .registry
+            .mark_silent_nodes_down(now, Settings::ms(s.heartbeat_timeout_secs))
+            .await?
+        {
+            warn!(node = %node, "node missed its heartbeats: marked down");
+            for session in self.registry.sessions_on(&node).await? {
+                if let Some(ended) = self.registry.end_session(&session.code).await? {
+                    out.deliveries.extend(
+                        self.ended_deliveries(&ended, EndReason::NodeDown, None)
+                            .await,
+                    );
+                    out.ended.push((ended, EndReason::NodeDown));
+                }
+            }
+            out.nodes_down.push(node);
+        }
+        for code in self
+            .registry
+            .stale_starting(now - Settings::ms(s.node_reply_timeout_secs))
+            .await?
+        {
+            if let Some(session) = self.registry.abandon_session(&code, None).await? {
+                warn!(code = %code, node = %session.node_name, "node did not answer CREATE_SESSION");
+                out.deliveries.push(Delivery::Client {
+                    user_id: session.creator.clone(),
+                    via: session.creator_coordinator.clone(),
+                    msg: ToClient::error(
+                        ErrorCode::NodeTimeout,
+                        "the server chosen for the session did not answer; try again",
+                    ),
+                });
+                out.deliveries.push(Delivery::Node {
+                    via: self.node_via(&session.node_name).await,
+                    node: session.node_name,
+                    msg: ToNode::EndSession {
+                        code,
+                        reason: "timeout".into(),
+                    },
+                });
+            }
+        }
+        let idle = self
+            .registry
+            .idle_sessions(now - Settings::ms(s.session_idle_secs))
+            .await?;
+        let overdue = self.registry.overdue_sessions(now).await?;
+        for (codes, reason) in [(idle, EndReason::Idle), (overdue, EndReason::PlanOver)] {
+            for code in codes {
+                if let Some(ended) = self.registry.end_session(&code).await? {
+                    out.deliveries
+                        .extend(self.ended_deliveries(&ended, reason, None).await);
+                    out.ended.push((ended, reason));
+                }
+            }
+        }
+        out.expired_plans = self.registry.expire_plans(now).await?;
+        if !out.expired_plans.is_empty() {
+            self.save_plans_file().await;
+        }
+        self.throttle.lock().prune(now);
+        self.registry.prune_outbox(now - 60 * clock::SECOND).await?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,34 @@
+//! Orbita's coordinator: one entry point to many session servers ("nodes").
+//!
+//! It implements the user's design (../shared/spec/coordinator-protocol.md, documented in
+//! docs/coordinator.md): clients ask over a WebSocket for the app catalogue (`GET_SERVERS`),
+//! create sessions (`CREATE_SESSION`), join by code (`CONNECT_SESSION_WITH_CODE`) and plan
+//! sessions (`PLAN_SESSION`); nodes keep a persistent, authenticated link over which they
+//! register, send heartbeats and start sessions when asked.
+//!
+//! * [`verbs`]: every JSON message, exactly as the spec writes them.
+//! * [`coordinator::Coordinator`]: the logic, sans I/O (messages and `now` in, deliveries out).
+//! * [`store::Registry`]: nodes, apps, sessions, plans and codes in SQLite, PostgreSQL or
+//!   MySQL/MariaDB (sqlx `Any`), shareable by several coordinators.
+//! * [`logic`]: pure decisions (ranges, placement, slot capacity, codes, throttling).
+//! * [`config`]: settings and the stage-1 files (`servers.json`, `configuration.json`,
+//!   `sessions_planned.json`); [`files`] re-reads them.
+//! * [`auth`]: the node challenge (HMAC of a nonce under the cluster secret).
+//! * [`server`]: the WebSocket endpoints (axum), optional TLS, background tasks.
+//! * [`node`]: the node's end of the link (for `orbita node` and tests).
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod coordinator;
+pub mod files;
+pub mod logic;
+pub mod node;
+pub mod server;
+pub mod store;
+pub mod verbs;
+
+pub use clock::{now_ms, Millis};
+pub use config::Settings;
+pub use coordinator::{Coordinator, Delivery, Outcome, Sweep};
+pub use store::Registry;

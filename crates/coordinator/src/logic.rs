@@ -1,0 +1,407 @@
+//! The coordinator's pure decisions: paging ranges, placement, slot capacity, codes and code
+//! guessing throttles. No I/O and no clock: every function takes `now`.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+
+use rand::Rng;
+
+use crate::clock::{Millis, SECOND};
+
+/// Parses `"X-Y"` (zero-based, inclusive) into `(offset, count)`; `count = Y - X + 1`.
+pub fn parse_range(range: &str, max_count: usize) -> Result<(usize, usize), RangeError> {
+    let (x, y) = range.trim().split_once('-').ok_or(RangeError::Malformed)?;
+    let digits = |s: &str| !s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(x) || !digits(y) {
+        return Err(RangeError::Malformed);
+    }
+    let (x, y): (usize, usize) = (
+        x.parse().map_err(|_| RangeError::Malformed)?,
+        y.parse().map_err(|_| RangeError::Malformed)?,
+    );
+    if y < x {
+        return Err(RangeError::Malformed);
+    }
+    let count = y - x + 1;
+    if count > max_count {
+        return Err(RangeError::TooLarge);
+    }
+    Ok((x, count))
+}
+
+/// Why a range was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeError {
+    /// Not `X-Y` with X <= Y.
+    Malformed,
+    /// More entries than allowed at once.
+    TooLarge,
+}
+
+/// A node as placement sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeLoad {
+    /// The node's name.
+    pub name: String,
+    /// Sessions it may hold.
+    pub max_sessions: u32,
+    /// Sessions it holds now (live and starting, as the registry counts them).
+    pub sessions: u32,
+    /// Participants it reported in its last heartbeat.
+    pub participants: u32,
+}
+
+/// Picks the node for a new session: one with room, fewest sessions, then fewest
+/// participants, then by name (deterministic).
+pub fn choose_node(nodes: &[NodeLoad]) -> Option<&NodeLoad> {
+    nodes
+        .iter()
+        .filter(|n| n.sessions < n.max_sessions)
+        .min_by(|a, b| {
+            (a.sessions, a.participants, &a.name).cmp(&(b.sessions, b.participants, &b.name))
+        })
+}
+
+/// The most intervals `[start, end)` that overlap at any single moment of `[from, to)`.
+pub fn max_concurrent(intervals: &[(Millis, Millis)], from: Millis, to: Millis) -> usize {
+    let mut events: Vec<(Millis, i32)> = Vec::new();
+    for &(s, e) in intervals {
+        let (s, e) = (s.max(from), e.min(to));
+        if s < e {
+            events.push((s, 1));
+            events.push((e, -1));
+        }
+    }
+    // Ends sort before starts at the same instant: [a, b) and [b, c) do not overlap.
+    events.sort_by_key(|&(t, d)| (t, d));
+    let (mut cur, mut best) = (0i32, 0i32);
+    for (_, d) in events {
+        cur += d;
+        best = best.max(cur);
+    }
+    best as usize
+}
+
+/// Whether one more interval `[from, to)` fits under `capacity` given those already booked.
+pub fn slot_fits(booked: &[(Millis, Millis)], from: Millis, to: Millis, capacity: u64) -> bool {
+    (max_concurrent(booked, from, to) as u64) < capacity
+}
+
+/// A random code of `len` digits (leading zeros allowed).
+pub fn random_code(len: usize, rng: &mut impl Rng) -> String {
+    (0..len)
+        .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+        .collect()
+}
+
+/// Whether `code` has the configured shape.
+pub fn is_valid_code(code: &str, len: usize) -> bool {
+    code.len() == len && code.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The number of codes of `len` digits.
+pub fn code_space(len: usize) -> f64 {
+    10f64.powi(len as i32)
+}
+
+/// A token bucket (virtual time).
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    rate_per_ms: f64,
+    burst: f64,
+    tokens: f64,
+    last: Millis,
+}
+
+impl TokenBucket {
+    /// Full bucket.
+    pub fn new(per_second: f64, burst: f64, now: Millis) -> Self {
+        TokenBucket {
+            rate_per_ms: per_second / 1000.0,
+            burst,
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    /// Takes a token; `Err(ms until one is there)` when empty.
+    pub fn take(&mut self, now: Millis) -> Result<(), Millis> {
+        let dt = (now - self.last).max(0) as f64;
+        self.tokens = (self.tokens + dt * self.rate_per_ms).min(self.burst);
+        self.last = now.max(self.last);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - self.tokens) / self.rate_per_ms).ceil() as Millis)
+        }
+    }
+
+    fn idle_full(&self, now: Millis) -> bool {
+        self.tokens + (now - self.last).max(0) as f64 * self.rate_per_ms >= self.burst
+    }
+}
+
+/// Settings of a [`GuessThrottle`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ThrottleSettings {
+    /// Attempts per second per address.
+    pub per_second: f64,
+    /// Burst of attempts.
+    pub burst: u32,
+    /// Misses within `window` that lock the address out.
+    pub max_misses: u32,
+    /// The miss window.
+    pub window: Millis,
+    /// How long a lock-out lasts.
+    pub lockout: Millis,
+}
+
+/// Why an attempt was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Throttled {
+    /// Too fast: retry after this many ms.
+    RateLimited(Millis),
+    /// Too many misses: locked for this many more ms.
+    LockedOut(Millis),
+}
+
+#[derive(Debug, Clone)]
+struct AddrState {
+    bucket: TokenBucket,
+    misses: VecDeque<Millis>,
+    locked_until: Millis,
+}
+
+/// Throttles code guessing per client address: a token-bucket rate limit on attempts, and a
+/// lock-out after `max_misses` wrong codes within `window`. IPv6 addresses count per /64.
+/// Kept in memory: with several coordinators each enforces it for the clients it serves.
+#[derive(Debug)]
+pub struct GuessThrottle {
+    settings: ThrottleSettings,
+    addrs: HashMap<IpAddr, AddrState>,
+}
+
+/// Most addresses tracked at once; beyond it the idle ones are dropped first.
+const MAX_TRACKED: usize = 100_000;
+
+fn key(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return IpAddr::V4(v4);
+            }
+            let mut seg = v6.segments();
+            seg[4..].iter_mut().for_each(|s| *s = 0);
+            IpAddr::V6(seg.into())
+        }
+    }
+}
+
+impl GuessThrottle {
+    /// An empty throttle.
+    pub fn new(settings: ThrottleSettings) -> Self {
+        GuessThrottle {
+            settings,
+            addrs: HashMap::new(),
+        }
+    }
+
+    /// Call before looking a code up: refuses when locked out or too fast.
+    pub fn check(&mut self, addr: IpAddr, now: Millis) -> Result<(), Throttled> {
+        if self.addrs.len() >= MAX_TRACKED {
+            self.prune(now);
+        }
+        let s = self.settings;
+        let st = self.addrs.entry(key(addr)).or_insert_with(|| AddrState {
+            bucket: TokenBucket::new(s.per_second, s.burst as f64, now),
+            misses: VecDeque::new(),
+            locked_until: 0,
+        });
+        if now < st.locked_until {
+            return Err(Throttled::LockedOut(st.locked_until - now));
+        }
+        st.bucket.take(now).map_err(Throttled::RateLimited)
+    }
+
+    /// Call when the code matched nothing. Returns the lock-out length when this miss locked the address.
+    pub fn record_miss(&mut self, addr: IpAddr, now: Millis) -> Option<Millis> {
+        let s = self.settings;
+        let st = self.addrs.get_mut(&key(addr))?;
+        while st.misses.front().is_some_and(|&t| t <= now - s.window) {
+            st.misses.pop_front();
+        }
+        st.misses.push_back(now);
+        if st.misses.len() >= s.max_misses as usize {
+            st.misses.clear();
+            st.locked_until = now + s.lockout;
+            return Some(s.lockout);
+        }
+        None
+    }
+
+    /// Forgets addresses with nothing left to remember.
+    pub fn prune(&mut self, now: Millis) {
+        let s = self.settings;
+        self.addrs.retain(|_, st| {
+            now < st.locked_until
+                || st.misses.back().is_some_and(|&t| t > now - s.window)
+                || !st.bucket.idle_full(now)
+        });
+    }
+
+    /// Addresses tracked now.
+    pub fn tracked(&self) -> usize {
+        self.addrs.len()
+    }
+}
+
+/// Rounds ms up to whole seconds (for `retry_after_seconds`).
+pub fn ceil_secs(ms: Millis) -> u64 {
+    ((ms.max(0) + SECOND - 1) / SECOND) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::MINUTE;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("0-20", 100), Ok((0, 21)));
+        assert_eq!(parse_range("20-213", 200), Ok((20, 194)));
+        assert_eq!(parse_range("5-5", 1), Ok((5, 1)));
+        assert_eq!(parse_range("20-213", 100), Err(RangeError::TooLarge));
+        for bad in [
+            "",
+            "5",
+            "5-",
+            "-5",
+            "5-4",
+            "a-b",
+            "1-2-3",
+            " - ",
+            "+1-2",
+            "1 - 2",
+            "99999999999-99999999999",
+        ] {
+            assert_eq!(parse_range(bad, 100), Err(RangeError::Malformed), "{bad:?}");
+        }
+    }
+
+    fn n(name: &str, max: u32, sessions: u32, participants: u32) -> NodeLoad {
+        NodeLoad {
+            name: name.into(),
+            max_sessions: max,
+            sessions,
+            participants,
+        }
+    }
+
+    #[test]
+    fn placement_prefers_least_loaded_with_room() {
+        assert_eq!(choose_node(&[]), None);
+        assert_eq!(choose_node(&[n("a", 1, 1, 0)]), None);
+        let nodes = [
+            n("a", 4, 2, 1),
+            n("b", 4, 1, 9),
+            n("c", 1, 0, 0),
+            n("d", 2, 2, 0),
+        ];
+        assert_eq!(choose_node(&nodes).unwrap().name, "c");
+        let nodes = [n("a", 4, 1, 5), n("b", 4, 1, 2), n("c", 4, 2, 0)];
+        assert_eq!(choose_node(&nodes).unwrap().name, "b");
+        let nodes = [n("b", 4, 1, 2), n("a", 4, 1, 2)];
+        assert_eq!(choose_node(&nodes).unwrap().name, "a");
+    }
+
+    #[test]
+    fn capacity_over_a_slot() {
+        let h = 60 * MINUTE;
+        let booked = [(0, h), (h / 2, 2 * h), (2 * h, 3 * h)];
+        assert_eq!(max_concurrent(&booked, 0, 3 * h), 2);
+        assert_eq!(max_concurrent(&booked, 2 * h, 3 * h), 1);
+        assert_eq!(max_concurrent(&booked, 3 * h, 4 * h), 0);
+        // Touching intervals do not overlap.
+        assert_eq!(max_concurrent(&[(0, h), (h, 2 * h)], 0, 2 * h), 1);
+        assert!(slot_fits(&booked, 2 * h, 3 * h, 2));
+        assert!(!slot_fits(&booked, 0, h, 2));
+        assert!(slot_fits(&booked, 0, h, 3));
+        assert!(!slot_fits(&[], 0, h, 0));
+    }
+
+    #[test]
+    fn codes() {
+        let mut rng = rand::rng();
+        for len in [4, 6, 12] {
+            let c = random_code(len, &mut rng);
+            assert!(is_valid_code(&c, len), "{c}");
+        }
+        assert!(!is_valid_code("12a4", 4));
+        assert!(!is_valid_code("12345", 4));
+        assert_eq!(code_space(4), 10_000.0);
+        assert_eq!(ceil_secs(1), 1);
+        assert_eq!(ceil_secs(1000), 1);
+        assert_eq!(ceil_secs(1001), 2);
+    }
+
+    fn throttle() -> GuessThrottle {
+        GuessThrottle::new(ThrottleSettings {
+            per_second: 1.0,
+            burst: 3,
+            max_misses: 4,
+            window: 10 * MINUTE,
+            lockout: 15 * MINUTE,
+        })
+    }
+
+    #[test]
+    fn rate_limit_per_address() {
+        let mut t = throttle();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        for _ in 0..3 {
+            t.check(a, 0).unwrap();
+        }
+        assert_eq!(t.check(a, 0), Err(Throttled::RateLimited(1000)));
+        t.check(b, 0).unwrap(); // another address is not affected
+        assert_eq!(t.check(a, 400), Err(Throttled::RateLimited(600)));
+        t.check(a, 1000).unwrap();
+        // IPv6 counts per /64.
+        let v6a: IpAddr = "2001:db8::1".parse().unwrap();
+        let v6b: IpAddr = "2001:db8::ffff:2".parse().unwrap();
+        for _ in 0..3 {
+            t.check(v6a, 0).unwrap();
+        }
+        assert!(matches!(t.check(v6b, 0), Err(Throttled::RateLimited(_))));
+    }
+
+    #[test]
+    fn lockout_after_misses_in_window() {
+        let mut t = throttle();
+        let a: IpAddr = "198.51.100.7".parse().unwrap();
+        let mut now = 0;
+        // Three misses, then the window passes: they are forgotten.
+        for _ in 0..3 {
+            t.check(a, now).unwrap();
+            assert_eq!(t.record_miss(a, now), None);
+            now += 2 * SECOND;
+        }
+        now += 10 * MINUTE;
+        for i in 0..4 {
+            t.check(a, now).unwrap();
+            let locked = t.record_miss(a, now);
+            assert_eq!(locked.is_some(), i == 3);
+            now += 2 * SECOND;
+        }
+        // Locked: even a correct code is refused until the lock-out ends.
+        let until = now - 2 * SECOND + 15 * MINUTE;
+        assert_eq!(t.check(a, now), Err(Throttled::LockedOut(until - now)));
+        assert!(t.check(a, until - 1).is_err());
+        t.check(a, until).unwrap();
+        // Pruning forgets it once nothing is left to remember.
+        t.prune(until + 11 * MINUTE);
+        assert_eq!(t.tracked(), 0);
+    }
+}

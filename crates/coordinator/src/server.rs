@@ -1,0 +1,567 @@
+//! The coordinator's network side: two WebSocket endpoints on one HTTP server (axum), with
+//! optional TLS (rustls), and the background housekeeping.
+//!
+//! * `GET /coordinator`: clients (browsers). The first message is `WELCOME` with the client's
+//!   id; then JSON requests and answers as in [`crate::verbs`].
+//! * `GET /coordinator/node`: nodes. `CHALLENGE`, `REGISTER_NODE` (HMAC proof), `REGISTERED`,
+//!   then heartbeats and session messages both ways.
+//!
+//! Everything this module does is forward: the decisions are [`Coordinator`]'s. Messages for a
+//! client or node whose connection another coordinator holds go through the registry's outbox.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use axum::serve::{Listener, ListenerExt};
+use axum::Router;
+use parking_lot::Mutex;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use crate::auth;
+use crate::clock::now_ms;
+use crate::coordinator::{Coordinator, Delivery};
+use crate::logic::{ceil_secs, TokenBucket};
+use crate::verbs::{ErrorCode, ErrorReply, FromNode, ToClient, ToNode};
+
+/// The client endpoint's path.
+pub const CLIENT_PATH: &str = "/coordinator";
+/// The node endpoint's path.
+pub const NODE_PATH: &str = "/coordinator/node";
+
+/// Messages queued per connection before it counts as not reading (then it is dropped).
+const QUEUE: usize = 256;
+
+/// The live connections of one coordinator process and the way to reach the others.
+pub struct Hub {
+    coordinator: Arc<Coordinator>,
+    clients: Mutex<HashMap<String, mpsc::Sender<String>>>,
+    nodes: Mutex<HashMap<String, mpsc::Sender<String>>>,
+    shutdown: watch::Receiver<bool>,
+    shutdown_tx: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("clients", &self.clients.lock().len())
+            .field("nodes", &self.nodes.lock().len())
+            .finish()
+    }
+}
+
+impl Hub {
+    /// A hub with no connections.
+    pub fn new(coordinator: Arc<Coordinator>) -> Arc<Hub> {
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        Arc::new(Hub {
+            coordinator,
+            clients: Mutex::new(HashMap::new()),
+            nodes: Mutex::new(HashMap::new()),
+            shutdown,
+            shutdown_tx,
+        })
+    }
+
+    /// The coordinator.
+    pub fn coordinator(&self) -> &Arc<Coordinator> {
+        &self.coordinator
+    }
+
+    /// Clients connected to this process.
+    pub fn client_count(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    /// Names of the nodes linked to this process.
+    pub fn node_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.nodes.lock().keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Tells every connection to close (1001) and the background tasks to stop.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown_tx.send(true);
+    }
+
+    /// The routes: [`CLIENT_PATH`] and [`NODE_PATH`]. Serve them with connect info
+    /// (`into_make_service_with_connect_info::<SocketAddr>()`) so code guessing is throttled
+    /// per client address; without it every client counts as 0.0.0.0.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route(CLIENT_PATH, get(client_ws))
+            .route(NODE_PATH, get(node_ws))
+            .with_state(self.clone())
+    }
+
+    fn send_local(&self, kind: &str, target: &str, body: String) -> bool {
+        let map = if kind == "node" {
+            &self.nodes
+        } else {
+            &self.clients
+        };
+        let tx = map.lock().get(target).cloned();
+        match tx {
+            Some(tx) => match tx.try_send(body) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    warn!(kind, target, "connection not reading: message dropped");
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            },
+            None => {
+                debug!(kind, target, "no such connection here: message dropped");
+                false
+            }
+        }
+    }
+
+    /// Sends each delivery: on this process's connection when `via` is this coordinator,
+    /// else through the registry's outbox for the coordinator that holds it.
+    pub async fn deliver(&self, deliveries: Vec<Delivery>) {
+        for d in deliveries {
+            let (kind, target, via, body) = match d {
+                Delivery::Client { user_id, via, msg } => ("client", user_id, via, msg.to_json()),
+                Delivery::Node { node, via, msg } => ("node", node, via, msg.to_json()),
+            };
+            if via == self.coordinator.id() || via.is_empty() {
+                self.send_local(kind, &target, body);
+            } else if let Err(e) = self
+                .coordinator
+                .registry()
+                .push_outbox(&via, kind, &target, &body, now_ms())
+                .await
+            {
+                warn!(error = %e, via, "could not queue a message for another coordinator");
+            }
+        }
+    }
+
+    /// Delivers what other coordinators queued for this one.
+    pub async fn pump_outbox(&self) {
+        match self
+            .coordinator
+            .registry()
+            .take_outbox(self.coordinator.id(), 500)
+            .await
+        {
+            Ok(items) => {
+                for item in items {
+                    self.send_local(&item.target_kind, &item.target, item.body);
+                }
+            }
+            Err(e) => warn!(error = %e, "could not read the outbox"),
+        }
+    }
+
+    /// Runs the housekeeping until shutdown: [`Coordinator::sweep`] every second, the outbox
+    /// every 200 ms.
+    pub async fn run_background(self: Arc<Self>) {
+        let mut shutdown = self.shutdown.clone();
+        let mut sweep = tokio::time::interval(Duration::from_secs(1));
+        let mut outbox = tokio::time::interval(Duration::from_millis(200));
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        outbox.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = sweep.tick() => match self.coordinator.sweep(now_ms()).await {
+                    Ok(s) => self.deliver(s.deliveries).await,
+                    Err(e) => warn!(error = %e, "sweep failed"),
+                },
+                _ = outbox.tick() => self.pump_outbox().await,
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+}
+
+fn client_ip(info: Option<&ConnectInfo<SocketAddr>>) -> IpAddr {
+    info.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+}
+
+fn transport_cap(max_message_bytes: usize) -> usize {
+    max_message_bytes.saturating_mul(4).max(256 * 1024)
+}
+
+async fn client_ws(
+    State(hub): State<Arc<Hub>>,
+    ws: WebSocketUpgrade,
+    request: axum::extract::Request,
+) -> Response {
+    let ip = client_ip(request.extensions().get::<ConnectInfo<SocketAddr>>());
+    let cap = transport_cap(hub.coordinator.settings().max_message_bytes);
+    ws.max_message_size(cap)
+        .max_frame_size(cap)
+        .on_upgrade(move |socket| client_session(hub, socket, ip))
+}
+
+async fn send_text(socket: &mut WebSocket, text: String) -> bool {
+    socket.send(Message::Text(text.into())).await.is_ok()
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.to_string().into(),
+        })))
+        .await;
+}
+
+async fn client_session(hub: Arc<Hub>, mut socket: WebSocket, ip: IpAddr) {
+    let coordinator = hub.coordinator.clone();
+    let user_id = coordinator.new_user_id();
+    let (tx, mut rx) = mpsc::channel::<String>(QUEUE);
+    hub.clients.lock().insert(user_id.clone(), tx);
+    let mut shutdown = hub.shutdown.clone();
+    let settings = coordinator.settings().clone();
+    let mut bucket = TokenBucket::new(
+        settings.messages_per_second,
+        settings.messages_per_second * 2.0,
+        now_ms(),
+    );
+    debug!(user_id, %ip, "client connected");
+    if send_text(&mut socket, coordinator.welcome(&user_id).to_json()).await {
+        loop {
+            tokio::select! {
+                incoming = socket.recv() => {
+                    let Some(Ok(msg)) = incoming else { break };
+                    let reply = match msg {
+                        Message::Text(text) => {
+                            let now = now_ms();
+                            if let Err(wait) = bucket.take(now) {
+                                Some(ToClient::Error(ErrorReply {
+                                    code: ErrorCode::RateLimited,
+                                    message: format!("at most {} messages per second", settings.messages_per_second),
+                                    retry_after_seconds: Some(ceil_secs(wait)),
+                                }))
+                            } else {
+                                let outcome = coordinator.handle_client_text(&user_id, ip, text.as_str(), now).await;
+                                hub.deliver(outcome.deliveries).await;
+                                outcome.reply
+                            }
+                        }
+                        Message::Binary(_) => Some(ToClient::error(ErrorCode::BinaryNotSupported, "send JSON text messages")),
+                        Message::Close(_) => break,
+                        _ => None,
+                    };
+                    if let Some(reply) = reply {
+                        if !send_text(&mut socket, reply.to_json()).await {
+                            break;
+                        }
+                    }
+                }
+                outgoing = rx.recv() => {
+                    let Some(text) = outgoing else { break };
+                    if !send_text(&mut socket, text).await {
+                        break;
+                    }
+                }
+                _ = shutdown.changed() => {
+                    close(&mut socket, 1001, "coordinator shutting down").await;
+                    break;
+                }
+            }
+        }
+    }
+    hub.clients.lock().remove(&user_id);
+    debug!(user_id, "client gone");
+}
+
+async fn node_ws(
+    State(hub): State<Arc<Hub>>,
+    ws: WebSocketUpgrade,
+    request: axum::extract::Request,
+) -> Response {
+    let ip = client_ip(request.extensions().get::<ConnectInfo<SocketAddr>>());
+    let cap = transport_cap(hub.coordinator.settings().max_message_bytes);
+    ws.max_message_size(cap)
+        .max_frame_size(cap)
+        .on_upgrade(move |socket| node_session(hub, socket, ip))
+}
+
+fn node_error(code: &str, message: &str) -> String {
+    ToNode::Error {
+        code: code.into(),
+        message: message.into(),
+    }
+    .to_json()
+}
+
+async fn node_session(hub: Arc<Hub>, mut socket: WebSocket, ip: IpAddr) {
+    let coordinator = hub.coordinator.clone();
+    let nonce = auth::new_nonce();
+    if !send_text(
+        &mut socket,
+        ToNode::Challenge {
+            nonce: nonce.clone(),
+        }
+        .to_json(),
+    )
+    .await
+    {
+        return;
+    }
+    // The first message must be a valid REGISTER_NODE within 10 s.
+    let first = tokio::time::timeout(Duration::from_secs(10), socket.recv()).await;
+    let Ok(Some(Ok(Message::Text(text)))) = first else {
+        close(&mut socket, 1008, "expected REGISTER_NODE").await;
+        return;
+    };
+    let reg = match serde_json::from_str::<FromNode>(text.as_str()) {
+        Ok(FromNode::Register(reg)) => reg,
+        _ => {
+            send_text(
+                &mut socket,
+                node_error("NOT_REGISTERED", "the first message must be REGISTER_NODE"),
+            )
+            .await;
+            close(&mut socket, 1008, "expected REGISTER_NODE").await;
+            return;
+        }
+    };
+    let secret = &coordinator.settings().cluster_secret;
+    if !auth::verify(secret, &nonce, &reg.server_name, &reg.auth) {
+        warn!(node = %reg.server_name, %ip, "node failed authentication");
+        send_text(
+            &mut socket,
+            node_error("AUTH_FAILED", "the proof does not match the cluster secret"),
+        )
+        .await;
+        close(&mut socket, 1008, "authentication failed").await;
+        return;
+    }
+    if reg.server_name.is_empty()
+        || reg.server_name.len() > 128
+        || reg
+            .apps
+            .iter()
+            .any(|a| a.rc_name.is_empty() || a.rc_name.len() > 128)
+    {
+        send_text(
+            &mut socket,
+            node_error(
+                "BAD_MESSAGE",
+                "server_name and rc_name must be 1 to 128 bytes",
+            ),
+        )
+        .await;
+        close(&mut socket, 1008, "bad registration").await;
+        return;
+    }
+    let registered = match coordinator.register_node(&reg, now_ms()).await {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(error = %e, "node registration failed");
+            send_text(
+                &mut socket,
+                node_error("INTERNAL", "the coordinator could not reach its registry"),
+            )
+            .await;
+            close(&mut socket, 1011, "registry failure").await;
+            return;
+        }
+    };
+    let name = reg.server_name.clone();
+    let (tx, mut rx) = mpsc::channel::<String>(QUEUE);
+    // A node that reconnects replaces its old link (whose loop then ends).
+    hub.nodes.lock().insert(name.clone(), tx.clone());
+    info!(node = %name, %ip, "node linked");
+    let mut shutdown = hub.shutdown.clone();
+    if send_text(&mut socket, registered.to_json()).await {
+        loop {
+            tokio::select! {
+                incoming = socket.recv() => {
+                    let Some(Ok(msg)) = incoming else { break };
+                    match msg {
+                        Message::Text(text) => match serde_json::from_str::<FromNode>(text.as_str()) {
+                            Ok(msg) => {
+                                let d = coordinator.handle_node(&name, msg, now_ms()).await;
+                                hub.deliver(d).await;
+                            }
+                            Err(e) => {
+                                if !send_text(&mut socket, node_error("BAD_MESSAGE", &e.to_string())).await {
+                                    break;
+                                }
+                            }
+                        },
+                        Message::Close(_) => break,
+                        _ => {}
+                    }
+                }
+                outgoing = rx.recv() => {
+                    let Some(text) = outgoing else { break };
+                    if !send_text(&mut socket, text).await {
+                        break;
+                    }
+                }
+                _ = shutdown.changed() => {
+                    close(&mut socket, 1001, "coordinator shutting down").await;
+                    break;
+                }
+            }
+        }
+    }
+    {
+        let mut nodes = hub.nodes.lock();
+        if nodes.get(&name).is_some_and(|t| t.same_channel(&tx)) {
+            nodes.remove(&name);
+        }
+    }
+    // Its sessions end when its heartbeats stop being seen (it may reconnect before that).
+    info!(node = %name, "node link closed");
+}
+
+/// Loads a PEM certificate chain and private key into a TLS server configuration.
+pub fn load_tls(cert_pem: &Path, key_pem: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_pem)
+        .map_err(|e| format!("{}: {e}", cert_pem.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", cert_pem.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate", cert_pem.display()));
+    }
+    let key =
+        PrivateKeyDer::from_pem_file(key_pem).map_err(|e| format!("{}: {e}", key_pem.display()))?;
+    tls_config(certs, key)
+}
+
+/// A TLS server configuration from DER certificates and key (HTTP/1.1 only: WebSockets).
+pub fn tls_config(
+    certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("certificate and key: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A listener that completes TLS handshakes (each in its own task, 10 s at most) before
+/// handing connections to axum.
+pub struct TlsListener {
+    rx: mpsc::Receiver<(tokio_rustls::server::TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl TlsListener {
+    /// Wraps a bound TCP listener.
+    pub fn new(
+        listener: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+    ) -> io::Result<TlsListener> {
+        let local = listener.local_addr()?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    _ = tx.closed() => break,
+                };
+                let (tcp, addr) = match accepted {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait a little.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let (acceptor, done) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+                    {
+                        Ok(Ok(tls)) => {
+                            let _ = done.send((tls, addr)).await;
+                        }
+                        Ok(Err(e)) => debug!(%addr, error = %e, "TLS handshake failed"),
+                        Err(_) => debug!(%addr, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(TlsListener { rx, local })
+    }
+}
+
+impl Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(c) => c,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+/// Serves the coordinator on `listener` (TLS when `tls` is given) until `shutdown` resolves:
+/// the two WebSocket endpoints, the sweep and outbox tasks, and (stage 1) the re-reading of
+/// `servers.json`. Returns when every connection has closed.
+pub async fn serve(
+    listener: TcpListener,
+    coordinator: Arc<Coordinator>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let hub = Hub::new(coordinator.clone());
+    let background = tokio::spawn(hub.clone().run_background());
+    let watcher = tokio::spawn(crate::files::watch(
+        coordinator.clone(),
+        hub.shutdown.clone(),
+    ));
+    let app = hub
+        .router()
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let stop = {
+        let hub = hub.clone();
+        async move {
+            shutdown.await;
+            hub.shutdown();
+        }
+    };
+    let result = match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        Some(config) => {
+            let listener = TlsListener::new(listener, config)?.tap_io(|_| {});
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+    };
+    hub.shutdown();
+    let _ = background.await;
+    let _ = watcher.await;
+    result
+}

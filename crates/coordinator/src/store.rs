@@ -1,0 +1,1438 @@
+//! The registry: nodes, their apps, live sessions, plans, codes, participants and the
+//! cross-coordinator outbox, in a SQL database through sqlx's `Any` driver.
+//!
+//! One implementation serves both stages of the spec:
+//! * stage 1: an in-memory SQLite database ([`Registry::in_memory`]) seeded from `servers.json`
+//!   and `sessions_planned.json` (see [`crate::files`]);
+//! * stage 2: SQLite (a file), PostgreSQL or MySQL/MariaDB named by a URL ([`Registry::connect`]),
+//!   shared by any number of coordinators.
+//!
+//! Every statement is written once with `?` placeholders (rewritten to `$n` for PostgreSQL) and
+//! uses only types every backend maps the same way (`BIGINT`, `VARCHAR`, `TEXT`); schemas differ
+//! only in their migrations (`migrations/{sqlite,postgres,mysql}`). Times are epoch
+//! milliseconds supplied by the caller, never the database's clock, so tests run on virtual
+//! time. Operations that hand out capacity or codes take the one row of `coord_lock` first
+//! (`UPDATE ... SET n = n + 1`), which serialises them across coordinators on every backend;
+//! primary keys on codes are the backstop.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::sync::Once;
+use std::time::Duration;
+
+use rand::Rng;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{Any, AnyPool, Row, Transaction};
+
+use crate::clock::Millis;
+use crate::config::{Plan, ServersFileEntry};
+use crate::logic::{self, NodeLoad};
+use crate::verbs::{Heartbeat, RcInfo, Registration, ServerEntry};
+
+/// A database failure (the text of sqlx's error).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// From sqlx.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// From a migration.
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Anything else (bad URL, bad stored JSON).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Result of the registry.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The database kind behind a [`Registry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite (a file, or memory in stage 1).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL or MariaDB.
+    MySql,
+}
+
+impl Backend {
+    /// The backend a URL names.
+    pub fn of_url(url: &str) -> Result<Backend> {
+        let scheme = url.split(':').next().unwrap_or("");
+        match scheme {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            "mysql" | "mariadb" => Ok(Backend::MySql),
+            _ => Err(StoreError::Other(format!(
+                "database URL {url:?}: the scheme must be sqlite:, postgres: or mysql:"
+            ))),
+        }
+    }
+
+    fn migrator(self) -> Migrator {
+        let sql = match self {
+            Backend::Sqlite => include_str!("../migrations/sqlite/0001_registry.sql"),
+            Backend::Postgres => include_str!("../migrations/postgres/0001_registry.sql"),
+            Backend::MySql => include_str!("../migrations/mysql/0001_registry.sql"),
+        };
+        Migrator {
+            migrations: Cow::Owned(vec![Migration::new(
+                1,
+                Cow::Borrowed("registry"),
+                MigrationType::Simple,
+                Cow::Borrowed(sql),
+                false,
+            )]),
+            ignore_missing: false,
+            locking: true,
+            no_tx: false,
+        }
+    }
+}
+
+/// A node as the registry keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeRecord {
+    /// Its name (`server_name`).
+    pub name: String,
+    /// Where clients reach it.
+    pub ip: String,
+    /// Where clients reach it.
+    pub port: String,
+    /// Sessions it may hold.
+    pub max_sessions: u32,
+    /// Registered and heartbeating.
+    pub up: bool,
+    /// Listed in servers.json.
+    pub from_file: bool,
+    /// The coordinator holding its link (empty: none yet).
+    pub link_owner: String,
+    /// Its last heartbeat or registration.
+    pub last_seen_ms: Millis,
+    /// Sessions it reported.
+    pub reported_sessions: u32,
+    /// Participants it reported.
+    pub reported_participants: u32,
+    /// CPU it reported (0..1).
+    pub cpu: f64,
+}
+
+/// A session as the registry keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Its code.
+    pub code: String,
+    /// Its app.
+    pub rc_name: String,
+    /// The node holding it.
+    pub node_name: String,
+    /// Confirmed by the node (`CONNECT_TO_SESSION`); otherwise starting.
+    pub live: bool,
+    /// The client that created it (or started its plan).
+    pub creator: String,
+    /// The coordinator that client talks to.
+    pub creator_coordinator: String,
+    /// Where clients reach it (empty while starting).
+    pub ip: String,
+    /// Where clients reach it (empty while starting).
+    pub port: String,
+    /// When it was created.
+    pub created_ms: Millis,
+    /// Its last reported activity.
+    pub last_activity_ms: Millis,
+    /// The end of its planned slot, if it came from a plan.
+    pub ends_ms: Option<Millis>,
+}
+
+/// Someone sent to a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    /// The client's id.
+    pub user_id: String,
+    /// The coordinator the client talks to.
+    pub coordinator_id: String,
+}
+
+/// A session that was ended, with who was in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedSession {
+    /// The session as it was.
+    pub session: SessionRecord,
+    /// Who was sent to it.
+    pub participants: Vec<Participant>,
+}
+
+/// What [`Registry::place_session`] needs.
+#[derive(Debug, Clone)]
+pub struct PlaceRequest {
+    /// The app.
+    pub rc_name: String,
+    /// The client creating it.
+    pub creator: String,
+    /// The coordinator that client talks to.
+    pub creator_coordinator: String,
+    /// Starting a planned session: its plan (code and slot). `None`: an unplanned session.
+    pub plan: Option<Plan>,
+    /// Nodes not to use (they just refused).
+    pub exclude: Vec<String>,
+    /// How long an unplanned session is assumed to last when checking plans.
+    pub unplanned_ms: Millis,
+    /// Code length.
+    pub code_length: usize,
+    /// Most codes in use at once.
+    pub max_codes: u64,
+}
+
+/// Where a new session went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// Its code.
+    pub code: String,
+    /// The node asked to run it.
+    pub node: String,
+    /// The coordinator holding that node's link.
+    pub link_owner: String,
+}
+
+/// Why a session or plan could not be placed.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    /// No node of the app has room (or a plan holds the room).
+    #[error("no server has room")]
+    Busy,
+    /// Too many codes in use.
+    #[error("too many codes in use")]
+    CodesExhausted,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for PlaceError {
+    fn from(e: sqlx::Error) -> Self {
+        PlaceError::Store(e.into())
+    }
+}
+
+/// A queued message for another coordinator to deliver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    /// `"client"` or `"node"`.
+    pub target_kind: String,
+    /// The user id or node name.
+    pub target: String,
+    /// The JSON text.
+    pub body: String,
+}
+
+const SESSION_COLS: &str = "code, rc_name, node_name, state, creator, creator_coordinator, ip, port, created_ms, last_activity_ms, ends_ms, from_plan";
+const NODE_COLS: &str = "name, ip, port, max_sessions, status, from_file, link_owner, last_seen_ms, reported_sessions, reported_participants, cpu_permille";
+
+/// A `TEXT` column: MySQL's TEXT reaches `Any` as a BLOB, the others' as text.
+fn text(row: &AnyRow, idx: usize) -> Result<String> {
+    match row.try_get::<String, _>(idx) {
+        Ok(s) => Ok(s),
+        Err(_) => {
+            let bytes: Vec<u8> = row.try_get(idx)?;
+            String::from_utf8(bytes)
+                .map_err(|e| StoreError::Other(format!("stored text is not UTF-8: {e}")))
+        }
+    }
+}
+
+fn session_of(row: &AnyRow) -> Result<SessionRecord> {
+    let state: String = row.try_get(3)?;
+    let ends: i64 = row.try_get(10)?;
+    Ok(SessionRecord {
+        code: row.try_get(0)?,
+        rc_name: row.try_get(1)?,
+        node_name: row.try_get(2)?,
+        live: state == "live",
+        creator: row.try_get(4)?,
+        creator_coordinator: row.try_get(5)?,
+        ip: row.try_get(6)?,
+        port: row.try_get(7)?,
+        created_ms: row.try_get(8)?,
+        last_activity_ms: row.try_get(9)?,
+        ends_ms: (ends > 0).then_some(ends),
+    })
+}
+
+fn node_of(row: &AnyRow) -> Result<NodeRecord> {
+    let status: String = row.try_get(4)?;
+    Ok(NodeRecord {
+        name: row.try_get(0)?,
+        ip: row.try_get(1)?,
+        port: row.try_get(2)?,
+        max_sessions: row.try_get::<i64, _>(3)?.clamp(0, u32::MAX as i64) as u32,
+        up: status == "up",
+        from_file: row.try_get::<i64, _>(5)? != 0,
+        link_owner: row.try_get(6)?,
+        last_seen_ms: row.try_get(7)?,
+        reported_sessions: row.try_get::<i64, _>(8)?.clamp(0, u32::MAX as i64) as u32,
+        reported_participants: row.try_get::<i64, _>(9)?.clamp(0, u32::MAX as i64) as u32,
+        cpu: row.try_get::<i64, _>(10)? as f64 / 1000.0,
+    })
+}
+
+fn plan_of(row: &AnyRow) -> Result<Plan> {
+    Ok(Plan {
+        code: row.try_get(0)?,
+        rc_name: row.try_get(1)?,
+        start_ms: row.try_get(2)?,
+        end_ms: row.try_get(3)?,
+        planned_by: row.try_get(4)?,
+    })
+}
+
+/// The registry. Cheap to clone (a connection pool).
+#[derive(Debug, Clone)]
+pub struct Registry {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static DRIVERS: Once = Once::new();
+
+/// A transaction on the registry's database.
+type Tx = Transaction<'static, Any>;
+
+impl Registry {
+    /// Connects to `url` (`sqlite://FILE`, `postgres://...`, `mysql://...`) and applies the
+    /// migrations. A SQLite file is created when missing.
+    pub async fn connect(url: &str) -> Result<Registry> {
+        let backend = Backend::of_url(url)?;
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let mut url = url.to_string();
+        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        if backend == Backend::Sqlite {
+            if url.contains(":memory:") || url.contains("mode=memory") {
+                // One connection that never closes: the database lives as long as it does.
+                options = options
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None);
+            } else {
+                if !url.contains("mode=") {
+                    url.push(if url.contains('?') { '&' } else { '?' });
+                    url.push_str("mode=rwc");
+                }
+                // SQLite has one writer at a time anyway; one connection avoids SQLITE_BUSY
+                // between this process's own transactions.
+                options = options.max_connections(1);
+            }
+        } else {
+            options = options.max_connections(8);
+        }
+        let pool = options.connect(&url).await?;
+        backend.migrator().run(&pool).await?;
+        Ok(Registry { pool, backend })
+    }
+
+    /// Stage 1: a private in-memory SQLite database.
+    pub async fn in_memory() -> Result<Registry> {
+        Registry::connect("sqlite::memory:").await
+    }
+
+    /// The database kind.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The connection pool (for tests and tools).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// `?` placeholders as the backend wants them.
+    fn sql(&self, q: &str) -> String {
+        if self.backend != Backend::Postgres {
+            return q.to_string();
+        }
+        let mut out = String::with_capacity(q.len() + 8);
+        let mut n = 0;
+        for c in q.chars() {
+            if c == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// Begins a transaction and takes the registry-wide lock row first, so every writing
+    /// transaction is serialised (and, on SQLite, takes the write lock before it reads: no
+    /// lock upgrades, so no `SQLITE_BUSY` deadlocks between coordinators sharing a file).
+    async fn begin(&self) -> Result<Tx> {
+        let mut tx = self.pool.begin().await?;
+        self.lock(&mut tx).await?;
+        Ok(tx)
+    }
+
+    /// Takes the registry-wide lock row (released at commit or rollback).
+    async fn lock(&self, tx: &mut Tx) -> Result<()> {
+        let q = self.sql("UPDATE coord_lock SET n = n + 1 WHERE name = 'global'");
+        sqlx::query(&q).execute(&mut **tx).await?;
+        Ok(())
+    }
+
+    async fn count(&self, tx: &mut Tx, q: &str, arg: &str) -> Result<i64> {
+        let q = self.sql(q);
+        Ok(sqlx::query_scalar::<_, i64>(&q)
+            .bind(arg.to_string())
+            .fetch_one(&mut **tx)
+            .await?)
+    }
+
+    // ---------------------------------------------------------------- catalogue
+
+    /// Stage 1: makes the file-listed nodes and apps match `servers.json` (entries in file
+    /// order; a repeated `server_name` adds apps to that server). Nodes and apps that left the
+    /// file are removed unless the node registered itself.
+    pub async fn sync_file_servers(
+        &self,
+        entries: &[ServersFileEntry],
+        default_max_sessions: u32,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        // Apps from the file: replace wholesale.
+        let q = self.sql("DELETE FROM coord_apps WHERE from_file = 1");
+        sqlx::query(&q).execute(&mut *tx).await?;
+        let mut seen_nodes: HashMap<&str, usize> = HashMap::new();
+        let mut seen_apps: HashSet<(&str, &str)> = HashSet::new();
+        for (pos, e) in entries.iter().enumerate() {
+            let first = !seen_nodes.contains_key(e.server_name.as_str());
+            seen_nodes.entry(e.server_name.as_str()).or_insert(pos);
+            if first {
+                let existing = self
+                    .count(
+                        &mut tx,
+                        "SELECT COUNT(*) FROM coord_nodes WHERE name = ?",
+                        &e.server_name,
+                    )
+                    .await?;
+                let max: Option<i64> = e
+                    .max_sessions
+                    .as_deref()
+                    .and_then(|m| m.trim().parse().ok());
+                if existing == 0 {
+                    let q = self.sql(&format!(
+                        "INSERT INTO coord_nodes ({NODE_COLS}, file_pos) VALUES (?, ?, ?, ?, 'down', 1, '', 0, 0, 0, 0, ?)"
+                    ));
+                    sqlx::query(&q)
+                        .bind(e.server_name.clone())
+                        .bind(e.ip.clone())
+                        .bind(e.port.clone())
+                        .bind(max.unwrap_or(default_max_sessions as i64))
+                        .bind(pos as i64)
+                        .execute(&mut *tx)
+                        .await?;
+                } else {
+                    // A node that is up keeps the address and size it registered with.
+                    let q = self.sql(
+                        "UPDATE coord_nodes SET from_file = 1, file_pos = ?, ip = CASE WHEN status = 'up' THEN ip ELSE ? END, \
+                         port = CASE WHEN status = 'up' THEN port ELSE ? END, \
+                         max_sessions = CASE WHEN status = 'up' THEN max_sessions ELSE ? END WHERE name = ?",
+                    );
+                    let q2 = self.sql("SELECT max_sessions FROM coord_nodes WHERE name = ?");
+                    let current: i64 = sqlx::query_scalar(&q2)
+                        .bind(e.server_name.clone())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    sqlx::query(&q)
+                        .bind(pos as i64)
+                        .bind(e.ip.clone())
+                        .bind(e.port.clone())
+                        .bind(max.unwrap_or(current))
+                        .bind(e.server_name.clone())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            if !seen_apps.insert((e.server_name.as_str(), e.rc_info.rc_name.as_str())) {
+                continue;
+            }
+            // A registered app of the same name gives way to the file's.
+            let q = self.sql("DELETE FROM coord_apps WHERE node_name = ? AND rc_name = ?");
+            sqlx::query(&q)
+                .bind(e.server_name.clone())
+                .bind(e.rc_info.rc_name.clone())
+                .execute(&mut *tx)
+                .await?;
+            let q = self.sql("INSERT INTO coord_apps (node_name, rc_name, info, from_file, file_pos) VALUES (?, ?, ?, 1, ?)");
+            sqlx::query(&q)
+                .bind(e.server_name.clone())
+                .bind(e.rc_info.rc_name.clone())
+                .bind(e.rc_info.info.to_string())
+                .bind(pos as i64)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // Nodes no longer in the file: forget them unless they registered (then they stay, unlisted).
+        let q = self.sql("SELECT name, status FROM coord_nodes WHERE from_file = 1");
+        let rows: Vec<(String, String)> = sqlx::query_as(&q).fetch_all(&mut *tx).await?;
+        for (name, status) in rows {
+            if seen_nodes.contains_key(name.as_str()) {
+                continue;
+            }
+            if status == "up" {
+                let q = self.sql("UPDATE coord_nodes SET from_file = 0 WHERE name = ?");
+                sqlx::query(&q).bind(name).execute(&mut *tx).await?;
+            } else {
+                let has_sessions = self
+                    .count(
+                        &mut tx,
+                        "SELECT COUNT(*) FROM coord_sessions WHERE node_name = ?",
+                        &name,
+                    )
+                    .await?;
+                if has_sessions == 0 {
+                    let q = self.sql("DELETE FROM coord_nodes WHERE name = ?");
+                    sqlx::query(&q).bind(name).execute(&mut *tx).await?;
+                } else {
+                    let q = self.sql("UPDATE coord_nodes SET from_file = 0 WHERE name = ?");
+                    sqlx::query(&q).bind(name).execute(&mut *tx).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A node (re)registers: it is up, its link is held by `owner`, and its own apps replace
+    /// those it registered before (apps servers.json gives it stay). Returns the codes of the
+    /// sessions the registry believes it holds.
+    pub async fn register_node(
+        &self,
+        reg: &Registration,
+        owner: &str,
+        now: Millis,
+    ) -> Result<Vec<String>> {
+        let mut tx = self.begin().await?;
+        let existing = self
+            .count(
+                &mut tx,
+                "SELECT COUNT(*) FROM coord_nodes WHERE name = ?",
+                &reg.server_name,
+            )
+            .await?;
+        if existing == 0 {
+            let q = self.sql(&format!(
+                "INSERT INTO coord_nodes ({NODE_COLS}, file_pos) VALUES (?, ?, ?, ?, 'up', 0, ?, ?, 0, 0, 0, 0)"
+            ));
+            sqlx::query(&q)
+                .bind(reg.server_name.clone())
+                .bind(reg.ip.clone())
+                .bind(reg.port.clone())
+                .bind(reg.max_sessions as i64)
+                .bind(owner.to_string())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            let q = self.sql(
+                "UPDATE coord_nodes SET ip = ?, port = ?, max_sessions = ?, status = 'up', link_owner = ?, last_seen_ms = ? WHERE name = ?",
+            );
+            sqlx::query(&q)
+                .bind(reg.ip.clone())
+                .bind(reg.port.clone())
+                .bind(reg.max_sessions as i64)
+                .bind(owner.to_string())
+                .bind(now)
+                .bind(reg.server_name.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let q = self.sql("DELETE FROM coord_apps WHERE node_name = ? AND from_file = 0");
+        sqlx::query(&q)
+            .bind(reg.server_name.clone())
+            .execute(&mut *tx)
+            .await?;
+        let q = self.sql("SELECT rc_name FROM coord_apps WHERE node_name = ?");
+        let file_apps: HashSet<String> = sqlx::query_scalar(&q)
+            .bind(reg.server_name.clone())
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+        let mut added = HashSet::new();
+        for app in &reg.apps {
+            if file_apps.contains(&app.rc_name) || !added.insert(app.rc_name.clone()) {
+                continue;
+            }
+            let q = self.sql("INSERT INTO coord_apps (node_name, rc_name, info, from_file, file_pos) VALUES (?, ?, ?, 0, 0)");
+            sqlx::query(&q)
+                .bind(reg.server_name.clone())
+                .bind(app.rc_name.clone())
+                .bind(app.info.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let q = self.sql("SELECT code FROM coord_sessions WHERE node_name = ? ORDER BY code");
+        let codes: Vec<String> = sqlx::query_scalar(&q)
+            .bind(reg.server_name.clone())
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(codes)
+    }
+
+    /// A heartbeat: the node is seen (and up again if it had been marked down), its load is
+    /// stored, and sessions it names in `active` are marked active. `false` when the node is
+    /// unknown.
+    pub async fn heartbeat(
+        &self,
+        node: &str,
+        hb: &Heartbeat,
+        owner: &str,
+        now: Millis,
+    ) -> Result<bool> {
+        let q = self.sql(
+            "UPDATE coord_nodes SET last_seen_ms = ?, status = 'up', link_owner = ?, reported_sessions = ?, reported_participants = ?, cpu_permille = ? WHERE name = ?",
+        );
+        let done = sqlx::query(&q)
+            .bind(now)
+            .bind(owner.to_string())
+            .bind(hb.sessions as i64)
+            .bind(hb.participants as i64)
+            .bind((hb.cpu.clamp(0.0, 1000.0) * 1000.0) as i64)
+            .bind(node.to_string())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        self.touch_sessions(node, &hb.active, now).await?;
+        Ok(true)
+    }
+
+    /// Marks sessions of `node` as active at `now`.
+    pub async fn touch_sessions(&self, node: &str, codes: &[String], now: Millis) -> Result<()> {
+        for code in codes {
+            let q = self.sql(
+                "UPDATE coord_sessions SET last_activity_ms = ? WHERE code = ? AND node_name = ?",
+            );
+            sqlx::query(&q)
+                .bind(now)
+                .bind(code.clone())
+                .bind(node.to_string())
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Catalogue entries `offset..offset+count` (file entries in file order, then registered
+    /// nodes by name; apps of nodes that are down are listed only when servers.json lists them).
+    pub async fn list_entries(&self, offset: usize, count: usize) -> Result<Vec<ServerEntry>> {
+        let q = self.sql(
+            "SELECT n.name, n.ip, n.port, a.rc_name, a.info FROM coord_apps a JOIN coord_nodes n ON n.name = a.node_name \
+             WHERE a.from_file = 1 OR n.status = 'up' \
+             ORDER BY a.from_file DESC, a.file_pos, n.name, a.rc_name LIMIT ? OFFSET ?",
+        );
+        let rows = sqlx::query(&q)
+            .bind(count as i64)
+            .bind(offset as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let rc_name: String = row.try_get(3)?;
+                let info = serde_json::from_str(&text(row, 4)?)
+                    .map_err(|e| StoreError::Other(format!("stored info of {rc_name}: {e}")))?;
+                Ok(ServerEntry {
+                    server_name: row.try_get(0)?,
+                    ip: row.try_get(1)?,
+                    port: row.try_get(2)?,
+                    rc_info: RcInfo { rc_name, info },
+                })
+            })
+            .collect()
+    }
+
+    /// Whether any server (listed or registered, up or not) offers `rc_name`.
+    pub async fn rc_known(&self, rc_name: &str) -> Result<bool> {
+        let q = self.sql("SELECT COUNT(*) FROM coord_apps WHERE rc_name = ?");
+        let n: i64 = sqlx::query_scalar(&q)
+            .bind(rc_name.to_string())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// One node.
+    pub async fn node(&self, name: &str) -> Result<Option<NodeRecord>> {
+        let q = self.sql(&format!(
+            "SELECT {NODE_COLS} FROM coord_nodes WHERE name = ?"
+        ));
+        let row = sqlx::query(&q)
+            .bind(name.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(node_of).transpose()
+    }
+
+    /// Every node, by name.
+    pub async fn nodes(&self) -> Result<Vec<NodeRecord>> {
+        let q = format!("SELECT {NODE_COLS} FROM coord_nodes ORDER BY name");
+        let rows = sqlx::query(&q).fetch_all(&self.pool).await?;
+        rows.iter().map(node_of).collect()
+    }
+
+    // ---------------------------------------------------------------- sessions
+
+    /// Picks a node for a new session of `req.rc_name` and reserves a code, in one
+    /// transaction under the registry lock. The session is `starting` until the node confirms.
+    ///
+    /// An unplanned session must leave room for the plans of the next `unplanned_ms`; a
+    /// planned one (`req.plan`) uses the room its plan reserved.
+    pub async fn place_session(
+        &self,
+        req: &PlaceRequest,
+        now: Millis,
+        rng: &mut (impl Rng + Send),
+    ) -> Result<Placement, PlaceError> {
+        let mut tx = self.begin().await?;
+        let q = self.sql(
+            "SELECT n.name, n.max_sessions, n.reported_participants, n.link_owner FROM coord_nodes n \
+             JOIN coord_apps a ON a.node_name = n.name WHERE a.rc_name = ? AND n.status = 'up' ORDER BY n.name",
+        );
+        let rows: Vec<(String, i64, i64, String)> = sqlx::query_as(&q)
+            .bind(req.rc_name.clone())
+            .fetch_all(&mut *tx)
+            .await?;
+        let counts = self.session_counts(&mut tx).await?;
+        let group: HashSet<String> = rows.iter().map(|r| r.0.clone()).collect();
+        let owners: HashMap<String, String> =
+            rows.iter().map(|r| (r.0.clone(), r.3.clone())).collect();
+        let loads: Vec<NodeLoad> = rows
+            .iter()
+            .filter(|r| !req.exclude.contains(&r.0))
+            .map(|r| NodeLoad {
+                name: r.0.clone(),
+                max_sessions: r.1.clamp(0, u32::MAX as i64) as u32,
+                sessions: counts.get(&r.0).copied().unwrap_or(0) as u32,
+                participants: r.2.clamp(0, u32::MAX as i64) as u32,
+            })
+            .collect();
+        let Some(chosen) = logic::choose_node(&loads).cloned() else {
+            return Err(PlaceError::Busy);
+        };
+        if req.plan.is_none() {
+            // Leave room for plans that begin while this session is expected to run.
+            let capacity: u64 = rows.iter().map(|r| r.1.max(0) as u64).sum();
+            let (from, to) = (now, now + req.unplanned_ms);
+            let mut booked: Vec<(Millis, Millis)> = Vec::new();
+            for (node, n) in &counts {
+                if group.contains(node) {
+                    booked.extend(std::iter::repeat_n((from, to), *n as usize));
+                }
+            }
+            booked.extend(self.plans_on(&mut tx, &group, from, to, true).await?);
+            if !logic::slot_fits(&booked, from, to, capacity) {
+                return Err(PlaceError::Busy);
+            }
+        }
+        let code = match &req.plan {
+            Some(p) => p.code.clone(),
+            None => {
+                self.allocate_code(&mut tx, req.code_length, req.max_codes, now, rng)
+                    .await?
+            }
+        };
+        let q = self.sql(&format!(
+            "INSERT INTO coord_sessions ({SESSION_COLS}) VALUES (?, ?, ?, 'starting', ?, ?, '', '', ?, ?, ?, ?)"
+        ));
+        sqlx::query(&q)
+            .bind(code.clone())
+            .bind(req.rc_name.clone())
+            .bind(chosen.name.clone())
+            .bind(req.creator.clone())
+            .bind(req.creator_coordinator.clone())
+            .bind(now)
+            .bind(now)
+            .bind(req.plan.as_ref().map_or(0, |p| p.end_ms))
+            .bind(i64::from(req.plan.is_some()))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let link_owner = owners.get(&chosen.name).cloned().unwrap_or_default();
+        Ok(Placement {
+            code,
+            node: chosen.name,
+            link_owner,
+        })
+    }
+
+    async fn session_counts(&self, tx: &mut Tx) -> Result<HashMap<String, i64>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT node_name, COUNT(*) FROM coord_sessions GROUP BY node_name")
+                .fetch_all(&mut **tx)
+                .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Slots of plans overlapping `[from, to)` whose app some node of `group` serves
+    /// (conservative when nodes serve several apps). `unstarted_only`: skip plans whose
+    /// session is already running (it is counted as a session).
+    async fn plans_on(
+        &self,
+        tx: &mut Tx,
+        group: &HashSet<String>,
+        from: Millis,
+        to: Millis,
+        unstarted_only: bool,
+    ) -> Result<Vec<(Millis, Millis)>> {
+        let apps: Vec<(String, String)> =
+            sqlx::query_as("SELECT node_name, rc_name FROM coord_apps")
+                .fetch_all(&mut **tx)
+                .await?;
+        let group_apps: HashSet<String> = apps
+            .into_iter()
+            .filter(|(n, _)| group.contains(n))
+            .map(|(_, rc)| rc)
+            .collect();
+        let q = self.sql("SELECT code, rc_name, start_ms, end_ms FROM coord_plans WHERE end_ms > ? AND start_ms < ?");
+        let plans: Vec<(String, String, i64, i64)> = sqlx::query_as(&q)
+            .bind(from)
+            .bind(to)
+            .fetch_all(&mut **tx)
+            .await?;
+        let started: HashSet<String> = if unstarted_only {
+            sqlx::query_scalar::<_, String>("SELECT code FROM coord_sessions WHERE from_plan = 1")
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        Ok(plans
+            .into_iter()
+            .filter(|(code, rc, _, _)| group_apps.contains(rc) && !started.contains(code))
+            .map(|(_, _, s, e)| (s, e))
+            .collect())
+    }
+
+    async fn allocate_code(
+        &self,
+        tx: &mut Tx,
+        len: usize,
+        max_codes: u64,
+        now: Millis,
+        rng: &mut (impl Rng + Send),
+    ) -> Result<String, PlaceError> {
+        let used: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM coord_codes")
+            .fetch_one(&mut **tx)
+            .await?;
+        if used as u64 >= max_codes {
+            return Err(PlaceError::CodesExhausted);
+        }
+        for _ in 0..64 {
+            let code = logic::random_code(len, rng);
+            let taken = self
+                .count(tx, "SELECT COUNT(*) FROM coord_codes WHERE code = ?", &code)
+                .await?;
+            if taken == 0 {
+                let q = self.sql("INSERT INTO coord_codes (code, created_ms) VALUES (?, ?)");
+                sqlx::query(&q)
+                    .bind(code.clone())
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                return Ok(code);
+            }
+        }
+        Err(PlaceError::CodesExhausted)
+    }
+
+    /// Deletes `code` from the code table when no session or plan holds it any more.
+    async fn free_code_if_unused(&self, tx: &mut Tx, code: &str) -> Result<()> {
+        let s = self
+            .count(
+                tx,
+                "SELECT COUNT(*) FROM coord_sessions WHERE code = ?",
+                code,
+            )
+            .await?;
+        let p = self
+            .count(tx, "SELECT COUNT(*) FROM coord_plans WHERE code = ?", code)
+            .await?;
+        if s == 0 && p == 0 {
+            let q = self.sql("DELETE FROM coord_codes WHERE code = ?");
+            sqlx::query(&q)
+                .bind(code.to_string())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The node confirmed a starting session (`CONNECT_TO_SESSION`): it is live at `ip:port`,
+    /// and its creator is its first participant. `None` when `node` has no such starting session.
+    pub async fn confirm_session(
+        &self,
+        node: &str,
+        code: &str,
+        ip: &str,
+        port: &str,
+        now: Millis,
+    ) -> Result<Option<SessionRecord>> {
+        let mut tx = self.begin().await?;
+        let q = self.sql(
+            "UPDATE coord_sessions SET state = 'live', ip = ?, port = ?, last_activity_ms = ? WHERE code = ? AND node_name = ? AND state = 'starting'",
+        );
+        let done = sqlx::query(&q)
+            .bind(ip.to_string())
+            .bind(port.to_string())
+            .bind(now)
+            .bind(code.to_string())
+            .bind(node.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let q = self.sql(&format!(
+            "SELECT {SESSION_COLS} FROM coord_sessions WHERE code = ?"
+        ));
+        let row = sqlx::query(&q)
+            .bind(code.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+        let s = session_of(&row)?;
+        self.insert_participant(&mut tx, code, &s.creator, &s.creator_coordinator, now)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(s))
+    }
+
+    /// Drops a starting session (the node refused or did not answer) and frees its code.
+    /// `node`: only if it was placed there. `None` when there was no such starting session.
+    pub async fn abandon_session(
+        &self,
+        code: &str,
+        node: Option<&str>,
+    ) -> Result<Option<SessionRecord>> {
+        let mut tx = self.begin().await?;
+        let q = self.sql(&format!(
+            "SELECT {SESSION_COLS} FROM coord_sessions WHERE code = ? AND state = 'starting'"
+        ));
+        let Some(row) = sqlx::query(&q)
+            .bind(code.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let s = session_of(&row)?;
+        if node.is_some_and(|n| n != s.node_name) {
+            return Ok(None);
+        }
+        let q = self.sql("DELETE FROM coord_sessions WHERE code = ? AND state = 'starting'");
+        let done = sqlx::query(&q)
+            .bind(code.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let q = self.sql("DELETE FROM coord_participants WHERE code = ?");
+        sqlx::query(&q)
+            .bind(code.to_string())
+            .execute(&mut *tx)
+            .await?;
+        self.free_code_if_unused(&mut tx, code).await?;
+        tx.commit().await?;
+        Ok(Some(s))
+    }
+
+    /// One session.
+    pub async fn session(&self, code: &str) -> Result<Option<SessionRecord>> {
+        let q = self.sql(&format!(
+            "SELECT {SESSION_COLS} FROM coord_sessions WHERE code = ?"
+        ));
+        let row = sqlx::query(&q)
+            .bind(code.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(session_of).transpose()
+    }
+
+    /// Every session, by code.
+    pub async fn sessions(&self) -> Result<Vec<SessionRecord>> {
+        let q = format!("SELECT {SESSION_COLS} FROM coord_sessions ORDER BY code");
+        let rows = sqlx::query(&q).fetch_all(&self.pool).await?;
+        rows.iter().map(session_of).collect()
+    }
+
+    /// Sessions held by `node`.
+    pub async fn sessions_on(&self, node: &str) -> Result<Vec<SessionRecord>> {
+        let q = self.sql(&format!(
+            "SELECT {SESSION_COLS} FROM coord_sessions WHERE node_name = ? ORDER BY code"
+        ));
+        let rows = sqlx::query(&q)
+            .bind(node.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(session_of).collect()
+    }
+
+    async fn insert_participant(
+        &self,
+        tx: &mut Tx,
+        code: &str,
+        user: &str,
+        coordinator: &str,
+        now: Millis,
+    ) -> Result<()> {
+        let q = self.sql("SELECT COUNT(*) FROM coord_participants WHERE code = ? AND user_id = ?");
+        let n: i64 = sqlx::query_scalar(&q)
+            .bind(code.to_string())
+            .bind(user.to_string())
+            .fetch_one(&mut **tx)
+            .await?;
+        if n == 0 {
+            let q = self.sql("INSERT INTO coord_participants (code, user_id, coordinator_id, joined_ms) VALUES (?, ?, ?, ?)");
+            sqlx::query(&q)
+                .bind(code.to_string())
+                .bind(user.to_string())
+                .bind(coordinator.to_string())
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Records that `user` (talking to `coordinator`) was sent to session `code`.
+    pub async fn add_participant(
+        &self,
+        code: &str,
+        user: &str,
+        coordinator: &str,
+        now: Millis,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        self.insert_participant(&mut tx, code, user, coordinator, now)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes `user` from `code`; returns how many participants remain, `None` if they were not in it.
+    pub async fn remove_participant(&self, code: &str, user: &str) -> Result<Option<u64>> {
+        let q = self.sql("DELETE FROM coord_participants WHERE code = ? AND user_id = ?");
+        let done = sqlx::query(&q)
+            .bind(code.to_string())
+            .bind(user.to_string())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.participants(code).await?.len() as u64))
+    }
+
+    /// Who was sent to `code`.
+    pub async fn participants(&self, code: &str) -> Result<Vec<Participant>> {
+        let q = self.sql("SELECT user_id, coordinator_id FROM coord_participants WHERE code = ? ORDER BY joined_ms, user_id");
+        let rows: Vec<(String, String)> = sqlx::query_as(&q)
+            .bind(code.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(user_id, coordinator_id)| Participant {
+                user_id,
+                coordinator_id,
+            })
+            .collect())
+    }
+
+    /// The coordinator a participant talks to.
+    pub async fn participant_coordinator(&self, code: &str, user: &str) -> Result<Option<String>> {
+        let q = self
+            .sql("SELECT coordinator_id FROM coord_participants WHERE code = ? AND user_id = ?");
+        Ok(sqlx::query_scalar(&q)
+            .bind(code.to_string())
+            .bind(user.to_string())
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Ends session `code`: removes it and its participants and frees its code (unless its
+    /// plan's slot still holds it). `None` when it did not exist (or another coordinator
+    /// ended it first).
+    pub async fn end_session(&self, code: &str) -> Result<Option<EndedSession>> {
+        let mut tx = self.begin().await?;
+        let q = self.sql(&format!(
+            "SELECT {SESSION_COLS} FROM coord_sessions WHERE code = ?"
+        ));
+        let Some(row) = sqlx::query(&q)
+            .bind(code.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let session = session_of(&row)?;
+        let q = self.sql("DELETE FROM coord_sessions WHERE code = ?");
+        if sqlx::query(&q)
+            .bind(code.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            != 1
+        {
+            return Ok(None);
+        }
+        let q = self.sql("SELECT user_id, coordinator_id FROM coord_participants WHERE code = ? ORDER BY joined_ms, user_id");
+        let rows: Vec<(String, String)> = sqlx::query_as(&q)
+            .bind(code.to_string())
+            .fetch_all(&mut *tx)
+            .await?;
+        let q = self.sql("DELETE FROM coord_participants WHERE code = ?");
+        sqlx::query(&q)
+            .bind(code.to_string())
+            .execute(&mut *tx)
+            .await?;
+        self.free_code_if_unused(&mut tx, code).await?;
+        tx.commit().await?;
+        Ok(Some(EndedSession {
+            session,
+            participants: rows
+                .into_iter()
+                .map(|(user_id, coordinator_id)| Participant {
+                    user_id,
+                    coordinator_id,
+                })
+                .collect(),
+        }))
+    }
+
+    /// Nodes whose last heartbeat is older than `now - timeout` are marked down; returns their
+    /// names (each node is returned by exactly one coordinator, the one whose update won).
+    pub async fn mark_silent_nodes_down(
+        &self,
+        now: Millis,
+        timeout: Millis,
+    ) -> Result<Vec<String>> {
+        let cutoff = now - timeout;
+        let q = self.sql("SELECT name FROM coord_nodes WHERE status = 'up' AND last_seen_ms < ?");
+        let names: Vec<String> = sqlx::query_scalar(&q)
+            .bind(cutoff)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut down = Vec::new();
+        for name in names {
+            let q = self.sql("UPDATE coord_nodes SET status = 'down', link_owner = '' WHERE name = ? AND status = 'up' AND last_seen_ms < ?");
+            let done = sqlx::query(&q)
+                .bind(name.clone())
+                .bind(cutoff)
+                .execute(&self.pool)
+                .await?;
+            if done.rows_affected() == 1 {
+                down.push(name);
+            }
+        }
+        Ok(down)
+    }
+
+    /// Marks a node down at once (its link closed for good, or an operator said so).
+    pub async fn mark_node_down(&self, name: &str) -> Result<bool> {
+        let q = self.sql("UPDATE coord_nodes SET status = 'down', link_owner = '' WHERE name = ? AND status = 'up'");
+        Ok(sqlx::query(&q)
+            .bind(name.to_string())
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            == 1)
+    }
+
+    /// Codes of starting sessions created before `cutoff` (their node did not answer).
+    pub async fn stale_starting(&self, cutoff: Millis) -> Result<Vec<String>> {
+        let q = self.sql("SELECT code FROM coord_sessions WHERE state = 'starting' AND created_ms < ? ORDER BY code");
+        Ok(sqlx::query_scalar(&q)
+            .bind(cutoff)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Codes of live sessions with no activity since `cutoff`.
+    pub async fn idle_sessions(&self, cutoff: Millis) -> Result<Vec<String>> {
+        let q = self.sql("SELECT code FROM coord_sessions WHERE state = 'live' AND last_activity_ms < ? ORDER BY code");
+        Ok(sqlx::query_scalar(&q)
+            .bind(cutoff)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Codes of sessions whose planned slot ended by `now`.
+    pub async fn overdue_sessions(&self, now: Millis) -> Result<Vec<String>> {
+        let q = self.sql(
+            "SELECT code FROM coord_sessions WHERE ends_ms > 0 AND ends_ms <= ? ORDER BY code",
+        );
+        Ok(sqlx::query_scalar(&q)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    // ---------------------------------------------------------------- plans
+
+    /// Books `[start, end)` for `rc_name` if, at every moment of it, the servers of the app
+    /// (up, or listed in servers.json) have room counting plans and live sessions; returns
+    /// the plan with its new code.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn plan_session(
+        &self,
+        rc_name: &str,
+        start: Millis,
+        end: Millis,
+        planned_by: &str,
+        unplanned_ms: Millis,
+        code_length: usize,
+        max_codes: u64,
+        now: Millis,
+        rng: &mut (impl Rng + Send),
+    ) -> Result<Plan, PlaceError> {
+        let mut tx = self.begin().await?;
+        let q = self.sql(
+            "SELECT n.name, n.max_sessions FROM coord_nodes n JOIN coord_apps a ON a.node_name = n.name \
+             WHERE a.rc_name = ? AND (n.status = 'up' OR n.from_file = 1)",
+        );
+        let rows: Vec<(String, i64)> = sqlx::query_as(&q)
+            .bind(rc_name.to_string())
+            .fetch_all(&mut *tx)
+            .await?;
+        let capacity: u64 = rows.iter().map(|r| r.1.max(0) as u64).sum();
+        let group: HashSet<String> = rows.into_iter().map(|r| r.0).collect();
+        let mut booked = self.plans_on(&mut tx, &group, start, end, true).await?;
+        let q = format!("SELECT {SESSION_COLS} FROM coord_sessions");
+        for row in sqlx::query(&q).fetch_all(&mut *tx).await? {
+            let s = session_of(&row)?;
+            if group.contains(&s.node_name) {
+                let until = s.ends_ms.unwrap_or(s.created_ms.max(now) + unplanned_ms);
+                booked.push((s.created_ms, until));
+            }
+        }
+        if !logic::slot_fits(&booked, start, end, capacity) {
+            return Err(PlaceError::Busy);
+        }
+        let code = self
+            .allocate_code(&mut tx, code_length, max_codes, now, rng)
+            .await?;
+        let q = self.sql("INSERT INTO coord_plans (code, rc_name, start_ms, end_ms, planned_by, created_ms) VALUES (?, ?, ?, ?, ?, ?)");
+        sqlx::query(&q)
+            .bind(code.clone())
+            .bind(rc_name.to_string())
+            .bind(start)
+            .bind(end)
+            .bind(planned_by.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Plan {
+            code,
+            rc_name: rc_name.to_string(),
+            start_ms: start,
+            end_ms: end,
+            planned_by: planned_by.to_string(),
+        })
+    }
+
+    /// One plan.
+    pub async fn plan(&self, code: &str) -> Result<Option<Plan>> {
+        let q = self.sql(
+            "SELECT code, rc_name, start_ms, end_ms, planned_by FROM coord_plans WHERE code = ?",
+        );
+        let row = sqlx::query(&q)
+            .bind(code.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(plan_of).transpose()
+    }
+
+    /// Every plan, by start.
+    pub async fn plans(&self) -> Result<Vec<Plan>> {
+        let rows = sqlx::query("SELECT code, rc_name, start_ms, end_ms, planned_by FROM coord_plans ORDER BY start_ms, code")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(plan_of).collect()
+    }
+
+    /// Stage 1: loads plans read from `sessions_planned.json` (those already known, or whose
+    /// code is taken, are skipped; returns how many were added).
+    pub async fn import_plans(&self, plans: &[Plan], now: Millis) -> Result<usize> {
+        let mut tx = self.begin().await?;
+        let mut added = 0;
+        for p in plans {
+            if p.end_ms <= now {
+                continue;
+            }
+            let taken = self
+                .count(
+                    &mut tx,
+                    "SELECT COUNT(*) FROM coord_codes WHERE code = ?",
+                    &p.code,
+                )
+                .await?;
+            if taken > 0 {
+                continue;
+            }
+            let q = self.sql("INSERT INTO coord_codes (code, created_ms) VALUES (?, ?)");
+            sqlx::query(&q)
+                .bind(p.code.clone())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let q = self.sql("INSERT INTO coord_plans (code, rc_name, start_ms, end_ms, planned_by, created_ms) VALUES (?, ?, ?, ?, ?, ?)");
+            sqlx::query(&q)
+                .bind(p.code.clone())
+                .bind(p.rc_name.clone())
+                .bind(p.start_ms)
+                .bind(p.end_ms)
+                .bind(p.planned_by.clone())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            added += 1;
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    /// Removes plans whose slot is over and frees their codes (unless a session still holds
+    /// one); returns them.
+    pub async fn expire_plans(&self, now: Millis) -> Result<Vec<Plan>> {
+        let q = self.sql(
+            "SELECT code, rc_name, start_ms, end_ms, planned_by FROM coord_plans WHERE end_ms <= ?",
+        );
+        let rows = sqlx::query(&q).bind(now).fetch_all(&self.pool).await?;
+        let mut gone = Vec::new();
+        for row in &rows {
+            let plan = plan_of(row)?;
+            let mut tx = self.begin().await?;
+            let q = self.sql("DELETE FROM coord_plans WHERE code = ?");
+            if sqlx::query(&q)
+                .bind(plan.code.clone())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1
+            {
+                self.free_code_if_unused(&mut tx, &plan.code).await?;
+                gone.push(plan);
+            }
+            tx.commit().await?;
+        }
+        Ok(gone)
+    }
+
+    /// Codes in use (live, starting and planned sessions).
+    pub async fn codes_in_use(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM coord_codes")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    // ---------------------------------------------------------------- outbox
+
+    /// Queues `body` for the coordinator `owner` to deliver to a client or node it holds.
+    pub async fn push_outbox(
+        &self,
+        owner: &str,
+        target_kind: &str,
+        target: &str,
+        body: &str,
+        now: Millis,
+    ) -> Result<()> {
+        let q = self.sql("INSERT INTO coord_outbox (coordinator_id, target_kind, target, body, created_ms) VALUES (?, ?, ?, ?, ?)");
+        sqlx::query(&q)
+            .bind(owner.to_string())
+            .bind(target_kind.to_string())
+            .bind(target.to_string())
+            .bind(body.to_string())
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Takes (removes and returns, oldest first) up to `limit` messages queued for `owner`.
+    pub async fn take_outbox(&self, owner: &str, limit: usize) -> Result<Vec<OutboxItem>> {
+        let q = self.sql("SELECT id, target_kind, target, body FROM coord_outbox WHERE coordinator_id = ? ORDER BY id LIMIT ?");
+        let rows = sqlx::query(&q)
+            .bind(owner.to_string())
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: i64 = row.try_get(0)?;
+            let q = self.sql("DELETE FROM coord_outbox WHERE id = ?");
+            if sqlx::query(&q)
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                == 1
+            {
+                out.push(OutboxItem {
+                    target_kind: row.try_get(1)?,
+                    target: row.try_get(2)?,
+                    body: text(row, 3)?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops queued messages older than `cutoff` (their coordinator is gone).
+    pub async fn prune_outbox(&self, cutoff: Millis) -> Result<u64> {
+        let q = self.sql("DELETE FROM coord_outbox WHERE created_ms < ?");
+        Ok(sqlx::query(&q)
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_for_postgres() {
+        assert_eq!(
+            Backend::of_url("postgres://u@h/db").unwrap(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            Backend::of_url("postgresql://u@h/db").unwrap(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            Backend::of_url("mysql://root@h/db").unwrap(),
+            Backend::MySql
+        );
+        assert_eq!(Backend::of_url("sqlite://x.db").unwrap(), Backend::Sqlite);
+        assert!(Backend::of_url("redis://x").is_err());
+    }
+}
