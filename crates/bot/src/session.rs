@@ -541,6 +541,8 @@ impl Session {
             ServerMsg::ServerShutdown { reason } => {
                 self.shared.rec().server_shutdown(now, &reason);
             }
+            ServerMsg::Control { holder } => self.shared.rec().control(now, holder),
+            ServerMsg::AppStopped { reason } => self.shared.rec().app_stopped(now, &reason),
         }
     }
 

@@ -309,6 +309,16 @@ pub enum RoomEventKind {
         /// Muted or not.
         muted: bool,
     },
+    /// Control of the session's app changed hands.
+    Control {
+        /// The holder, if anyone.
+        holder: Option<String>,
+    },
+    /// The session's app stopped.
+    AppStopped {
+        /// Why.
+        reason: String,
+    },
     /// The server announced it is shutting down.
     ServerShutdown {
         /// Why.
@@ -317,6 +327,14 @@ pub enum RoomEventKind {
 }
 
 impl BotStats {
+    /// Who holds control of the session's app, per the last `control` message.
+    pub fn control_holder(&self) -> Option<&str> {
+        self.events.iter().rev().find_map(|e| match &e.kind {
+            RoomEventKind::Control { holder } => Some(holder.as_deref()),
+            _ => None,
+        })?
+    }
+
     /// The stats of one remote track.
     pub fn track(&self, track_id: &str) -> Option<&TrackStats> {
         self.tracks.iter().find(|t| t.track_id == track_id)
@@ -1073,6 +1091,21 @@ impl Recorder {
         if let Some(&i) = self.track_index.get(track_id) {
             self.tracks[i].stats.muted = muted;
         }
+    }
+
+    /// `control`: who holds the app now.
+    pub fn control(&mut self, now: Instant, holder: Option<String>) {
+        self.event(now, RoomEventKind::Control { holder });
+    }
+
+    /// `app_stopped`.
+    pub fn app_stopped(&mut self, now: Instant, reason: &str) {
+        self.event(
+            now,
+            RoomEventKind::AppStopped {
+                reason: reason.to_string(),
+            },
+        );
     }
 
     /// `server_shutdown`.

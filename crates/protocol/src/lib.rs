@@ -222,6 +222,17 @@ pub enum ClientMsg {
     },
     /// Leave the room; the server closes the connection after `left`.
     Leave,
+    /// Input for the session's app (pointer, keyboard, touch), as the app expects it. Only the
+    /// participant holding control may send it; others get a `not_allowed` error.
+    Input {
+        /// The input event, e.g. `{"type":"pointer","x":0.5,"y":0.25,"buttons":1}`.
+        event: serde_json::Value,
+    },
+    /// Hand control of the app to another participant (only the holder may).
+    GiveControl {
+        /// The participant to receive control.
+        to: String,
+    },
 }
 
 /// Error codes the server sends in [`ServerMsg::Error`].
@@ -250,6 +261,8 @@ pub enum ErrorCode {
     RateLimited,
     /// The server is at a limit (rooms, workers) or shutting down.
     Unavailable,
+    /// The participant may not do this (e.g. app input without holding control).
+    NotAllowed,
 }
 
 /// Messages from the server to a client.
@@ -358,6 +371,16 @@ pub enum ServerMsg {
     /// The server is going away; the client should reconnect elsewhere or later.
     ServerShutdown {
         /// Why.
+        reason: String,
+    },
+    /// Who holds control of the session's app (sent at join in app sessions, and on change).
+    Control {
+        /// The holder's participant id; none when nobody holds it.
+        holder: Option<String>,
+    },
+    /// The session's app stopped.
+    AppStopped {
+        /// Why (exited, crashed, session ended).
         reason: String,
     },
 }

@@ -6,7 +6,8 @@
 //! | `GET /api/rooms/{code}` | 200 `{"code","participants"}`; 404 `unknown_code` |
 //! | `GET /healthz` | `ok` |
 //! | `GET /metrics` | Prometheus text format |
-//! | `GET /`, `GET /r/{code}` | placeholder HTML pages |
+//! | `GET /`, `GET /r/{code}` | the browser client's pages ([`crate::pages`]); `/r/{code}` is 404 for an unknown code |
+//! | `GET /assets/{path}` | the browser client's static files (embedded `web/`), with `ETag` |
 //! | `GET /ws` | the signalling WebSocket ([`crate::ws`]) |
 //!
 //! Every error is JSON: `{"error": "<code>", "message": "<for people>"}`.
@@ -15,7 +16,7 @@ use std::time::Instant;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_page))
         .route("/", get(index_page))
         .route("/r/{code}", get(room_page))
+        .route("/assets/{*path}", get(asset_file))
         .route("/ws", get(ws::upgrade))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -188,6 +190,44 @@ async fn room_page(
     Ok((status, Html(pages::room(&code, known, &state.public_url))).into_response())
 }
 
+/// `GET /assets/{path}`: an embedded file of the browser client. Revalidated on each load
+/// (`no-cache`) and answered `304` when the browser's `If-None-Match` still matches.
+async fn asset_file(
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let path = code_param(path)?;
+    let Some(asset) = pages::asset(&path) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no file {}", crate::ws::shown(&path)),
+        ));
+    };
+    let cache = (header::CACHE_CONTROL, "no-cache".to_string());
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == asset.etag));
+    if fresh {
+        return Ok((
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, asset.etag), cache],
+        )
+            .into_response());
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, asset.content_type.to_string()),
+            (header::ETAG, asset.etag),
+            cache,
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+        ],
+        asset.body.into_owned(),
+    )
+        .into_response())
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
@@ -310,6 +350,32 @@ mod tests {
         let (status, body) = call(&app, "DELETE", "/api/rooms").await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(json(&body)["error"], "method_not_allowed");
+        // The browser client's files are served with their types; unknown ones are JSON 404s.
+        let (status, js) = call(&app, "GET", "/assets/js/app.js").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(js.contains("import"), "{js}");
+        let request = Request::builder()
+            .uri("/assets/css/app.css")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/css; charset=utf-8"
+        );
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-cache");
+        let etag = response.headers()[header::ETAG].clone();
+        let request = Request::builder()
+            .uri("/assets/css/app.css")
+            .header(header::IF_NONE_MATCH, etag)
+            .body(Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+        let (status, body) = call(&app, "GET", "/assets/js/nope.js").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(json(&body)["error"], "not_found");
         // A plain GET of the WebSocket endpoint is a JSON error, not a hang or a crash.
         let (status, body) = call(&app, "GET", "/ws").await;
         assert!(status.is_client_error(), "{status}");

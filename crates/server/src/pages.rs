@@ -1,4 +1,89 @@
-//! Placeholder HTML pages (the browser UI is a later issue).
+//! The browser client: its HTML pages and the static files under `web/`, compiled into the
+//! binary (running the server needs no npm and no build step).
+//!
+//! Every page is the same shell, `web/index.html`; the scripts it loads (`web/js/app.js`) show
+//! the home page at `/` and the pre-join and call pages at `/r/{code}`. The server fills in
+//! the page kind and the room code (escaped) so the shell knows where it is before any script
+//! runs. Static files are served under `/assets/` with an `ETag`, and revalidated on every
+//! load (`Cache-Control: no-cache`), since their names carry no content hash.
+
+use std::borrow::Cow;
+
+use rust_embed::RustEmbed;
+
+/// The files of the browser client (the repository's `web/` folder).
+#[derive(RustEmbed)]
+#[folder = "../../web/"]
+struct WebAssets;
+
+/// URL prefix of the static files.
+pub const ASSETS_PREFIX: &str = "/assets/";
+
+/// A static file of the browser client.
+#[derive(Debug, Clone)]
+pub struct Asset {
+    /// The file's bytes.
+    pub body: Cow<'static, [u8]>,
+    /// Its `Content-Type`.
+    pub content_type: &'static str,
+    /// A strong `ETag` (quoted) from the content's hash.
+    pub etag: String,
+}
+
+/// Environment variable naming a folder to serve the client from instead of the embedded
+/// copy, for working on `web/` without rebuilding (`ORBITA_WEB_DIR=web orbita serve`).
+pub const WEB_DIR_ENV: &str = "ORBITA_WEB_DIR";
+
+/// The static file at `path` (relative to `web/`, without a leading slash), if there is one.
+pub fn asset(path: &str) -> Option<Asset> {
+    if path.is_empty()
+        || path
+            .split('/')
+            .any(|part| part.is_empty() || part == ".." || part == ".")
+    {
+        return None;
+    }
+    let body: Cow<'static, [u8]> = match std::env::var_os(WEB_DIR_ENV) {
+        Some(dir) => Cow::Owned(std::fs::read(std::path::Path::new(&dir).join(path)).ok()?),
+        None => WebAssets::get(path)?.data,
+    };
+    Some(Asset {
+        etag: etag_of(&body),
+        body,
+        content_type: content_type(path),
+    })
+}
+
+/// A strong entity tag of some bytes (FNV-1a, 64 bits, twice with different seeds).
+fn etag_of(bytes: &[u8]) -> String {
+    let hash = |seed: u64| {
+        bytes.iter().fold(seed, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    };
+    format!(
+        "\"{:016x}{:08x}\"",
+        hash(0xcbf2_9ce4_8422_2325),
+        hash(0x6c62_272e_07bb_0142) as u32
+    )
+}
+
+/// The `Content-Type` of a static file, by its extension.
+pub fn content_type(path: &str) -> &'static str {
+    let ext = path.rsplit_once('.').map_or("", |(_, ext)| ext);
+    match ext.to_ascii_lowercase().as_str() {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" => "application/json; charset=utf-8",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "webmanifest" => "application/manifest+json",
+        "txt" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
 
 /// Escape text for HTML element content and attribute values.
 pub fn escape(text: &str) -> String {
@@ -16,46 +101,31 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{title}</title>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
-    )
+/// The page shell with its `<body>` attributes filled in.
+fn shell(page: &str, code: Option<&str>, known: bool) -> String {
+    let template = asset("index.html")
+        .map(|f| String::from_utf8_lossy(&f.body).into_owned())
+        .unwrap_or_else(|| {
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>Orbita</title></head>\
+             <body data-page=\"{{page}}\" data-code=\"{{code}}\" data-known=\"{{known}}\">\
+             </body></html>"
+                .to_string()
+        });
+    template
+        .replace("{{page}}", page)
+        .replace("{{code}}", &escape(code.unwrap_or("")))
+        .replace("{{known}}", if known { "true" } else { "false" })
 }
 
-/// `GET /`: what Orbita is.
+/// `GET /`: the home page (make a room, or join one by code).
 pub fn index() -> String {
-    page(
-        "Orbita",
-        "<h1>Orbita</h1>\n\
-         <p>A self-hosted video platform: browsers and bots join rooms by a short code, and an \
-         SFU forwards everyone's audio and video to everyone else.</p>\n\
-         <p>The browser interface is not here yet. Create a room with \
-         <code>curl -X POST /api/rooms</code> and join it with <code>orbita bot</code>; \
-         signalling is at <code>/ws</code>.</p>",
-    )
+    shell("home", None, true)
 }
 
-/// `GET /r/{code}`: the join page of one room.
-pub fn room(code: &str, known: bool, public_url: &str) -> String {
-    let code_html = escape(code);
-    let ws_url = escape(&ws_url(public_url));
-    let body = if known {
-        format!(
-            "<h1>Orbita room {code_html}</h1>\n\
-             <p>Join code: <strong>{code_html}</strong></p>\n\
-             <p>The browser interface is not here yet. Join with a bot:</p>\n\
-             <pre>orbita bot --url {ws_url} --code {code_html}</pre>"
-        )
-    } else {
-        format!(
-            "<h1>No room {code_html}</h1>\n\
-             <p>No room has the code <strong>{code_html}</strong>. It may have ended; ask for a \
-             new link.</p>"
-        )
-    };
-    page(&format!("Orbita room {code_html}"), &body)
+/// `GET /r/{code}`: the room page (pre-join, then the call). For an unknown code the page
+/// says so (the handler answers 404).
+pub fn room(code: &str, known: bool, _public_url: &str) -> String {
+    shell("room", Some(code), known)
 }
 
 /// The signalling URL for a public base URL (`http` becomes `ws`, `https` becomes `wss`).
@@ -84,5 +154,36 @@ mod tests {
         assert_eq!(ws_url("https://v.example.org/"), "wss://v.example.org/ws");
         let page = room("<b>", false, "http://x");
         assert!(page.contains("&lt;b&gt;") && !page.contains("<b>"));
+        assert!(page.contains("data-known=\"false\""));
+    }
+
+    #[test]
+    fn pages_load_the_client_and_say_where_they_are() {
+        let home = index();
+        assert!(home.contains("data-page=\"home\""), "{home}");
+        assert!(home.contains("/assets/js/app.js"));
+        let room = room("4821", true, "http://x");
+        assert!(room.contains("data-page=\"room\"") && room.contains("data-code=\"4821\""));
+        assert!(!room.contains("{{"), "every placeholder is filled: {room}");
+    }
+
+    #[test]
+    fn assets_are_embedded_with_types_and_etags() {
+        let app = asset("js/app.js").expect("web/js/app.js is embedded");
+        assert_eq!(app.content_type, "text/javascript; charset=utf-8");
+        assert!(
+            app.etag.starts_with('"') && app.etag.len() == 26,
+            "{}",
+            app.etag
+        );
+        for lang in ["en", "ru", "kk"] {
+            let table = asset(&format!("i18n/{lang}.json")).expect("translation table");
+            let parsed: serde_json::Value = serde_json::from_slice(&table.body).unwrap();
+            assert!(parsed.is_object(), "{lang}.json is an object");
+        }
+        assert_eq!(content_type("css/app.css"), "text/css; charset=utf-8");
+        assert!(asset("../Cargo.toml").is_none());
+        assert!(asset("js//app.js").is_none());
+        assert!(asset("nope.js").is_none());
     }
 }

@@ -389,5 +389,7 @@ fn type_name(msg: &ClientMsg) -> &'static str {
         ClientMsg::Chat { .. } => "chat",
         ClientMsg::Ping { .. } => "ping",
         ClientMsg::Leave => "leave",
+        ClientMsg::Input { .. } => "input",
+        ClientMsg::GiveControl { .. } => "give_control",
     }
 }

@@ -41,7 +41,7 @@ fn every_client_message_has_a_valid_example() {
     }
     assert_eq!(
         seen,
-        names("answer candidate chat join leave mute offer ping set_quality")
+        names("answer candidate chat give_control input join leave mute offer ping set_quality")
     );
 }
 
@@ -57,8 +57,8 @@ fn every_server_message_has_a_valid_example() {
     assert_eq!(
         seen,
         names(
-            "answer candidate chat error joined left offer participant_joined participant_left \
-             pong server_shutdown track_muted track_published track_unpublished"
+            "answer app_stopped candidate chat control error joined left offer participant_joined \
+             participant_left pong server_shutdown track_muted track_published track_unpublished"
         )
     );
 }

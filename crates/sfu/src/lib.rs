@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use orbita_protocol::{ClientMsg, IceServer, Limits, ServerMsg};
 
-pub use stats::SfuStats;
+pub use stats::{RoomStatus, SfuStats};
 
 /// Identifies a room inside the SFU (the control plane maps codes to these).
 pub type RoomId = u64;
@@ -104,6 +104,24 @@ impl Sfu {
         self.inner.create_room(label)
     }
 
+    /// Live counters of a room (participants, last activity), readable without messaging
+    /// its worker. `None` once the room has ended.
+    pub fn room_status(&self, room: RoomId) -> Option<Arc<RoomStatus>> {
+        self.inner.room_status(room)
+    }
+
+    /// Attach the session's app to a room: app input from the participant holding control is
+    /// written to `input` as JSON lines. The first person in the room (or the next to join)
+    /// gets control.
+    pub fn attach_app(&self, room: RoomId, input: tokio::sync::mpsc::Sender<String>) {
+        self.inner.attach_app(room, input)
+    }
+
+    /// The app stopped: participants are told why and app input is refused from now on.
+    pub fn detach_app(&self, room: RoomId, reason: &str) {
+        self.inner.detach_app(room, reason)
+    }
+
     /// End a room: its participants are told and dropped.
     pub fn close_room(&self, room: RoomId) {
         self.inner.close_room(room)
@@ -119,8 +137,31 @@ impl Sfu {
         limits: Limits,
         sink: tokio::sync::mpsc::Sender<ServerMsg>,
     ) -> Participant {
+        self.join_as(room, name, limits, sink, false)
+    }
+
+    /// Add a publish-only ingest participant (WHIP: OBS, GStreamer, a session's app). It never
+    /// receives media and never holds app control.
+    pub fn join_ingest(
+        &self,
+        room: RoomId,
+        name: String,
+        limits: Limits,
+        sink: tokio::sync::mpsc::Sender<ServerMsg>,
+    ) -> Participant {
+        self.join_as(room, name, limits, sink, true)
+    }
+
+    fn join_as(
+        &self,
+        room: RoomId,
+        name: String,
+        limits: Limits,
+        sink: tokio::sync::mpsc::Sender<ServerMsg>,
+        ingest: bool,
+    ) -> Participant {
         let id = next_id();
-        self.inner.join(room, id, name, limits, sink);
+        self.inner.join(room, id, name, limits, sink, ingest);
         Participant {
             id,
             room,

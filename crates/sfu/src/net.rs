@@ -23,6 +23,7 @@ use str0m::Candidate;
 use tracing::{debug, info, warn};
 
 use crate::demux::{Demux, Transport};
+use crate::stats::RoomStatus;
 use crate::worker::{Worker, WorkerMsg};
 use crate::{next_id, RoomId, SfuConfig, SfuStats};
 
@@ -71,7 +72,7 @@ struct WorkerHandle {
 pub(crate) struct NetRuntime {
     shared: Arc<Shared>,
     workers: Vec<WorkerHandle>,
-    rooms: Mutex<HashMap<RoomId, usize>>,
+    rooms: Mutex<HashMap<RoomId, (usize, Arc<RoomStatus>)>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -174,20 +175,39 @@ impl NetRuntime {
             .min_by_key(|(_, w)| w.load.load(Ordering::Relaxed))
             .map(|(i, _)| i)
             .unwrap_or(0);
-        self.rooms.lock().insert(room, worker);
+        let status = Arc::new(RoomStatus::new(std::time::Instant::now()));
+        self.rooms.lock().insert(room, (worker, status.clone()));
         self.workers[worker].load.fetch_add(1, Ordering::Relaxed);
         self.send(
             worker,
             WorkerMsg::CreateRoom {
                 room,
                 label: label.to_string(),
+                status,
             },
         );
         room
     }
 
+    pub(crate) fn room_status(&self, room: RoomId) -> Option<Arc<RoomStatus>> {
+        self.rooms.lock().get(&room).map(|(_, s)| s.clone())
+    }
+
+    pub(crate) fn attach_app(&self, room: RoomId, input: tokio::sync::mpsc::Sender<String>) {
+        if let Some(worker) = self.worker_of(room) {
+            self.send(worker, WorkerMsg::AttachApp { room, input });
+        }
+    }
+
+    pub(crate) fn detach_app(&self, room: RoomId, reason: &str) {
+        if let Some(worker) = self.worker_of(room) {
+            let reason = reason.to_string();
+            self.send(worker, WorkerMsg::DetachApp { room, reason });
+        }
+    }
+
     pub(crate) fn close_room(&self, room: RoomId) {
-        if let Some(worker) = self.rooms.lock().remove(&room) {
+        if let Some((worker, _)) = self.rooms.lock().remove(&room) {
             self.workers[worker].load.fetch_sub(1, Ordering::Relaxed);
             self.send(worker, WorkerMsg::CloseRoom { room });
         }
@@ -200,6 +220,7 @@ impl NetRuntime {
         name: String,
         limits: Limits,
         sink: tokio::sync::mpsc::Sender<ServerMsg>,
+        ingest: bool,
     ) {
         let Some(worker) = self.worker_of(room) else {
             let _ = sink.try_send(ServerMsg::error(
@@ -216,6 +237,7 @@ impl NetRuntime {
                 name,
                 limits,
                 sink,
+                ingest,
             },
         );
     }
@@ -278,7 +300,7 @@ impl NetRuntime {
     }
 
     fn worker_of(&self, room: RoomId) -> Option<usize> {
-        self.rooms.lock().get(&room).copied()
+        self.rooms.lock().get(&room).map(|(w, _)| *w)
     }
 
     fn send(&self, worker: usize, msg: WorkerMsg) {

@@ -73,6 +73,8 @@ pub(crate) struct Participant {
     pub name: String,
     pub limits: Limits,
     sink: tokio::sync::mpsc::Sender<ServerMsg>,
+    /// A publish-only ingest (WHIP): receives nothing, never holds control.
+    pub ingest: bool,
     /// Set when the participant must be removed (failed sink or connection).
     pub doomed: Option<&'static str>,
     pub publisher: Option<RtcPeer>,
@@ -83,6 +85,8 @@ pub(crate) struct Participant {
     pub in_streams: HashMap<Ssrc, InStream>,
     /// Subscribed tracks by track id.
     pub down: HashMap<String, DownTrack>,
+    /// The subscriber connection's first m-line (it tags the BUNDLE group; never stopped).
+    pub bundle_mid: Option<Mid>,
     /// The subscriber offer awaiting its answer.
     pub sub_pending: Option<SdpPendingOffer>,
     /// The maximum receive quality for all tracks.
@@ -107,12 +111,14 @@ impl Participant {
             name,
             limits,
             sink,
+            ingest: false,
             doomed: None,
             publisher: None,
             subscriber: None,
             published: HashMap::new(),
             in_streams: HashMap::new(),
             down: HashMap::new(),
+            bundle_mid: None,
             sub_pending: None,
             max_quality: MaxQuality::Auto,
             bwe_bps: initial_bps,

@@ -24,8 +24,10 @@ use crate::forward::{InPacket, Rewriter};
 use crate::layers::{choose_layer, LayerView, RateMeter};
 use crate::participant::{DownState, DownTrack, InStream, Participant};
 use crate::rtc_peer::RtcPeer;
+use crate::stats::RoomStatus;
 use crate::worker::Ctx;
 use crate::RoomId;
+use std::sync::Arc;
 
 /// Keyframe requests to one publisher layer are sent at most this often.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
@@ -57,6 +59,11 @@ type Pending = VecDeque<(u64, PcKind, Event)>;
 pub(crate) struct Room {
     pub id: RoomId,
     pub label: String,
+    status: Arc<RoomStatus>,
+    /// Where app input goes, when the room streams an app.
+    app_input: Option<tokio::sync::mpsc::Sender<String>>,
+    /// Who may send app input.
+    controller: Option<u64>,
     participants: HashMap<u64, Participant>,
     tracks: HashMap<String, PubTrack>,
     /// Payload type -> (params, codec) of each publisher's connection.
@@ -64,10 +71,13 @@ pub(crate) struct Room {
 }
 
 impl Room {
-    pub fn new(id: RoomId, label: String) -> Self {
+    pub fn new(id: RoomId, label: String, status: Arc<RoomStatus>) -> Self {
         Room {
             id,
             label,
+            status,
+            app_input: None,
+            controller: None,
             participants: HashMap::new(),
             tracks: HashMap::new(),
             pub_codecs: HashMap::new(),
@@ -76,12 +86,14 @@ impl Room {
 
     // ----- membership -------------------------------------------------------------------
 
+    #[allow(clippy::too_many_arguments)]
     pub fn join(
         &mut self,
         id: u64,
         name: String,
         limits: Limits,
         sink: tokio::sync::mpsc::Sender<ServerMsg>,
+        ingest: bool,
         ctx: &mut Ctx,
     ) {
         let mut p = Participant::new(
@@ -91,6 +103,7 @@ impl Room {
             sink,
             ctx.shared.config.initial_bitrate_bps,
         );
+        p.ingest = ingest;
         if self.participants.len() >= limits.max_participants {
             p.send(ServerMsg::error(
                 ErrorCode::RoomFull,
@@ -120,11 +133,103 @@ impl Room {
         self.broadcast(Some(id), ServerMsg::ParticipantJoined { participant: info });
         self.participants.insert(id, p);
         ctx.counters_participants(1);
+        self.status.set_participants(self.participants.len());
+        self.status.touch(ctx.now);
+        if self.app_input.is_some() {
+            if self.controller.is_none() && !ingest {
+                self.set_controller(Some(id));
+            } else {
+                let holder = self.controller_wire_id();
+                self.send_to(id, ServerMsg::Control { holder });
+            }
+        }
+        if ingest {
+            return; // publish-only: nothing to receive
+        }
         let track_ids: Vec<String> = self.tracks.keys().cloned().collect();
         for t in track_ids {
             self.subscribe(id, &t);
         }
         self.negotiate_subscriber(id, ctx);
+    }
+
+    // ----- app and control --------------------------------------------------------------
+
+    pub fn attach_app(&mut self, input: tokio::sync::mpsc::Sender<String>) {
+        self.app_input = Some(input);
+        let first_person = self
+            .participants
+            .values()
+            .filter(|p| !p.ingest)
+            .map(|p| p.id)
+            .min();
+        self.set_controller(self.controller.or(first_person));
+    }
+
+    pub fn detach_app(&mut self, reason: &str) {
+        self.app_input = None;
+        self.broadcast(
+            None,
+            ServerMsg::AppStopped {
+                reason: reason.to_string(),
+            },
+        );
+        self.set_controller(None);
+    }
+
+    fn controller_wire_id(&self) -> Option<String> {
+        self.controller
+            .and_then(|c| self.participants.get(&c))
+            .map(|p| p.wire_id.clone())
+    }
+
+    fn set_controller(&mut self, holder: Option<u64>) {
+        self.controller = holder;
+        let holder = self.controller_wire_id();
+        self.broadcast(None, ServerMsg::Control { holder });
+    }
+
+    fn on_input(&mut self, id: u64, event: serde_json::Value) {
+        let Some(input) = &self.app_input else {
+            return self.error(id, ErrorCode::NotAllowed, "this session has no app");
+        };
+        if self.controller != Some(id) {
+            return self.error(
+                id,
+                ErrorCode::NotAllowed,
+                "you do not hold control of the app",
+            );
+        }
+        // Input is a stream of positions: when the app lags, dropping some is right.
+        if input.try_send(event.to_string()).is_err() {
+            debug!("room {}: app input dropped (app busy or gone)", self.label);
+        }
+    }
+
+    fn on_give_control(&mut self, id: u64, to: &str) {
+        if self.app_input.is_none() {
+            return self.error(id, ErrorCode::NotAllowed, "this session has no app");
+        }
+        if self.controller != Some(id) {
+            return self.error(
+                id,
+                ErrorCode::NotAllowed,
+                "only the participant holding control can hand it over",
+            );
+        }
+        let Some(target) = self
+            .participants
+            .values()
+            .find(|p| p.wire_id == to && !p.ingest)
+            .map(|p| p.id)
+        else {
+            return self.error(
+                id,
+                ErrorCode::InvalidValue,
+                format!("no participant {to} to take control"),
+            );
+        };
+        self.set_controller(Some(target));
     }
 
     /// Remove a participant: its tracks go, everyone is told, its connections close.
@@ -164,6 +269,16 @@ impl Room {
             },
         );
         ctx.counters_participants(-1);
+        self.status.set_participants(self.participants.len());
+        if self.controller == Some(id) {
+            let next = self
+                .participants
+                .values()
+                .filter(|p| !p.ingest)
+                .map(|p| p.id)
+                .min();
+            self.set_controller(next);
+        }
     }
 
     /// Tell everyone why and remove them all (room closed, server shutting down).
@@ -228,6 +343,7 @@ impl Room {
         if !self.participants.contains_key(&id) {
             return;
         }
+        self.status.touch(ctx.now);
         match msg {
             ClientMsg::Offer { pc, sdp, tracks } => {
                 if pc != PcKind::Publisher {
@@ -283,6 +399,8 @@ impl Room {
             ClientMsg::Chat { text, to } => self.on_chat(id, text, to),
             ClientMsg::Ping { id: ping } => self.send_to(id, ServerMsg::Pong { id: ping }),
             ClientMsg::Join { .. } => self.error(id, ErrorCode::OutOfOrder, "already joined"),
+            ClientMsg::Input { event } => self.on_input(id, event),
+            ClientMsg::GiveControl { to } => self.on_give_control(id, &to),
             ClientMsg::Leave => {
                 self.send_to(id, ServerMsg::Left);
                 self.leave(id, ctx);
@@ -652,6 +770,7 @@ impl Room {
         }
         let peer = p.subscriber.as_mut().expect("made above");
         let mut api = peer.rtc.sdp_api();
+        let mut bundle_mid = p.bundle_mid;
         for d in p.down.values_mut() {
             match d.state {
                 DownState::ToOpen => {
@@ -668,15 +787,24 @@ impl Room {
                         Some(d.track_id.clone()),
                         None,
                     );
+                    bundle_mid.get_or_insert(mid);
                     d.state = DownState::Negotiating(mid);
                 }
                 DownState::ToStop(mid) => {
-                    api.stop_media(mid);
+                    // The first m-line tags the BUNDLE group: stopping it makes browsers move
+                    // to a new transport (or refuse an offer with every m-line stopped), so it
+                    // is parked as inactive instead.
+                    if bundle_mid == Some(mid) {
+                        api.set_direction(mid, Direction::Inactive);
+                    } else {
+                        api.stop_media(mid);
+                    }
                     d.state = DownState::NegotiatingStop(mid);
                 }
                 _ => {}
             }
         }
+        p.bundle_mid = bundle_mid;
         let Some((offer, pending)) = api.apply() else {
             return;
         };
@@ -924,6 +1052,7 @@ impl Room {
         let keyframe = is_audio || codec::starts_keyframe(codec, payload);
         let layer = &mut track.layers[stream.layer];
         layer.meter.add(ctx.now, payload.len());
+        self.status.touch(ctx.now);
         let vp8 = if codec == Codec::Vp8 {
             Vp8Descriptor::parse(payload).ok()
         } else {

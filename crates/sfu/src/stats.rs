@@ -1,5 +1,9 @@
 //! Counters the SFU keeps for metrics and benchmarks.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
 /// A snapshot of the SFU's counters.
 #[derive(Debug, Clone, Default)]
 pub struct SfuStats {
@@ -19,4 +23,50 @@ pub struct SfuStats {
     pub rtp_forwarded: u64,
     /// Datagrams that matched no connection.
     pub unmatched: u64,
+}
+
+/// Live state of one room, shared between its worker (writer) and the control plane (reader).
+#[derive(Debug)]
+pub struct RoomStatus {
+    participants: AtomicUsize,
+    last_activity_ms: AtomicU64,
+}
+
+fn base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+fn millis(t: Instant) -> u64 {
+    t.saturating_duration_since(base()).as_millis() as u64
+}
+
+impl RoomStatus {
+    /// A room created now.
+    pub fn new(now: Instant) -> Self {
+        RoomStatus {
+            participants: AtomicUsize::new(0),
+            last_activity_ms: AtomicU64::new(millis(now)),
+        }
+    }
+
+    /// People and ingests in the room.
+    pub fn participants(&self) -> usize {
+        self.participants.load(Ordering::Relaxed)
+    }
+
+    /// How long nothing happened in the room: no media packet, no signalling message, no input.
+    pub fn idle_for(&self, now: Instant) -> Duration {
+        Duration::from_millis(
+            millis(now).saturating_sub(self.last_activity_ms.load(Ordering::Relaxed)),
+        )
+    }
+
+    pub(crate) fn set_participants(&self, n: usize) {
+        self.participants.store(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn touch(&self, now: Instant) {
+        self.last_activity_ms.store(millis(now), Ordering::Relaxed);
+    }
 }

@@ -20,6 +20,7 @@ use tracing::{debug, info};
 use crate::demux::{ConnId, Transport};
 use crate::net::{Outbox, Shared};
 use crate::room::Room;
+use crate::stats::RoomStatus;
 use crate::RoomId;
 
 /// Messages a worker handles.
@@ -33,6 +34,15 @@ pub(crate) enum WorkerMsg {
     CreateRoom {
         room: RoomId,
         label: String,
+        status: Arc<RoomStatus>,
+    },
+    AttachApp {
+        room: RoomId,
+        input: tokio::sync::mpsc::Sender<String>,
+    },
+    DetachApp {
+        room: RoomId,
+        reason: String,
     },
     CloseRoom {
         room: RoomId,
@@ -43,6 +53,7 @@ pub(crate) enum WorkerMsg {
         name: String,
         limits: Limits,
         sink: tokio::sync::mpsc::Sender<ServerMsg>,
+        ingest: bool,
     },
     Signal {
         room: RoomId,
@@ -257,9 +268,19 @@ impl Worker {
                 );
                 self.with_room(room, now, |r, ctx| r.on_datagram(id, pc, input, ctx));
             }
-            WorkerMsg::CreateRoom { room, label } => {
+            WorkerMsg::CreateRoom {
+                room,
+                label,
+                status,
+            } => {
                 self.shared.counters.rooms.fetch_add(1, Ordering::Relaxed);
-                self.rooms.insert(room, Room::new(room, label));
+                self.rooms.insert(room, Room::new(room, label, status));
+            }
+            WorkerMsg::AttachApp { room, input } => {
+                self.with_room(room, now, |r, _| r.attach_app(input));
+            }
+            WorkerMsg::DetachApp { room, reason } => {
+                self.with_room(room, now, |r, _| r.detach_app(&reason));
             }
             WorkerMsg::CloseRoom { room } => {
                 let msg = ServerMsg::error(ErrorCode::Unavailable, "the room has ended");
@@ -275,6 +296,7 @@ impl Worker {
                 name,
                 limits,
                 sink,
+                ingest,
             } => {
                 if !self.rooms.contains_key(&room) {
                     let _ = sink.try_send(ServerMsg::error(
@@ -283,7 +305,9 @@ impl Worker {
                     ));
                     return true;
                 }
-                self.with_room(room, now, |r, ctx| r.join(id, name, limits, sink, ctx));
+                self.with_room(room, now, |r, ctx| {
+                    r.join(id, name, limits, sink, ingest, ctx)
+                });
             }
             WorkerMsg::Signal { room, id, msg } => {
                 self.with_room(room, now, |r, ctx| r.signal(id, msg, ctx));

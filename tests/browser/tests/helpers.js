@@ -1,0 +1,241 @@
+// Shared set-up of the browser tests: start `orbita serve` on loopback, launch Debian's
+// Chromium with fake devices, join rooms, read WebRTC statistics, save screenshots.
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const repoRoot = resolve(here, '..', '..', '..');
+export const screenshotDir = resolve(here, '..', 'screenshots');
+
+/** The release binary (CARGO_TARGET_DIR is honoured, as scripts/test does). */
+export function orbitaBinary() {
+  if (process.env.ORBITA_BIN) return process.env.ORBITA_BIN;
+  const target = process.env.CARGO_TARGET_DIR ? resolve(repoRoot, process.env.CARGO_TARGET_DIR) : join(repoRoot, 'target');
+  return join(target, 'release', 'orbita');
+}
+
+/** Chromium from Debian; never a downloaded browser. */
+export function chromiumPath() {
+  if (process.env.CHROMIUM_PATH) return process.env.CHROMIUM_PATH;
+  for (const path of ['/usr/bin/chromium', '/usr/bin/chromium-browser']) if (existsSync(path)) return path;
+  throw new Error('Chromium not found: apt-get install chromium (or set CHROMIUM_PATH)');
+}
+
+/**
+ * Start `orbita serve` on free loopback ports; resolves once it prints where it listens.
+ * @param {string[]} [extraArgs]
+ */
+export async function startServer(extraArgs = []) {
+  const bin = orbitaBinary();
+  if (!existsSync(bin)) throw new Error(`${bin} not found: run cargo build --release first`);
+  const child = spawn(
+    bin,
+    ['serve', '--http-addr', '127.0.0.1:0', '--udp-addr', '127.0.0.1:0', '--tcp-addr', '127.0.0.1:0', '--log', process.env.ORBITA_TEST_SERVER_LOG ?? 'warn', ...extraArgs],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let log = '';
+  child.stderr.on('data', (chunk) => {
+    log += chunk;
+    if (process.env.ORBITA_TEST_LOG) process.stderr.write(chunk);
+  });
+  const base = await new Promise((resolveBase, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`orbita serve did not start:\n${out}\n${log}`)), 20_000);
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+      const match = out.match(/orbita listening on (http:\/\/\S+)/);
+      if (match) {
+        clearTimeout(timer);
+        resolveBase(match[1]);
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`orbita serve exited (${code}):\n${out}\n${log}`));
+    });
+  });
+  return {
+    base,
+    log: () => log,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+const BASE_ARGS = [
+  '--allow-loopback-in-peer-connection',
+  '--use-fake-ui-for-media-stream',
+  '--no-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-gpu',
+  '--disable-dev-shm-usage',
+  '--autoplay-policy=no-user-gesture-required',
+  '--auto-select-desktop-capture-source=Entire screen',
+  // Several tabs share two cores: do not let Chromium slow down the ones in the background.
+  '--disable-background-timer-throttling',
+  '--disable-renderer-backgrounding',
+  '--disable-backgrounding-occluded-windows',
+];
+
+/**
+ * Launch Chromium, with fake camera and microphone unless `devices` is false.
+ * @param {{devices?: boolean}} [options]
+ */
+export function launchBrowser({ devices = true } = {}) {
+  const args = [...BASE_ARGS];
+  if (devices) args.push('--use-fake-device-for-media-stream');
+  return chromium.launch({ executablePath: chromiumPath(), headless: true, args });
+}
+
+/**
+ * A browser context as one person: desktop-sized unless told otherwise.
+ * @param {import('playwright-core').Browser} browser
+ * @param {string} base
+ * @param {object} [options]
+ */
+export async function newPerson(browser, base, options = {}) {
+  const context = await browser.newContext({
+    viewport: { width: 1280, height: 800 },
+    locale: 'en-US',
+    permissions: ['camera', 'microphone', 'clipboard-read', 'clipboard-write'],
+    ...options,
+  });
+  await context.grantPermissions(['camera', 'microphone', 'clipboard-read', 'clipboard-write'], { origin: base });
+  const page = await context.newPage();
+  page.on('console', (msg) => {
+    if (process.env.ORBITA_TEST_LOG || msg.type() === 'error') console.log(`[${msg.type()}] ${msg.text()}`);
+  });
+  page.on('pageerror', (error) => console.log(`[pageerror] ${error.message}`));
+  return { context, page };
+}
+
+/** Make a room through the API. @param {string} base */
+export async function createRoom(base) {
+  const response = await fetch(`${base}/api/rooms`, { method: 'POST' });
+  if (response.status !== 201) throw new Error(`POST /api/rooms: ${response.status}`);
+  return /** @type {{code: string, link: string}} */ (await response.json());
+}
+
+/**
+ * Open the room page, type a name and join; resolves when the call page is up.
+ * @param {import('playwright-core').Page} page
+ * @param {string} base
+ * @param {string} code
+ * @param {string} name
+ */
+export async function joinRoom(page, base, code, name) {
+  await page.goto(`${base}/r/${code}`);
+  await page.locator('#name').fill(name);
+  await page.locator('#join-button').click();
+  await page.locator('.call #grid').waitFor({ timeout: 20_000 });
+  await waitFor(() => page.evaluate(() => window.__orbita.session?.status === 'connected'), { message: `${name} connected` });
+}
+
+/**
+ * Poll until `check` returns something truthy; returns it.
+ * @template T
+ * @param {() => Promise<T> | T} check
+ * @param {{timeout?: number, interval?: number, message?: string}} [options]
+ * @returns {Promise<T>}
+ */
+export async function waitFor(check, { timeout = 20_000, interval = 250, message = 'condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await check();
+      if (last) return last;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${message} (last: ${JSON.stringify(last, null, 0)})`);
+    await sleep(interval);
+  }
+}
+
+/** @param {import('playwright-core').Page} page */
+export function stats(page) {
+  return page.evaluate(() => window.__orbita.stats());
+}
+
+/** @param {import('playwright-core').Page} page */
+export function selfId(page) {
+  return page.evaluate(() => window.__orbita.session?.selfId ?? null);
+}
+
+/**
+ * The inbound-rtp stats of what `page` receives from participant `from`.
+ * @param {import('playwright-core').Page} page
+ * @param {string} from participant id
+ * @param {string} source
+ */
+export async function inbound(page, from, source) {
+  const s = await stats(page);
+  return s?.inbound.find((i) => i.participantId === from && i.source === source) ?? null;
+}
+
+/**
+ * Wait until `page` decodes video of `from` and the count grows; returns two readings.
+ * @param {import('playwright-core').Page} page
+ * @param {string} from
+ * @param {string} [source]
+ */
+export async function expectVideoFlowing(page, from, source = 'camera') {
+  const first = await waitFor(async () => {
+    const v = await inbound(page, from, source);
+    return v && v.framesDecoded > 0 ? v : null;
+  }, { timeout: 30_000, message: `${source} video from ${from} decoded` });
+  const second = await waitFor(async () => {
+    const v = await inbound(page, from, source);
+    return v && v.framesDecoded > first.framesDecoded + 5 ? v : null;
+  }, { timeout: 20_000, message: `${source} video from ${from} keeps decoding` });
+  return { first, second };
+}
+
+/**
+ * Wait until `page` receives audio of `from` with a level above zero and growing bytes.
+ * @param {import('playwright-core').Page} page
+ * @param {string} from
+ */
+export async function expectAudioFlowing(page, from) {
+  const first = await waitFor(async () => {
+    const a = await inbound(page, from, 'microphone');
+    return a && a.bytesReceived > 0 ? a : null;
+  }, { timeout: 30_000, message: `audio from ${from}` });
+  let maxLevel = 0;
+  const second = await waitFor(async () => {
+    const a = await inbound(page, from, 'microphone');
+    if (!a) return null;
+    maxLevel = Math.max(maxLevel, a.audioLevel);
+    return a.bytesReceived > first.bytesReceived && maxLevel > 0 && a.totalAudioEnergy > 0 ? a : null;
+  }, { timeout: 20_000, message: `audio level from ${from}` });
+  return { first, second, maxLevel };
+}
+
+/**
+ * Save a screenshot of the page as screenshots/NAME.png.
+ * @param {import('playwright-core').Page} page
+ * @param {string} name
+ */
+export async function screenshot(page, name) {
+  mkdirSync(screenshotDir, { recursive: true });
+  const path = join(screenshotDir, `${name}.png`);
+  await page.screenshot({ path });
+  return path;
+}
+
+export { sleep };

@@ -1,0 +1,180 @@
+// Orbita's browser client: the entry point. Shows the home page at `/`, and at `/r/{code}`
+// the pre-join page, the call, and what follows it.
+
+import { ApiError, lookupRoom } from './api.js';
+import { initI18n, loadAll, has } from './i18n.js';
+import { LocalMedia } from './media.js';
+import { RoomSession } from './room.js';
+import { ServerError } from './signaling.js';
+import { CallView } from './ui/call.js';
+import { clear, h } from './ui/dom.js';
+import { pageHeader } from './ui/header.js';
+import { renderHome, renderUnknownRoom } from './ui/home.js';
+import { renderPrejoin } from './ui/prejoin.js';
+
+const root = /** @type {HTMLElement} */ (document.getElementById('app'));
+
+/**
+ * Hooks for tests and for looking into a call from the console: `__orbita.session`,
+ * `__orbita.stats()`, `__orbita.dropSignaling()`, `__orbita.simulateIceFailure()`.
+ */
+const debug = {
+  /** @type {RoomSession | null} */
+  session: null,
+  /** @type {LocalMedia | null} */
+  local: null,
+  stats() {
+    return debug.session ? debug.session.stats() : Promise.resolve(null);
+  },
+  /** Close the signalling socket as a network drop would. */
+  dropSignaling() {
+    debug.session?.signaling?.dropForTest();
+  },
+  /** Act as if ICE failed: the client restarts ICE. */
+  simulateIceFailure() {
+    debug.session?.restartIce();
+  },
+};
+Object.assign(window, { __orbita: debug });
+
+/** Where we are: the server says so in the page, else the path tells. */
+function route() {
+  const body = document.body.dataset;
+  const match = location.pathname.match(/^\/r\/([^/]+)\/?$/);
+  if (body.page === 'room' || match) {
+    const code = body.code && body.code !== '{{code}}' ? body.code : decodeURIComponent(match?.[1] ?? '');
+    return { page: 'room', code };
+  }
+  return { page: 'home', code: '' };
+}
+
+async function main() {
+  await initI18n();
+  await loadAll();
+  const { page, code } = route();
+  clear(root);
+  if (page === 'room') await showRoom(code);
+  else renderHome(root);
+  document.body.dataset.ready = 'true';
+}
+
+/**
+ * The room page: check the code, then pre-join.
+ * @param {string} code
+ */
+async function showRoom(code) {
+  let participants = null;
+  try {
+    participants = (await lookupRoom(code)).participants;
+  } catch (e) {
+    if (e instanceof ApiError && e.code === 'unknown_code') {
+      renderUnknownRoom(root, code);
+      return;
+    }
+    // The lookup is a courtesy: joining will say what is wrong.
+  }
+  const local = new LocalMedia();
+  debug.local = local;
+  await local.start();
+  showPrejoin(code, local, participants);
+}
+
+/**
+ * @param {string} code
+ * @param {LocalMedia} local
+ * @param {number | null} participants
+ * @param {{key: string, args?: Record<string, string | number>, detail?: string}} [error]
+ */
+function showPrejoin(code, local, participants, error) {
+  clear(root);
+  const view = renderPrejoin(root, {
+    code,
+    local,
+    participants,
+    onJoin: async ({ name, micMuted, cameraOff }) => {
+      view.setBusy(true);
+      const session = new RoomSession({ code, name, local, micMuted, cameraOff });
+      debug.session = session;
+      try {
+        await session.join();
+      } catch (e) {
+        view.setBusy(false);
+        const { key, detail } = describeError(e);
+        if (e instanceof ServerError && e.code === 'unknown_code') {
+          view.destroy();
+          clear(root);
+          renderUnknownRoom(root, code, 'room.ended');
+          return;
+        }
+        view.showError(key, { code }, detail);
+        return;
+      }
+      view.destroy();
+      new CallView(root, session, {
+        onLeave: () => showLeft(code),
+        onFailed: (failure) => showFailed(code, failure),
+      });
+    },
+  });
+  if (error) view.showError(error.key, error.args, error.detail);
+}
+
+/**
+ * The translation key (and the server's words) for a join failure.
+ * @param {unknown} error
+ * @returns {{key: string, detail?: string}}
+ */
+function describeError(error) {
+  if (error instanceof ServerError || error instanceof ApiError) {
+    const key = `error.${error.code}`;
+    return { key: has(key) ? key : 'error.generic', detail: error.message };
+  }
+  return { key: 'error.generic', detail: String(error) };
+}
+
+/** After leaving: rejoin or go home. @param {string} code */
+function showLeft(code) {
+  endScreen('left.title', 'left.text', code);
+}
+
+/**
+ * The call could not go on (the room ended, ...).
+ * @param {string} code
+ * @param {unknown} error
+ */
+function showFailed(code, error) {
+  const { key, detail } = describeError(error);
+  endScreen('failed.title', key, code, detail);
+}
+
+/**
+ * @param {string} titleKey
+ * @param {string} textKey
+ * @param {string} code
+ * @param {string} [detail]
+ */
+function endScreen(titleKey, textKey, code, detail) {
+  clear(root);
+  root.append(
+    pageHeader(),
+    h(
+      'main',
+      { class: 'home' },
+      h(
+        'section',
+        { class: 'card home-card notice-card', attrs: { id: 'end-screen' } },
+        h('h1', { class: 'card-title', text: titleKey }),
+        h('p', { class: 'notice-text', text: textKey, args: { code } }),
+        detail ? h('p', { class: 'error-detail', raw: detail }) : null,
+        h('a', { class: 'button primary wide', attrs: { href: `/r/${encodeURIComponent(code)}` }, text: 'left.rejoin' }),
+        h('a', { class: 'button ghost wide', attrs: { href: '/' }, text: 'room.go_home' }),
+      ),
+    ),
+  );
+}
+
+main().catch((error) => {
+  console.error(error);
+  clear(root);
+  root.append(h('p', { class: 'fatal', raw: `Orbita: ${String(error)}` }));
+});

@@ -1,0 +1,465 @@
+// The call page: the video grid, the controls, chat and people, the reconnecting banner.
+
+import { setAttrText, setText, t } from '../i18n.js';
+import { canShareScreen, isFrontCamera } from '../media.js';
+import { QUALITIES } from '../quality.js';
+import { ChatPanel } from './chat.js';
+import { clear, h } from './dom.js';
+import { languageSwitch } from './header.js';
+import { icon } from './icons.js';
+import { openMenu } from './menu.js';
+import { PeoplePanel } from './people.js';
+import { Tile, layoutGrid } from './tiles.js';
+import { toast } from './toast.js';
+
+/** @typedef {import('../room.js').RoomSession} RoomSession */
+/** @typedef {import('./tiles.js').TileModel} TileModel */
+
+/** The reconnecting banner stays at least this long, so it does not just flash. */
+const BANNER_MIN_MS = 1500;
+
+/**
+ * A control button: an icon and a label (the label is hidden on narrow screens but stays
+ * the button's accessible name).
+ * @param {string} id
+ * @param {string} iconName
+ * @param {string} labelKey
+ * @param {() => void} onClick
+ */
+function controlButton(id, iconName, labelKey, onClick) {
+  const iconEl = h('span', { class: 'control-icon', html: icon(iconName) });
+  const label = h('span', { class: 'control-label', text: labelKey });
+  const badge = h('span', { class: 'control-badge', attrs: { hidden: true } });
+  const button = h('button', { class: 'control', attrs: { type: 'button', id }, on: { click: onClick } }, iconEl, label, badge);
+  setAttrText(button, 'title', labelKey);
+  return {
+    button,
+    badge,
+    /**
+     * @param {string} nextIcon
+     * @param {string} nextLabel
+     */
+    set(nextIcon, nextLabel) {
+      iconEl.innerHTML = icon(nextIcon);
+      setText(label, nextLabel);
+      setAttrText(button, 'title', nextLabel);
+    },
+  };
+}
+
+export class CallView {
+  /**
+   * @param {HTMLElement} root
+   * @param {RoomSession} session
+   * @param {{onLeave: () => void, onFailed: (error: unknown) => void}} callbacks
+   */
+  constructor(root, session, callbacks) {
+    this.root = root;
+    this.session = session;
+    this.callbacks = callbacks;
+    /** @type {Map<string, Tile>} */
+    this.tiles = new Map();
+    /** @type {Map<string, HTMLAudioElement>} */
+    this.audios = new Map();
+    /** @type {'chat' | 'people' | null} */
+    this.panel = null;
+    this.unread = 0;
+    this.bannerShownAt = 0;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.bannerTimer = undefined;
+
+    this.grid = h('div', { class: 'grid', attrs: { id: 'grid' } });
+    this.audioSink = h('div', { class: 'audio-sink', attrs: { hidden: true } });
+    this.banner = h(
+      'div',
+      { class: 'banner', attrs: { role: 'status', hidden: true, id: 'banner' } },
+      h('span', { class: 'spinner', attrs: { 'aria-hidden': 'true' } }),
+      h('span', { class: 'banner-text', text: 'call.reconnecting' }),
+    );
+
+    this.chat = new ChatPanel(session);
+    this.people = new PeoplePanel(session);
+    this.panelTitle = h('h2', { class: 'panel-title' });
+    this.panelBody = h('div', { class: 'panel-body' });
+    this.side = h(
+      'aside',
+      { class: 'side', attrs: { hidden: true, id: 'side-panel' } },
+      h(
+        'div',
+        { class: 'panel-head' },
+        this.panelTitle,
+        h('button', {
+          class: 'icon-button',
+          attrs: { type: 'button', id: 'panel-close' },
+          html: icon('close'),
+          t: { 'aria-label': 'action.close', title: 'action.close' },
+          on: { click: () => this.showPanel(null) },
+        }),
+      ),
+      this.panelBody,
+    );
+
+    const s = session;
+    this.mic = controlButton('control-mic', 'mic', 'call.mic_off', () => s.setMicMuted(!s.micMuted));
+    this.camera = controlButton('control-camera', 'cam', 'call.camera_off', () => s.setCameraOn(s.cameraOff));
+    this.switchCam = controlButton('control-switch', 'switchCam', 'call.switch_camera', () => this.pickCamera());
+    this.screen = controlButton('control-screen', 'screen', 'call.share_screen', () =>
+      s.screen ? s.stopScreenShare() : s.startScreenShare(),
+    );
+    this.quality = controlButton('control-quality', 'quality', 'call.quality', () => this.pickQuality());
+    this.chatButton = controlButton('control-chat', 'chat', 'call.chat', () => this.showPanel(this.panel === 'chat' ? null : 'chat'));
+    this.peopleButton = controlButton('control-people', 'people', 'call.people', () =>
+      this.showPanel(this.panel === 'people' ? null : 'people'),
+    );
+    this.leaveButton = controlButton('control-leave', 'leave', 'call.leave', () => this.leave());
+    this.leaveButton.button.classList.add('danger');
+    this.screen.button.hidden = !canShareScreen();
+
+    this.title = h('span', { class: 'call-title', text: 'call.room', args: { code: session.code } });
+    this.count = h('span', { class: 'call-count' });
+    const copy = h(
+      'button',
+      { class: 'chip-button', attrs: { type: 'button', id: 'copy-link' }, on: { click: () => this.copyLink() } },
+      h('span', { class: 'chip-icon', html: icon('link') }),
+      h('span', { class: 'chip-label', text: 'call.copy_link' }),
+    );
+    setAttrText(copy, 'title', 'call.copy_link');
+
+    this.el = h(
+      'div',
+      { class: 'call' },
+      h(
+        'header',
+        { class: 'call-top' },
+        h('img', { class: 'call-logo', attrs: { src: '/assets/img/icon.svg', alt: '', width: 24, height: 24 } }),
+        h('div', { class: 'call-heading' }, this.title, this.count),
+        copy,
+        languageSwitch(),
+      ),
+      this.banner,
+      h('div', { class: 'call-body' }, h('main', { class: 'stage' }, this.grid), this.side),
+      h(
+        'footer',
+        { class: 'controls' },
+        h(
+          'div',
+          { class: 'controls-row' },
+          this.mic.button,
+          this.camera.button,
+          this.switchCam.button,
+          this.screen.button,
+          this.quality.button,
+          this.chatButton.button,
+          this.peopleButton.button,
+          this.leaveButton.button,
+        ),
+      ),
+      this.audioSink,
+    );
+    clear(root);
+    root.append(this.el);
+
+    this.onUpdate = () => this.sync();
+    this.onSpeakers = () => this.syncSpeakers();
+    /** @param {Event} event */
+    this.onStatus = (event) => this.showStatus(/** @type {CustomEvent} */ (event).detail);
+    /** @param {Event} event */
+    this.onChat = (event) => this.addChat(/** @type {CustomEvent} */ (event).detail.entry);
+    /** @param {Event} event */
+    this.onNotice = (event) => toast(/** @type {CustomEvent} */ (event).detail);
+    session.addEventListener('update', this.onUpdate);
+    session.addEventListener('speakers', this.onSpeakers);
+    session.addEventListener('status', this.onStatus);
+    session.addEventListener('chat', this.onChat);
+    session.addEventListener('notice', this.onNotice);
+    session.local.addEventListener('change', this.onUpdate);
+    this.resize = new ResizeObserver(() => layoutGrid(this.grid));
+    this.resize.observe(this.grid);
+    this.onKey = (/** @type {KeyboardEvent} */ event) => {
+      if (event.key === 'Escape' && this.panel && window.matchMedia('(max-width: 720px)').matches) this.showPanel(null);
+    };
+    document.addEventListener('keydown', this.onKey);
+    this.sync();
+  }
+
+  /** @returns {TileModel[]} in display order: screens (others' first), cameras, our camera */
+  models() {
+    const s = this.session;
+    const selfId = s.selfId ?? 'self';
+    /** @type {TileModel[]} */
+    const screens = [];
+    /** @type {TileModel[]} */
+    const cameras = [];
+    for (const p of s.participants.values()) {
+      const tracks = [...p.tracks.values()];
+      const cam = tracks.find((tr) => tr.source === 'camera');
+      const mic = tracks.find((tr) => tr.source === 'microphone');
+      const screen = tracks.find((tr) => tr.source === 'screen');
+      cameras.push({
+        key: `${p.id}:camera`,
+        participantId: p.id,
+        name: p.name,
+        source: 'camera',
+        track: cam && !cam.muted ? (s.remoteTracks.get(cam.track_id) ?? null) : null,
+        micMuted: !mic || mic.muted,
+        self: false,
+        mirrored: false,
+      });
+      if (screen) {
+        screens.push({
+          key: `${p.id}:screen`,
+          participantId: p.id,
+          name: p.name,
+          source: 'screen',
+          track: s.remoteTracks.get(screen.track_id) ?? null,
+          micMuted: false,
+          self: false,
+          mirrored: false,
+        });
+      }
+    }
+    if (s.screen) {
+      screens.push({ key: 'self:screen', participantId: selfId, name: s.name, source: 'screen', track: s.screen.video, micMuted: false, self: true, mirrored: false });
+    }
+    const camera = s.cameraOff ? null : s.local.camera;
+    cameras.push({
+      key: 'self:camera',
+      participantId: selfId,
+      name: s.name,
+      source: 'camera',
+      track: camera,
+      micMuted: s.micMuted || !s.local.mic,
+      self: true,
+      mirrored: isFrontCamera(camera),
+    });
+    return [...screens, ...cameras];
+  }
+
+  /** Bring tiles, audio, controls and panels in line with the session. */
+  sync() {
+    const models = this.models();
+    const keep = new Set(models.map((m) => m.key));
+    for (const [key, tile] of this.tiles) {
+      if (!keep.has(key)) {
+        tile.remove();
+        this.tiles.delete(key);
+      }
+    }
+    /** @type {Element | null} */
+    let prev = null;
+    for (const model of models) {
+      let tile = this.tiles.get(model.key);
+      if (!tile) {
+        tile = new Tile(model);
+        this.tiles.set(model.key, tile);
+      } else {
+        tile.update(model);
+      }
+      const wanted = prev ? prev.nextElementSibling : this.grid.firstElementChild;
+      if (wanted !== tile.el) {
+        if (prev) prev.after(tile.el);
+        else this.grid.prepend(tile.el);
+        if (tile.track) tile.video.play().catch(() => {});
+      }
+      prev = tile.el;
+    }
+    this.grid.dataset.count = String(models.length);
+    layoutGrid(this.grid);
+    this.syncAudio();
+    this.syncControls();
+    this.syncSpeakers();
+    if (this.panel === 'people') this.people.render();
+  }
+
+  /** One playing <audio> per received audio track. */
+  syncAudio() {
+    const s = this.session;
+    /** @type {Set<string>} */
+    const want = new Set();
+    for (const p of s.participants.values()) {
+      for (const track of p.tracks.values()) {
+        if (track.kind !== 'audio') continue;
+        const media = s.remoteTracks.get(track.track_id);
+        if (!media) continue;
+        want.add(track.track_id);
+        let audio = this.audios.get(track.track_id);
+        if (!audio) {
+          audio = h('audio', { attrs: { autoplay: true }, data: { track: track.track_id, participant: p.id } });
+          this.audios.set(track.track_id, audio);
+          this.audioSink.append(audio);
+        }
+        const stream = /** @type {MediaStream | null} */ (audio.srcObject);
+        if (!stream || stream.getAudioTracks()[0] !== media) {
+          audio.srcObject = new MediaStream([media]);
+          audio.play().catch(() => {});
+        }
+      }
+    }
+    for (const [id, audio] of this.audios) {
+      if (want.has(id)) continue;
+      audio.srcObject = null;
+      audio.remove();
+      this.audios.delete(id);
+    }
+  }
+
+  syncControls() {
+    const s = this.session;
+    const micOn = Boolean(s.local.mic) && !s.micMuted;
+    this.mic.set(micOn ? 'mic' : 'micOff', micOn ? 'call.mic_off' : 'call.mic_on');
+    this.mic.button.classList.toggle('off', !micOn);
+    this.mic.button.setAttribute('aria-pressed', String(!micOn));
+    const camOn = Boolean(s.local.camera) && !s.cameraOff;
+    this.camera.set(camOn ? 'cam' : 'camOff', camOn ? 'call.camera_off' : 'call.camera_on');
+    this.camera.button.classList.toggle('off', !camOn);
+    this.camera.button.setAttribute('aria-pressed', String(!camOn));
+    this.switchCam.button.hidden = s.local.cameras.length < 2;
+    this.screen.set(s.screen ? 'screenStop' : 'screen', s.screen ? 'call.stop_sharing' : 'call.share_screen');
+    this.screen.button.classList.toggle('on', Boolean(s.screen));
+    this.quality.button.dataset.quality = s.quality;
+    setText(this.count, 'call.count', { count: s.participants.size + 1 });
+    this.peopleButton.badge.hidden = false;
+    this.peopleButton.badge.textContent = String(s.participants.size + 1);
+    this.chatButton.badge.hidden = this.unread === 0;
+    this.chatButton.badge.textContent = this.unread > 9 ? '9+' : String(this.unread);
+    this.chatButton.button.classList.toggle('on', this.panel === 'chat');
+    this.peopleButton.button.classList.toggle('on', this.panel === 'people');
+  }
+
+  syncSpeakers() {
+    const s = this.session;
+    for (const tile of this.tiles.values()) {
+      if (tile.el.dataset.source !== 'camera') continue;
+      const pid = tile.el.dataset.participant ?? '';
+      const self = tile.el.dataset.self === 'true';
+      const speaking = self ? s.selfSpeaking : (s.participants.get(pid)?.speaking ?? false);
+      tile.setSpeaking(speaking);
+      tile.setActive(!self && pid === s.activeSpeaker && s.participants.size > 1);
+    }
+  }
+
+  /** @param {{status: string, error?: unknown}} detail */
+  showStatus({ status, error }) {
+    clearTimeout(this.bannerTimer);
+    if (status === 'reconnecting') {
+      if (this.banner.hidden) this.bannerShownAt = performance.now();
+      this.banner.hidden = false;
+      this.el.classList.add('reconnecting');
+    } else if (status === 'connected') {
+      const wait = Math.max(0, BANNER_MIN_MS - (performance.now() - this.bannerShownAt));
+      this.bannerTimer = setTimeout(() => {
+        this.banner.hidden = true;
+        this.el.classList.remove('reconnecting');
+      }, wait);
+    } else if (status === 'failed') {
+      this.destroy();
+      this.callbacks.onFailed(error);
+    }
+  }
+
+  /** @param {import('../room.js').ChatEntry} entry */
+  addChat(entry) {
+    this.chat.add(entry);
+    if (this.panel !== 'chat' && !entry.own) {
+      this.unread += 1;
+      this.syncControls();
+    }
+  }
+
+  /** @param {'chat' | 'people' | null} which */
+  showPanel(which) {
+    this.panel = which;
+    this.side.hidden = which === null;
+    this.el.classList.toggle('panel-open', which !== null);
+    clear(this.panelBody);
+    if (which === 'chat') {
+      setText(this.panelTitle, 'call.chat');
+      this.panelBody.append(this.chat.el);
+      this.unread = 0;
+      this.chat.list.lastElementChild?.scrollIntoView({ block: 'end' });
+      if (!window.matchMedia('(pointer: coarse)').matches) this.chat.focus();
+    } else if (which === 'people') {
+      setText(this.panelTitle, 'call.people_title', { count: this.session.participants.size + 1 });
+      this.people.render();
+      this.panelBody.append(this.people.el);
+    }
+    this.syncControls();
+    // The stage changed size.
+    requestAnimationFrame(() => layoutGrid(this.grid));
+  }
+
+  pickQuality() {
+    const s = this.session;
+    openMenu(
+      this.quality.button,
+      'quality.title',
+      QUALITIES.map((q) => ({ value: q, text: `quality.${q}`, checked: q === s.quality })),
+      (value) => s.setQuality(/** @type {import('../quality.js').Quality} */ (value)),
+      'quality',
+    );
+  }
+
+  pickCamera() {
+    const s = this.session;
+    const cameras = s.local.cameras;
+    const current = s.local.camera?.getSettings().deviceId ?? s.local.cameraDeviceId;
+    if (cameras.length === 2) {
+      const other = cameras.find((c) => c.deviceId !== current) ?? cameras[0];
+      s.switchCamera(other.deviceId);
+      return;
+    }
+    openMenu(
+      this.switchCam.button,
+      'call.switch_camera',
+      cameras.map((c, i) => (c.label ? { value: c.deviceId, raw: c.label, checked: c.deviceId === current } : { value: c.deviceId, raw: t('prejoin.camera_n', { n: i + 1 }), checked: c.deviceId === current })),
+      (deviceId) => s.switchCamera(deviceId),
+      'camera',
+    );
+  }
+
+  async copyLink() {
+    const link = this.session.link;
+    try {
+      await navigator.clipboard.writeText(link);
+      toast({ key: 'call.link_copied' });
+    } catch {
+      // No clipboard access (plain http, or refused): show the link to copy by hand.
+      const input = h('input', { class: 'link-field', attrs: { readonly: true, value: link } });
+      const dialog = h(
+        'div',
+        { class: 'dialog-backdrop' },
+        h(
+          'div',
+          { class: 'dialog card', attrs: { role: 'dialog', 'aria-modal': 'true' } },
+          h('p', { text: 'call.copy_manually' }),
+          input,
+          h('button', { class: 'button primary', attrs: { type: 'button' }, text: 'action.close', on: { click: () => dialog.remove() } }),
+        ),
+      );
+      document.body.append(dialog);
+      input.select();
+    }
+  }
+
+  leave() {
+    this.session.leave();
+    this.destroy();
+    this.callbacks.onLeave();
+  }
+
+  destroy() {
+    const s = this.session;
+    s.removeEventListener('update', this.onUpdate);
+    s.removeEventListener('speakers', this.onSpeakers);
+    s.removeEventListener('status', this.onStatus);
+    s.removeEventListener('chat', this.onChat);
+    s.removeEventListener('notice', this.onNotice);
+    s.local.removeEventListener('change', this.onUpdate);
+    document.removeEventListener('keydown', this.onKey);
+    this.resize.disconnect();
+    for (const tile of this.tiles.values()) tile.remove();
+    for (const audio of this.audios.values()) audio.srcObject = null;
+    this.tiles.clear();
+    this.audios.clear();
+  }
+}

@@ -1,0 +1,171 @@
+// Video tiles: one per participant's camera (an avatar when there is no video) and one per
+// screen share; names, mute badges and the active speaker; a grid that fits the stage.
+
+import { setAttrText, setText } from '../i18n.js';
+import { h, hue, initials } from './dom.js';
+import { icon } from './icons.js';
+
+/**
+ * What a tile shows.
+ * @typedef {object} TileModel
+ * @property {string} key stable key: participant id and source
+ * @property {string} participantId
+ * @property {string} name
+ * @property {'camera' | 'screen'} source
+ * @property {MediaStreamTrack | null} track the video, or null (avatar)
+ * @property {boolean} micMuted
+ * @property {boolean} self
+ * @property {boolean} mirrored
+ */
+
+export class Tile {
+  /** @param {TileModel} model */
+  constructor(model) {
+    this.key = model.key;
+    this.video = h('video', { class: 'tile-video', attrs: { autoplay: true, playsinline: true, muted: true } });
+    this.video.muted = true;
+    this.avatar = h('div', { class: 'avatar' });
+    this.nameEl = h('span', { class: 'tile-name' });
+    this.micBadge = h('span', { class: 'mic-badge', html: icon('micOff') });
+    this.el = h(
+      'div',
+      { class: 'tile', data: { participant: model.participantId, source: model.source } },
+      this.video,
+      this.avatar,
+      h('div', { class: 'tile-label' }, this.micBadge, this.nameEl),
+    );
+    /** @type {MediaStreamTrack | null} */
+    this.track = null;
+    this.update(model);
+  }
+
+  /** @param {TileModel} model */
+  update(model) {
+    const el = this.el;
+    el.dataset.self = String(model.self);
+    el.dataset.micMuted = String(model.micMuted);
+    el.classList.toggle('screen', model.source === 'screen');
+    el.classList.toggle('self', model.self);
+    if (model.source === 'screen') {
+      setText(this.nameEl, model.self ? 'tile.your_screen' : 'tile.screen_of', { name: model.name });
+    } else if (model.self) {
+      setText(this.nameEl, 'tile.you', { name: model.name });
+    } else {
+      delete this.nameEl.dataset.i18n;
+      this.nameEl.textContent = model.name;
+    }
+    this.micBadge.hidden = !model.micMuted || model.source === 'screen';
+    if (!this.micBadge.hidden && !this.micBadge.title) {
+      setAttrText(this.micBadge, 'title', 'tile.muted');
+      setAttrText(this.micBadge, 'aria-label', 'tile.muted');
+      this.micBadge.setAttribute('role', 'img');
+    }
+    if (this.avatar.textContent !== initials(model.name)) {
+      this.avatar.textContent = initials(model.name);
+      this.avatar.style.setProperty('--hue', String(hue(model.participantId)));
+    }
+    if (model.track !== this.track) {
+      this.track = model.track;
+      this.video.srcObject = model.track ? new MediaStream([model.track]) : null;
+      if (model.track) this.video.play().catch(() => {});
+    }
+    el.classList.toggle('video-off', !model.track);
+    el.dataset.video = model.track ? 'on' : 'off';
+    this.video.classList.toggle('mirrored', model.mirrored);
+  }
+
+  /** @param {boolean} speaking */
+  setSpeaking(speaking) {
+    this.el.classList.toggle('speaking', speaking);
+    this.el.dataset.speaking = String(speaking);
+  }
+
+  /** @param {boolean} active */
+  setActive(active) {
+    this.el.classList.toggle('active-speaker', active);
+  }
+
+  remove() {
+    this.video.srcObject = null;
+    this.el.remove();
+  }
+}
+
+/**
+ * How many columns give the largest 16:9 picture per tile.
+ * @param {number} count
+ * @param {number} width
+ * @param {number} height
+ */
+export function bestColumns(count, width, height) {
+  let best = 1;
+  let bestArea = -1;
+  for (let cols = 1; cols <= count; cols++) {
+    const rows = Math.ceil(count / cols);
+    const cellW = width / cols;
+    const cellH = height / rows;
+    const picW = Math.min(cellW, (cellH * 16) / 9);
+    const picH = (picW * 9) / 16;
+    const area = picW * picH;
+    if (area > bestArea + 1) {
+      bestArea = area;
+      best = cols;
+    }
+  }
+  return best;
+}
+
+/**
+ * Lay tiles out in `grid`: an even grid, or with a screen share the screen large and the
+ * others in a strip (at the side on wide screens, below on tall ones).
+ * @param {HTMLElement} grid
+ */
+export function layoutGrid(grid) {
+  const tiles = /** @type {HTMLElement[]} */ ([...grid.children]);
+  const count = tiles.length;
+  if (count === 0) return;
+  const width = grid.clientWidth;
+  const height = grid.clientHeight;
+  // Screen shares come first (others' before our own): the first one is shown large.
+  const featured = tiles[0].dataset.source === 'screen' ? tiles[0] : undefined;
+  for (const tile of tiles) {
+    tile.style.gridColumn = '';
+    tile.style.gridRow = '';
+    tile.classList.toggle('featured', tile === featured && count > 1);
+  }
+  if (featured && count > 1) {
+    const others = count - 1;
+    grid.classList.add('presenting');
+    if (width >= height * 1.2) {
+      const strip = Math.round(Math.min(320, Math.max(160, width * 0.22)));
+      const rows = Math.max(others, 3);
+      grid.style.gridTemplateColumns = `minmax(0, 1fr) ${strip}px`;
+      grid.style.gridTemplateRows = `repeat(${rows}, minmax(0, 1fr))`;
+      featured.style.gridColumn = '1';
+      featured.style.gridRow = `1 / span ${rows}`;
+    } else {
+      const stripH = Math.round(Math.min(height * 0.3, 180));
+      grid.style.gridTemplateColumns = `repeat(${others}, minmax(0, 1fr))`;
+      grid.style.gridTemplateRows = `minmax(0, 1fr) ${stripH}px`;
+      featured.style.gridColumn = `1 / span ${others}`;
+      featured.style.gridRow = '1';
+    }
+    return;
+  }
+  grid.classList.remove('presenting');
+  const cols = bestColumns(count, width, height);
+  const rows = Math.ceil(count / cols);
+  grid.dataset.columns = String(cols);
+  if (width >= height) {
+    // Wide stage: 16:9 tiles, as large as fit, centred.
+    const gap = 10;
+    const tileW = Math.floor(Math.min((width - gap * (cols - 1)) / cols, (((height - gap * (rows - 1)) / rows) * 16) / 9));
+    const tileH = Math.floor((tileW * 9) / 16);
+    grid.style.gridTemplateColumns = `repeat(${cols}, ${tileW}px)`;
+    grid.style.gridTemplateRows = `repeat(${rows}, ${tileH}px)`;
+  } else {
+    // Tall stage (phones): tiles fill the width and share the height.
+    grid.style.gridTemplateColumns = `repeat(${cols}, minmax(0, 1fr))`;
+    grid.style.gridTemplateRows = `repeat(${rows}, minmax(0, 1fr))`;
+  }
+}
