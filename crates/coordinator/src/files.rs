@@ -70,8 +70,10 @@ pub async fn watch(coordinator: Arc<Coordinator>, mut shutdown: watch::Receiver<
     let Some(path) = settings.servers_file.clone() else {
         return;
     };
-    // Coordinator::open applied it already; remember the text to spot edits.
-    let mut last = tokio::fs::read_to_string(&path).await.ok();
+    // Coordinator::open applied the file already, but an edit may land before this task first
+    // runs: start with no remembered text, so the first period applies whatever is current
+    // (re-applying an unchanged catalogue is harmless).
+    let mut last: Option<String> = None;
     loop {
         let period = update_period(settings.configuration_file.as_deref());
         tokio::select! {
