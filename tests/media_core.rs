@@ -19,7 +19,10 @@ async fn three_bots_exchange_media_and_see_a_leave() {
     let b = join_bot(&server, &code, "bob").await;
     let mut c = join_bot(&server, &code, "carol").await;
     let bots = [&a, &b, &c];
-    let ids: Vec<String> = bots.iter().map(|x| x.participant_id().to_string()).collect();
+    let ids: Vec<String> = bots
+        .iter()
+        .map(|x| x.participant_id().to_string())
+        .collect();
 
     for (i, bot) in bots.iter().enumerate() {
         for (j, other) in ids.iter().enumerate() {
@@ -30,7 +33,9 @@ async fn three_bots_exchange_media_and_see_a_leave() {
                 .wait_for(
                     |s| {
                         let audio = s.tracks.iter().any(|t| {
-                            &t.participant_id == other && t.kind == MediaKind::Audio && t.frames >= 25
+                            &t.participant_id == other
+                                && t.kind == MediaKind::Audio
+                                && t.frames >= 25
                         });
                         let video = s.tracks.iter().any(|t| {
                             &t.participant_id == other
@@ -46,7 +51,12 @@ async fn three_bots_exchange_media_and_see_a_leave() {
                 .await
                 .unwrap_or_else(|e| panic!("{} did not receive {other}'s media: {e}", bot.name()));
             for t in stats.tracks.iter().filter(|t| &t.participant_id == other) {
-                assert_eq!(t.stream_resets, 0, "{}: one continuous stream per track: {t:?}", bot.name());
+                assert_eq!(
+                    t.stream_resets,
+                    0,
+                    "{}: one continuous stream per track: {t:?}",
+                    bot.name()
+                );
                 assert!(t.bytes > 1000, "{t:?}");
             }
         }
@@ -66,10 +76,17 @@ async fn three_bots_exchange_media_and_see_a_leave() {
         .await
         .unwrap_or_else(|e| panic!("{} still hears carol: {e}", bot.name()));
         // ... and keeps receiving the other one.
-        let other = if bot.participant_id() == ids[0] { &ids[1] } else { &ids[0] };
-        bot.wait_for(|s| s.receiving_from(other, Duration::from_millis(500)), Duration::from_secs(5))
-            .await
-            .unwrap_or_else(|e| panic!("{} lost {other} after carol left: {e}", bot.name()));
+        let other = if bot.participant_id() == ids[0] {
+            &ids[1]
+        } else {
+            &ids[0]
+        };
+        bot.wait_for(
+            |s| s.receiving_from(other, Duration::from_millis(500)),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{} lost {other} after carol left: {e}", bot.name()));
     }
     server.shutdown().await.unwrap();
 }
@@ -97,7 +114,9 @@ async fn simulcast_layer_follows_the_requested_maximum() {
 
     let low = viewer
         .wait_for(
-            |s| video_of(s).is_some_and(|t| t.last_resolution == Some((320, 180)) && t.frames >= 20),
+            |s| {
+                video_of(s).is_some_and(|t| t.last_resolution == Some((320, 180)) && t.frames >= 20)
+            },
             MEDIA_TIMEOUT,
         )
         .await
@@ -111,22 +130,40 @@ async fn simulcast_layer_follows_the_requested_maximum() {
 
     viewer.set_quality("1280x720").unwrap();
     let high = viewer
-        .wait_for(|s| video_of(s).is_some_and(|t| t.last_resolution == Some((1280, 720))), MEDIA_TIMEOUT)
+        .wait_for(
+            |s| video_of(s).is_some_and(|t| t.last_resolution == Some((1280, 720))),
+            MEDIA_TIMEOUT,
+        )
         .await
         .expect("raising the maximum brings the high layer");
     let t = video_of(&high).unwrap();
-    assert_eq!(t.stream_resets, 0, "the switch keeps one continuous RTP stream: {t:?}");
+    assert_eq!(
+        t.stream_resets, 0,
+        "the switch keeps one continuous RTP stream: {t:?}"
+    );
     let frames_at_switch = t.frames;
+    // 30 more frames, still the high layer at the end (the bandwidth estimate may dip for a
+    // moment on a loaded machine; the stream stays one continuous RTP stream throughout).
     let after = viewer
-        .wait_for(|s| video_of(s).is_some_and(|t| t.frames >= frames_at_switch + 30), MEDIA_TIMEOUT)
+        .wait_for(
+            |s| {
+                video_of(s).is_some_and(|t| {
+                    t.frames >= frames_at_switch + 30 && t.last_resolution == Some((1280, 720))
+                })
+            },
+            MEDIA_TIMEOUT,
+        )
         .await
         .expect("high layer keeps flowing");
-    assert_eq!(video_of(&after).unwrap().last_resolution, Some((1280, 720)));
+    assert_eq!(video_of(&after).unwrap().stream_resets, 0);
 
     // And back down: 640x480 gives the middle layer.
     viewer.set_quality("640x480").unwrap();
     viewer
-        .wait_for(|s| video_of(s).is_some_and(|t| t.last_resolution == Some((640, 360))), MEDIA_TIMEOUT)
+        .wait_for(
+            |s| video_of(s).is_some_and(|t| t.last_resolution == Some((640, 360))),
+            MEDIA_TIMEOUT,
+        )
         .await
         .expect("lowering the maximum brings the middle layer");
     server.shutdown().await.unwrap();
@@ -139,22 +176,38 @@ async fn shutdown_tells_participants() {
     let code = create_room(&server).await;
     let a = join_bot(&server, &code, "a").await;
     let b = join_bot(&server, &code, "b").await;
-    a.wait_for_media_from(b.participant_id(), MEDIA_TIMEOUT).await.expect("media flows");
+    a.wait_for_media_from(b.participant_id(), MEDIA_TIMEOUT)
+        .await
+        .expect("media flows");
     server.shutdown().await.unwrap();
     for bot in [&a, &b] {
         bot.wait_for(
-            |s| s.events.iter().any(|e| matches!(e.kind, RoomEventKind::ServerShutdown { .. })) && !s.running,
+            |s| {
+                s.events
+                    .iter()
+                    .any(|e| matches!(e.kind, RoomEventKind::ServerShutdown { .. }))
+                    && !s.running
+            },
             Duration::from_secs(10),
         )
         .await
         .or_else(|_| {
             let s = bot.stats();
-            if s.events.iter().any(|e| matches!(e.kind, RoomEventKind::ServerShutdown { .. })) {
+            if s.events
+                .iter()
+                .any(|e| matches!(e.kind, RoomEventKind::ServerShutdown { .. }))
+            {
                 Ok(s)
             } else {
                 Err(s)
             }
         })
-        .unwrap_or_else(|s| panic!("{} was not told of the shutdown: {:?}", bot.name(), s.events));
+        .unwrap_or_else(|s| {
+            panic!(
+                "{} was not told of the shutdown: {:?}",
+                bot.name(),
+                s.events
+            )
+        });
     }
 }

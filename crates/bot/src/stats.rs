@@ -1290,6 +1290,7 @@ mod tests {
                 participant_id: "p1".into(),
                 name: "Alice".into(),
                 tracks: vec![],
+                ingest: false,
             }],
         );
         r.subscriber_offer(t0, &[sub("0", "t-v", "p1", MediaKind::Video)]);
@@ -1398,6 +1399,7 @@ mod tests {
                 participant_id: "p1".into(),
                 name: "Alice".into(),
                 tracks: vec![],
+                ingest: false,
             },
         );
         let track = TrackInfo {

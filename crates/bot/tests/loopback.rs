@@ -133,6 +133,7 @@ async fn serve(stream: TcpStream) {
                 participant_id: ECHO.into(),
                 name: "Echo".into(),
                 tracks: vec![],
+                ingest: false,
             }],
             ice_servers: vec![],
             limits: Limits {

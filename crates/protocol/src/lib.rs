@@ -111,6 +111,10 @@ pub struct ParticipantInfo {
     /// The tracks it publishes now.
     #[serde(default)]
     pub tracks: Vec<TrackInfo>,
+    /// A publish-only ingest (WHIP): the session's app, or a streaming tool such as OBS. It
+    /// receives nothing and never holds control. Absent means `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ingest: bool,
 }
 
 /// Which outgoing m-line of the subscriber connection carries which track.

@@ -2,6 +2,8 @@
 //! what it receives (one [`DownTrack`] per subscribed track) and its signalling sink.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use orbita_protocol::{Limits, MaxQuality, PcKind, ServerMsg, SubscribedTrack};
 use str0m::change::SdpPendingOffer;
@@ -75,8 +77,12 @@ pub(crate) struct Participant {
     sink: tokio::sync::mpsc::Sender<ServerMsg>,
     /// A publish-only ingest (WHIP): receives nothing, never holds control.
     pub ingest: bool,
-    /// Set when the participant must be removed (failed sink or connection).
-    pub doomed: Option<&'static str>,
+    /// Set (by [`Participant::doom`]) when the participant must be removed (failed sink or
+    /// connection).
+    doomed: Option<&'static str>,
+    /// The room's "someone is doomed" flag, raised with `doomed`, so the room looks for
+    /// doomed participants only when there is one.
+    doom_flag: Arc<AtomicBool>,
     pub publisher: Option<RtcPeer>,
     pub subscriber: Option<RtcPeer>,
     /// Publisher mid -> track id.
@@ -104,6 +110,7 @@ impl Participant {
         limits: Limits,
         sink: tokio::sync::mpsc::Sender<ServerMsg>,
         initial_bps: u64,
+        doom_flag: Arc<AtomicBool>,
     ) -> Self {
         Participant {
             id,
@@ -113,6 +120,7 @@ impl Participant {
             sink,
             ingest: false,
             doomed: None,
+            doom_flag,
             publisher: None,
             subscriber: None,
             published: HashMap::new(),
@@ -133,10 +141,23 @@ impl Participant {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 debug!("{}: signalling backlog full", self.wire_id);
-                self.doomed = Some("signalling connection too slow");
+                self.doom("signalling connection too slow");
             }
-            Err(TrySendError::Closed(_)) => self.doomed = Some("signalling connection closed"),
+            Err(TrySendError::Closed(_)) => self.doom("signalling connection closed"),
         }
+    }
+
+    /// Mark the participant for removal (the first reason is kept).
+    pub fn doom(&mut self, reason: &'static str) {
+        if self.doomed.is_none() {
+            self.doomed = Some(reason);
+            self.doom_flag.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Why the participant is to be removed, if it is.
+    pub fn doomed(&self) -> Option<&'static str> {
+        self.doomed
     }
 
     /// The peer of this kind, if made.

@@ -27,6 +27,7 @@ use crate::rtc_peer::RtcPeer;
 use crate::stats::RoomStatus;
 use crate::worker::Ctx;
 use crate::RoomId;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Keyframe requests to one publisher layer are sent at most this often.
@@ -68,6 +69,8 @@ pub(crate) struct Room {
     tracks: HashMap<String, PubTrack>,
     /// Payload type -> (params, codec) of each publisher's connection.
     pub_codecs: HashMap<(u64, Pt), Option<(PayloadParams, Codec)>>,
+    /// Raised when a participant is doomed: [`Room::reap`] scans only then.
+    any_doomed: Arc<AtomicBool>,
 }
 
 impl Room {
@@ -81,6 +84,7 @@ impl Room {
             participants: HashMap::new(),
             tracks: HashMap::new(),
             pub_codecs: HashMap::new(),
+            any_doomed: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -102,6 +106,7 @@ impl Room {
             limits.clone(),
             sink,
             ctx.shared.config.initial_bitrate_bps,
+            Arc::clone(&self.any_doomed),
         );
         p.ingest = ingest;
         if self.participants.len() >= limits.max_participants {
@@ -128,6 +133,7 @@ impl Room {
             participant_id: p.wire_id.clone(),
             name: p.name.clone(),
             tracks: vec![],
+            ingest: p.ingest,
         };
         info!("room {}: {} ({}) joined", self.label, p.wire_id, p.name);
         self.broadcast(Some(id), ServerMsg::ParticipantJoined { participant: info });
@@ -241,7 +247,7 @@ impl Room {
             "room {}: {} left ({})",
             self.label,
             p.wire_id,
-            p.doomed.unwrap_or("left")
+            p.doomed().unwrap_or("left")
         );
         let mids: Vec<Mid> = p.published.keys().copied().collect();
         for mid in mids {
@@ -294,16 +300,20 @@ impl Room {
         }
     }
 
-    /// Remove participants whose signalling or media connection failed.
+    /// Remove participants whose signalling or media connection failed. Called after every
+    /// event; it looks at the participants only when one was doomed since the last call.
     pub fn reap(&mut self, ctx: &mut Ctx) {
-        let doomed: Vec<u64> = self
-            .participants
-            .values()
-            .filter(|p| p.doomed.is_some())
-            .map(|p| p.id)
-            .collect();
-        for id in doomed {
-            self.leave(id, ctx);
+        // Leaving may doom others (a full signalling queue): go on until none is left.
+        while self.any_doomed.swap(false, Ordering::Relaxed) {
+            let doomed: Vec<u64> = self
+                .participants
+                .values()
+                .filter(|p| p.doomed().is_some())
+                .map(|p| p.id)
+                .collect();
+            for id in doomed {
+                self.leave(id, ctx);
+            }
         }
     }
 
@@ -316,6 +326,7 @@ impl Room {
                 .values()
                 .filter_map(|t| self.tracks.get(t).map(|t| t.info.clone()))
                 .collect(),
+            ingest: p.ingest,
         }
     }
 
@@ -934,7 +945,7 @@ impl Room {
         let alive = peer.drain(ctx.out, &mut events);
         ctx.schedule(peer.conn, peer.timeout);
         if !alive {
-            p.doomed = Some("media connection failed");
+            p.doom("media connection failed");
         }
         pending.extend(events.into_iter().map(|e| (id, pc, e)));
     }
@@ -1079,9 +1090,11 @@ impl Room {
             ..Default::default()
         };
         let mut want_keyframe = false;
-        let subscribers = track.subscribers.clone();
+        // Borrowed out of the track for the loop (nothing in it changes subscriptions) and put
+        // back after: no copy of the list per packet.
+        let subscribers = std::mem::take(&mut track.subscribers);
         let mut forwarded = 0u64;
-        for sub in subscribers {
+        for &sub in &subscribers {
             let Some(s) = self.participants.get_mut(&sub) else {
                 continue;
             };
@@ -1138,6 +1151,9 @@ impl Room {
             tx.write_rtp(write);
             forwarded += 1;
             self.drain_into(sub, PcKind::Subscriber, ctx, pending);
+        }
+        if let Some(track) = self.tracks.get_mut(&stream.track_id) {
+            track.subscribers = subscribers;
         }
         ctx.counters_forwarded(forwarded);
         if want_keyframe {
@@ -1202,12 +1218,12 @@ impl Room {
                             .disconnected_since
                             .is_some_and(|t| ctx.now.saturating_duration_since(t) > grace)
                 });
-            if lost && p.doomed.is_none() {
+            if lost && p.doomed().is_none() {
                 p.send(ServerMsg::error(
                     ErrorCode::Unavailable,
                     "media connection lost",
                 ));
-                p.doomed = Some("ICE connection lost");
+                p.doom("ICE connection lost");
             }
         }
     }
