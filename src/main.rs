@@ -1,4 +1,5 @@
-//! `orbita`: the all-in-one server (`orbita serve`) and the test client (`orbita bot`).
+//! `orbita`: the all-in-one server (`orbita serve`), the cluster roles (`orbita coordinator`,
+//! `orbita node`), the test clients (`orbita bot`, `orbita load`) and the demo app.
 
 use std::process::ExitCode;
 
@@ -15,10 +16,22 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    Serve(Box<orbita_server::ServeArgs>),
+    Serve(Box<orbita_server::cluster::AllInOneArgs>),
     /// Join a room like a browser does, publish synthetic audio and video, and report what
     /// was received.
     Bot(orbita_bot::cli::BotArgs),
+    /// Load a server with many light participants (rooms of publishers and subscribers) and
+    /// report join times, what arrived, and the server's CPU, memory and forwarding cost.
+    Load(orbita_load::cli::LoadArgs),
+    /// Run the coordinator: the client WebSocket of the spec's verbs, the node link, the
+    /// registry (servers.json files or a database) and placement (docs/coordinator.md).
+    Coordinator(orbita_server::cluster::CoordinatorArgs),
+    /// Run a session server (media node) that links to a coordinator, registers its apps and
+    /// load, and starts sessions when asked.
+    Node(Box<orbita_server::cluster::NodeArgs>),
+    /// The demo streamed app: renders a scene that reacts to input, encodes VP8 with ffmpeg
+    /// and publishes it by WHIP (docs/demo-app.md).
+    DemoApp(orbita_demo_app::cli::DemoArgs),
 }
 
 /// Log to stderr with `filter` (tracing `EnvFilter` syntax), else `RUST_LOG`, else `info`.
@@ -38,13 +51,30 @@ fn init_logging(filter: Option<&str>) -> anyhow::Result<()> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
-            let settings = orbita_server::Settings::from_args(*args)?;
+            let settings = orbita_server::Settings::from_args(args.serve.clone())?;
             init_logging(settings.log.as_deref())?;
-            orbita_server::run_serve(settings).await
+            orbita_server::cluster::run_all_in_one(*args).await
         }
         Command::Bot(args) => {
             init_logging(None)?;
             orbita_bot::cli::run(args).await
+        }
+        Command::Load(args) => {
+            // Quiet by default: the progress line and the report are the output.
+            init_logging(std::env::var_os("RUST_LOG").is_none().then_some("warn"))?;
+            orbita_load::cli::run(args).await
+        }
+        Command::Coordinator(args) => {
+            init_logging(None)?;
+            orbita_server::cluster::run_coordinator(args).await
+        }
+        Command::Node(args) => {
+            init_logging(args.serve.log.as_deref())?;
+            orbita_server::cluster::run_node(*args).await
+        }
+        Command::DemoApp(args) => {
+            init_logging(std::env::var_os("RUST_LOG").is_none().then_some("warn"))?;
+            orbita_demo_app::cli::run(args).await
         }
     }
 }

@@ -29,6 +29,14 @@ pub trait MediaBackend: Send + Sync + 'static {
         limits: Limits,
         sink: mpsc::Sender<ServerMsg>,
     ) -> Box<dyn MediaParticipant>;
+    /// Add a publish-only participant (WHIP ingest), otherwise as [`MediaBackend::join`].
+    fn join_ingest(
+        &self,
+        room: RoomId,
+        name: String,
+        limits: Limits,
+        sink: mpsc::Sender<ServerMsg>,
+    ) -> Box<dyn MediaParticipant>;
     /// Tell every participant the server is going away and stop; blocks up to `timeout`.
     fn shutdown(&self, reason: &str, timeout: Duration);
     /// Counters for `/metrics`.
@@ -68,6 +76,16 @@ impl MediaBackend for Sfu {
         sink: mpsc::Sender<ServerMsg>,
     ) -> Box<dyn MediaParticipant> {
         Box::new(Sfu::join(self, room, name, limits, sink))
+    }
+
+    fn join_ingest(
+        &self,
+        room: RoomId,
+        name: String,
+        limits: Limits,
+        sink: mpsc::Sender<ServerMsg>,
+    ) -> Box<dyn MediaParticipant> {
+        Box::new(Sfu::join_ingest(self, room, name, limits, sink))
     }
 
     fn shutdown(&self, reason: &str, timeout: Duration) {

@@ -2,23 +2,25 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /api/rooms` | 201 `{"code","link"}`; 503 at the room limit |
-//! | `GET /api/rooms/{code}` | 200 `{"code","participants"}`; 404 `unknown_code` |
+//! | `POST /api/rooms` | 201 `{"code","link","whip_url","whip_token"}`; 503 at the room limit |
+//! | `GET /api/rooms/{code}` | 200 `{"code","participants"}`; 404 `unknown_code`; 429 `locked_out` after 10 wrong codes from an address in 10 minutes (for 15 minutes; `join` on `/ws` counts too) |
 //! | `GET /healthz` | `ok` |
 //! | `GET /metrics` | Prometheus text format |
 //! | `GET /`, `GET /r/{code}` | the browser client's pages ([`crate::pages`]); `/r/{code}` is 404 for an unknown code |
 //! | `GET /assets/{path}` | the browser client's static files (embedded `web/`), with `ETag` |
 //! | `GET /ws` | the signalling WebSocket ([`crate::ws`]) |
+//! | `POST /whip/{code}`, `DELETE /whip/{code}/{id}` | WHIP ingest ([`crate::whip`]) |
 //!
 //! Every error is JSON: `{"error": "<code>", "message": "<for people>"}`.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
@@ -26,6 +28,7 @@ use crate::metrics::{self, ControlStats};
 use crate::pages;
 use crate::rooms::CreateError;
 use crate::state::AppState;
+use crate::whip;
 use crate::ws;
 
 /// The whole HTTP surface of the server.
@@ -39,6 +42,11 @@ pub fn router(state: AppState) -> Router {
         .route("/r/{code}", get(room_page))
         .route("/assets/{*path}", get(asset_file))
         .route("/ws", get(ws::upgrade))
+        .route("/whip/{code}", post(whip::publish))
+        .route(
+            "/whip/{code}/{resource}",
+            delete(whip::stop).patch(whip::patch),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -87,6 +95,10 @@ impl IntoResponse for ApiError {
 struct CreatedBody {
     code: String,
     link: String,
+    /// Where to publish into the room by WHIP (OBS, GStreamer).
+    whip_url: String,
+    /// The bearer token WHIP publishing needs; only the room's creator is given it.
+    whip_token: String,
 }
 
 /// Answer of `GET /api/rooms/{code}`.
@@ -116,6 +128,8 @@ async fn create_room(State(state): State<AppState>) -> Result<Response, ApiError
         })?;
     let link = format!("{}/r/{}", state.public_url, room.code);
     let body = CreatedBody {
+        whip_url: format!("{}/whip/{}", state.public_url, room.code),
+        whip_token: room.publish_token,
         code: room.code,
         link: link.clone(),
     };
@@ -135,19 +149,30 @@ fn code_param(path: Result<Path<String>, PathRejection>) -> Result<String, ApiEr
 
 async fn get_room(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<RoomBody>, ApiError> {
     let code = code_param(path)?;
+    if let Err(secs) = state.guesses.check(peer.ip()) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "locked_out",
+            crate::guesses::locked_out_message(secs),
+        ));
+    }
     match state.registry.get(&code) {
         Some(room) => Ok(Json(RoomBody {
             code: room.code,
             participants: room.participants,
         })),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_code",
-            format!("no room has code {}", crate::ws::shown(&code)),
-        )),
+        None => {
+            state.guesses.miss(peer.ip());
+            Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_code",
+                format!("no room has code {}", crate::ws::shown(&code)),
+            ))
+        }
     }
 }
 
@@ -263,6 +288,7 @@ mod tests {
         let request = Request::builder()
             .method(method)
             .uri(uri)
+            .extension(ConnectInfo(SocketAddr::from(([192, 0, 2, 7], 40000))))
             .body(Body::empty())
             .unwrap();
         let response = app.clone().oneshot(request).await.unwrap();
@@ -307,6 +333,14 @@ mod tests {
         let body = json(&body);
         assert_eq!(body["error"], "unknown_code");
         assert!(body["message"].as_str().unwrap().contains("0000"));
+        // Guessing: after MAX_MISSES wrong codes the address is locked out, right codes too.
+        for n in 1..crate::guesses::MAX_MISSES {
+            let (status, _) = call(&app, "GET", &format!("/api/rooms/{n:04}")).await;
+            assert_eq!(status, StatusCode::NOT_FOUND);
+        }
+        let (status, body) = call(&app, "GET", "/api/rooms/0000").await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        assert_eq!(json(&body)["error"], "locked_out");
 
         let (status, page) = call(&app, "GET", "/r/%3Cscript%3E").await;
         assert_eq!(status, StatusCode::NOT_FOUND);

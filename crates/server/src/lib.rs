@@ -3,8 +3,11 @@
 //!
 //! - [`config`]: [`Settings`] from defaults, a TOML file, `ORBITA_*` variables and flags.
 //! - [`rooms`]: join codes, participant counts and room end ([`RoomRegistry`]).
-//! - [`http`]: the REST API, health, metrics and placeholder pages.
+//! - [`http`]: the REST API, health, metrics, the browser client's pages and WHIP routes.
 //! - [`ws`]: one task per signalling WebSocket (`/ws`).
+//! - [`cluster`]: `orbita coordinator`, `orbita node`, and both in one process for
+//!   `orbita serve` (docs/coordinator.md).
+//! - [`whip`]: WHIP ingest into a room; [`guesses`]: lock-out of code guessers.
 //! - [`backend`]: the [`MediaBackend`] trait the control plane drives, implemented by
 //!   [`orbita_sfu::Sfu`] and by [`testing::FakeBackend`].
 //! - [`serve`]: [`start`] / [`RunningServer`] for tests and embedding, [`run_serve`] for
@@ -27,8 +30,10 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod cluster;
 pub mod config;
 pub mod connections;
+pub mod guesses;
 pub mod http;
 pub mod metrics;
 pub mod pages;
@@ -37,6 +42,7 @@ pub mod rooms;
 pub mod serve;
 pub mod state;
 pub mod testing;
+pub mod whip;
 pub mod ws;
 
 pub use backend::{MediaBackend, MediaParticipant};

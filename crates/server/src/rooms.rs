@@ -66,6 +66,8 @@ pub struct CreatedRoom {
     pub code: String,
     /// Its id in the SFU.
     pub id: RoomId,
+    /// The secret that lets its holder publish into the room by WHIP.
+    pub publish_token: String,
 }
 
 /// Why no room could be made.
@@ -76,6 +78,11 @@ pub enum CreateError {
         /// The limit.
         capacity: usize,
     },
+    /// [`RoomRegistry::create_with_code`]: a live room has that code already.
+    CodeTaken {
+        /// The code asked for.
+        code: String,
+    },
 }
 
 impl std::fmt::Display for CreateError {
@@ -85,6 +92,9 @@ impl std::fmt::Display for CreateError {
                 f,
                 "the server already hosts its maximum of {capacity} rooms; try again later"
             ),
+            CreateError::CodeTaken { code } => {
+                write!(f, "a live room already has the code {code}")
+            }
         }
     }
 }
@@ -117,7 +127,11 @@ pub struct RoomInfo {
 #[derive(Debug)]
 struct Room {
     id: RoomId,
+    publish_token: String,
     participants: usize,
+    /// Publish-only ingests (WHIP: OBS, a session's app). They neither fill the room nor
+    /// keep it alive: a room whose people have all left ends even while its app publishes.
+    ingests: usize,
     created: Instant,
     /// When the room last became empty; `None` while occupied or never joined.
     empty_since: Option<Instant>,
@@ -184,17 +198,78 @@ impl RoomRegistry {
         // `Sfu::create_room` only hands the room to a worker, so it is fine under the lock,
         // which keeps the code reserved and the id recorded in one step.
         let id = self.backend.create_room(&code);
+        let publish_token = new_token(&mut rng);
         inner.rooms.insert(
             code.clone(),
             Room {
                 id,
+                publish_token: publish_token.clone(),
                 participants: 0,
+                ingests: 0,
                 created: now,
                 empty_since: None,
             },
         );
         tracing::info!(%code, room = id, "room created");
-        Ok(CreatedRoom { code, id })
+        Ok(CreatedRoom {
+            code,
+            id,
+            publish_token,
+        })
+    }
+
+    /// Make a room with the code given (a cluster node: the coordinator chose the code), at
+    /// `now`. Refused when a live room has that code or the registry is full.
+    pub fn create_with_code(&self, code: &str, now: Instant) -> Result<CreatedRoom, CreateError> {
+        let capacity = self.rules.room_capacity();
+        let mut inner = self.inner.lock();
+        if inner.rooms.contains_key(code) {
+            return Err(CreateError::CodeTaken {
+                code: code.to_string(),
+            });
+        }
+        if inner.rooms.len() >= capacity {
+            return Err(CreateError::AtCapacity { capacity });
+        }
+        let id = self.backend.create_room(code);
+        let publish_token = new_token(&mut rand::rng());
+        inner.rooms.insert(
+            code.to_string(),
+            Room {
+                id,
+                publish_token: publish_token.clone(),
+                participants: 0,
+                ingests: 0,
+                created: now,
+                empty_since: None,
+            },
+        );
+        tracing::info!(%code, room = id, "room created with a given code");
+        Ok(CreatedRoom {
+            code: code.to_string(),
+            id,
+            publish_token,
+        })
+    }
+
+    /// End the room with this code now (a cluster node: the coordinator ended the session):
+    /// close it in the SFU and free its code. Returns its SFU id, `None` when no live room has
+    /// the code.
+    pub fn close(&self, code: &str) -> Option<RoomId> {
+        let room = self.inner.lock().rooms.remove(code)?;
+        tracing::info!(%code, room = room.id, "room closed");
+        self.backend.close_room(room.id);
+        Some(room.id)
+    }
+
+    /// Whether `token` is the WHIP publish token of the live room `code` (constant time).
+    pub fn check_publish_token(&self, code: &str, token: &str) -> bool {
+        let inner = self.inner.lock();
+        let Some(room) = inner.rooms.get(code) else {
+            return false;
+        };
+        let (a, b) = (room.publish_token.as_bytes(), token.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
 
     /// The room with this code, if it is live.
@@ -223,13 +298,36 @@ impl RoomRegistry {
             registry: Arc::clone(self),
             code: code.to_string(),
             room: room.id,
+            ingest: false,
+        })
+    }
+
+    /// Take an ingest place (a WHIP publisher) in the room with this code: at most `max` per
+    /// room; it does not count as a participant, so it neither fills the room nor keeps it
+    /// alive once its people have left.
+    pub fn enter_ingest(self: &Arc<Self>, code: &str, max: usize) -> Result<Seat, EnterError> {
+        let mut inner = self.inner.lock();
+        let room = inner.rooms.get_mut(code).ok_or(EnterError::UnknownCode)?;
+        if room.ingests >= max {
+            return Err(EnterError::Full { max });
+        }
+        room.ingests += 1;
+        Ok(Seat {
+            registry: Arc::clone(self),
+            code: code.to_string(),
+            room: room.id,
+            ingest: true,
         })
     }
 
     /// Give back a place in a room, at `now`.
-    fn leave(&self, code: &str, room_id: RoomId, now: Instant) {
+    fn leave(&self, code: &str, room_id: RoomId, ingest: bool, now: Instant) {
         let mut inner = self.inner.lock();
         if let Some(room) = inner.rooms.get_mut(code).filter(|r| r.id == room_id) {
+            if ingest {
+                room.ingests = room.ingests.saturating_sub(1);
+                return;
+            }
             room.participants = room.participants.saturating_sub(1);
             if room.participants == 0 {
                 room.empty_since = Some(now);
@@ -276,12 +374,20 @@ impl RoomRegistry {
     }
 }
 
+/// 128 random bits as 32 hex digits.
+fn new_token(rng: &mut impl rand::Rng) -> String {
+    (0..16)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
+}
+
 /// A participant's place in a room; dropping it gives the place back.
 #[must_use = "dropping the seat leaves the room at once"]
 pub struct Seat {
     registry: Arc<RoomRegistry>,
     code: String,
     room: RoomId,
+    ingest: bool,
 }
 
 impl Seat {
@@ -298,7 +404,8 @@ impl Seat {
 
 impl Drop for Seat {
     fn drop(&mut self) {
-        self.registry.leave(&self.code, self.room, Instant::now());
+        self.registry
+            .leave(&self.code, self.room, self.ingest, Instant::now());
     }
 }
 
@@ -405,6 +512,31 @@ mod tests {
     }
 
     #[test]
+    fn ingest_seats_neither_fill_nor_keep_a_room() {
+        let (reg, _) = registry(rules());
+        let t0 = Instant::now();
+        let room = reg.create(t0).unwrap();
+        let app = reg.enter_ingest(&room.code, 1).unwrap();
+        assert_eq!(
+            reg.enter_ingest(&room.code, 1).err(),
+            Some(EnterError::Full { max: 1 })
+        );
+        // Two people still fit (max_participants is 2) beside the ingest.
+        let a = reg.enter(&room.code).unwrap();
+        let b = reg.enter(&room.code).unwrap();
+        assert_eq!(reg.get(&room.code).unwrap().participants, 2);
+        drop((a, b));
+        // The people left; the publishing app does not keep the room alive.
+        let left = Instant::now();
+        assert_eq!(
+            reg.reap(left + Duration::from_secs(30)),
+            vec![room.code.clone()]
+        );
+        drop(app);
+        assert!(reg.get(&room.code).is_none());
+    }
+
+    #[test]
     fn empty_room_ends_after_grace_and_code_is_freed() {
         let (reg, backend) = registry(rules());
         let t0 = Instant::now();
@@ -449,19 +581,49 @@ mod tests {
         let room = reg.create(Instant::now()).unwrap();
         let seat = reg.enter(&room.code).unwrap();
         // Simulate the code being reused by another room while the old seat lingers.
-        reg.leave(&room.code, room.id, Instant::now());
+        reg.leave(&room.code, room.id, false, Instant::now());
         reg.reap(Instant::now());
         reg.inner.lock().rooms.insert(
             room.code.clone(),
             Room {
                 id: room.id + 1000,
+                publish_token: String::new(),
                 participants: 1,
+                ingests: 0,
                 created: Instant::now(),
                 empty_since: None,
             },
         );
         drop(seat);
         assert_eq!(reg.get(&room.code).unwrap().participants, 1);
+    }
+
+    #[test]
+    fn rooms_with_given_codes_refuse_taken_codes_and_close() {
+        let (reg, backend) = registry(RoomRules {
+            max_rooms: 2,
+            ..rules()
+        });
+        let t0 = Instant::now();
+        let a = reg.create_with_code("1234", t0).unwrap();
+        assert_eq!(a.code, "1234");
+        assert_eq!(a.publish_token.len(), 32);
+        assert_eq!(
+            reg.create_with_code("1234", t0),
+            Err(CreateError::CodeTaken {
+                code: "1234".into()
+            })
+        );
+        reg.create_with_code("5678", t0).unwrap();
+        assert!(matches!(
+            reg.create_with_code("0000", t0),
+            Err(CreateError::AtCapacity { capacity: 2 })
+        ));
+        assert_eq!(reg.close("1234"), Some(a.id));
+        assert_eq!(reg.close("1234"), None);
+        assert!(reg.get("1234").is_none());
+        assert_eq!(backend.rooms_closed(), vec![a.id]);
+        reg.create_with_code("1234", t0).unwrap();
     }
 
     #[test]

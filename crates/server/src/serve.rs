@@ -44,7 +44,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
                 settings.udp_addr
             )
         })?;
-    Ok(serve(settings, listener, Arc::new(sfu)))
+    Ok(serve(settings, listener, Arc::new(sfu), None))
 }
 
 /// Start the server on another media backend (tests use [`crate::testing::FakeBackend`]).
@@ -52,9 +52,19 @@ pub async fn start_with_backend(
     settings: Settings,
     backend: Arc<dyn MediaBackend>,
 ) -> anyhow::Result<RunningServer> {
+    start_with_routes(settings, backend, None).await
+}
+
+/// [`start_with_backend`], also serving `extra` routes (the all-in-one server adds the
+/// coordinator's WebSockets) on the same listener.
+pub async fn start_with_routes(
+    settings: Settings,
+    backend: Arc<dyn MediaBackend>,
+    extra: Option<axum::Router>,
+) -> anyhow::Result<RunningServer> {
     settings.validate()?;
     let listener = bind_http(settings.http_addr).await?;
-    Ok(serve(settings, listener, backend))
+    Ok(serve(settings, listener, backend, extra))
 }
 
 async fn bind_http(addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -67,6 +77,7 @@ fn serve(
     settings: Settings,
     listener: TcpListener,
     backend: Arc<dyn MediaBackend>,
+    extra: Option<axum::Router>,
 ) -> RunningServer {
     let http_addr = listener
         .local_addr()
@@ -75,7 +86,12 @@ fn serve(
     let state = AppState::new(settings, public_url, backend);
     let reaper = spawn_reaper(Arc::clone(&state.registry));
     let (stop_http, stopped) = oneshot::channel::<()>();
-    let app = crate::http::router(state.clone());
+    let mut app = crate::http::router(state.clone());
+    if let Some(extra) = extra {
+        app = app.merge(extra);
+    }
+    // With the peer address: the coordinator throttles code guessing per client address.
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let http = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async {

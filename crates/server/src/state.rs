@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use crate::backend::MediaBackend;
 use crate::connections::Connections;
+use crate::guesses::CodeGuesses;
 use crate::rooms::{RoomRegistry, RoomRules};
+use crate::whip::WhipSessions;
 use crate::Settings;
 
 /// Shared state of the control plane; cheap to clone.
@@ -20,6 +22,10 @@ pub struct AppState {
     pub registry: Arc<RoomRegistry>,
     /// Open signalling connections.
     pub connections: Arc<Connections>,
+    /// Live WHIP publishers.
+    pub whip: Arc<WhipSessions>,
+    /// Lock-out of addresses that guess room codes.
+    pub guesses: Arc<CodeGuesses>,
 }
 
 impl AppState {
@@ -35,6 +41,8 @@ impl AppState {
             backend,
             registry,
             connections: Arc::new(Connections::default()),
+            whip: Arc::new(WhipSessions::default()),
+            guesses: Arc::new(CodeGuesses::default()),
         }
     }
 }

@@ -119,6 +119,16 @@ impl MediaBackend for FakeBackend {
         })
     }
 
+    fn join_ingest(
+        &self,
+        room: RoomId,
+        name: String,
+        limits: Limits,
+        sink: mpsc::Sender<ServerMsg>,
+    ) -> Box<dyn MediaParticipant> {
+        self.join(room, name, limits, sink)
+    }
+
     fn shutdown(&self, reason: &str, _timeout: Duration) {
         let mut state = self.state.lock();
         state.shut_down = Some(reason.to_string());

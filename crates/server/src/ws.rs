@@ -10,11 +10,12 @@
 //! participant (its channel ends), or at shutdown. Closing drops the participant, which leaves
 //! the room, and then its [`Seat`], which updates the room's participant count.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use orbita_protocol::{parse_client_msg, ClientMsg, ErrorCode, ServerMsg, PROTOCOL_VERSION};
@@ -41,6 +42,7 @@ const CLOSE_HANDSHAKE_WAIT: Duration = Duration::from_secs(1);
 /// `GET /ws`: upgrade to a signalling connection.
 pub async fn upgrade(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let upgrade = match upgrade {
@@ -65,7 +67,7 @@ pub async fn upgrade(
     upgrade
         .max_message_size(TRANSPORT_MAX_MESSAGE_BYTES)
         .max_frame_size(TRANSPORT_MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| Connection::new(state, guard).run(socket))
+        .on_upgrade(move |socket| Connection::new(state, guard, peer.ip()).run(socket))
 }
 
 /// A code as shown in messages: long junk is cut short.
@@ -116,6 +118,8 @@ enum End {
 /// One signalling connection.
 struct Connection {
     state: AppState,
+    /// The client's address (code-guessing lock-out).
+    peer: IpAddr,
     bucket: TokenBucket,
     joined: Option<Joined>,
     close_requested: watch::Receiver<bool>,
@@ -125,9 +129,10 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(state: AppState, guard: ConnectionGuard) -> Connection {
+    fn new(state: AppState, guard: ConnectionGuard, peer: IpAddr) -> Connection {
         let rate = state.settings.messages_per_second;
         Connection {
+            peer,
             bucket: TokenBucket::new(rate, rate.saturating_mul(2), Instant::now()),
             joined: None,
             close_requested: state.connections.close_requested(),
@@ -327,13 +332,20 @@ impl Connection {
             );
         }
         let code = code.trim();
+        if let Err(secs) = self.state.guesses.check(self.peer) {
+            return refuse(
+                ErrorCode::RateLimited,
+                crate::guesses::locked_out_message(secs),
+            );
+        }
         let seat = match self.state.registry.enter(code) {
             Ok(seat) => seat,
             Err(EnterError::UnknownCode) => {
+                self.state.guesses.miss(self.peer);
                 return refuse(
                     ErrorCode::UnknownCode,
                     format!("no room has code {}", shown(code)),
-                )
+                );
             }
             Err(EnterError::Full { max }) => {
                 return refuse(

@@ -1,0 +1,780 @@
+//! The cluster end to end: `orbita coordinator` and two `orbita node`s as separate processes
+//! on loopback (kernel-chosen ports), a client on the coordinator's WebSocket, bots in the
+//! sessions.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use common::MEDIA_TIMEOUT;
+use futures_util::{SinkExt, StreamExt};
+use orbita_bot::{Bot, BotOptions};
+use orbita_protocol::MediaKind;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+const SECRET: &str = "test-cluster-secret";
+const HEARTBEAT_TIMEOUT_SECS: u64 = 3;
+const MAX_MISSES: u32 = 4;
+
+/// A child process, killed when dropped.
+struct Proc {
+    name: String,
+    child: Child,
+    lines: std_mpsc::Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(name: &str, args: &[String]) -> Proc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_orbita"))
+            .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .env_remove("ORBITA_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std_mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc {
+            name: name.to_string(),
+            child,
+            lines,
+        }
+    }
+
+    /// The first stdout line containing `needle`.
+    fn wait_line(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => continue,
+                Err(e) => {
+                    let status = self.child.try_wait();
+                    panic!(
+                        "{}: no line with {needle:?} ({e}); status {status:?}",
+                        self.name
+                    )
+                }
+            }
+        }
+    }
+
+    /// SIGTERM, then wait (up to 10 s) for a clean exit.
+    fn stop(&mut self) {
+        unsafe {
+            libc_kill(self.child.id() as i32, 15);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "{} exited with {status}", self.name);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{} did not stop within 10 s of SIGTERM", self.name);
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "orbita-cluster-test-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The word after `prefix` in `line`.
+fn after<'a>(line: &'a str, prefix: &str) -> &'a str {
+    let rest = &line[line
+        .find(prefix)
+        .unwrap_or_else(|| panic!("{prefix:?} in {line:?}"))
+        + prefix.len()..];
+    rest.split_whitespace().next().unwrap()
+}
+
+fn start_coordinator() -> (Proc, String) {
+    let args: Vec<String> = [
+        "coordinator",
+        "--listen-addr",
+        "127.0.0.1:0",
+        "--cluster-secret",
+        SECRET,
+        "--heartbeat-interval-secs",
+        "1",
+        "--heartbeat-timeout-secs",
+        &HEARTBEAT_TIMEOUT_SECS.to_string(),
+        "--code-max-misses",
+        &MAX_MISSES.to_string(),
+        "--set",
+        "code_attempts_per_second=100",
+        "--set",
+        "code_attempt_burst=100",
+        "--set",
+        "node_reply_timeout_secs=5",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut proc = Proc::spawn("coordinator", &args);
+    let line = proc.wait_line("orbita coordinator listening on");
+    let url = after(&line, "listening on ").to_string();
+    assert!(
+        url.starts_with("ws://127.0.0.1:") && url.ends_with("/coordinator"),
+        "{line}"
+    );
+    let base = url.trim_end_matches("/coordinator").to_string();
+    (proc, base)
+}
+
+/// `orbita` with `first` (the subcommand and its own flags) and loopback media settings with
+/// kernel-chosen ports; returns the process and its HTTP address once it listens.
+fn start_media_server(name: &str, first: &[&str]) -> (Proc, String) {
+    let media = [
+        "--http-addr",
+        "127.0.0.1:0",
+        "--udp-addr",
+        "127.0.0.1:0",
+        "--tcp-addr",
+        "off",
+        "--workers",
+        "1",
+        "--empty-room-grace-secs",
+        "1",
+    ];
+    let args: Vec<String> = first.iter().chain(&media).map(|s| s.to_string()).collect();
+    let mut proc = Proc::spawn(name, &args);
+    let line = proc.wait_line("orbita listening on");
+    let addr = after(&line, "listening on http://").to_string();
+    (proc, addr)
+}
+
+/// A node with `max_sessions` for app "demo" (and a plain room app); returns its HTTP port.
+fn start_node(
+    dir: &std::path::Path,
+    name: &str,
+    coordinator: &str,
+    max_sessions: u32,
+) -> (Proc, String) {
+    let config = dir.join(format!("{name}.json"));
+    std::fs::write(
+        &config,
+        json!({
+            "server_name": name,
+            "coordinator_url": format!("{coordinator}/coordinator/node"),
+            "cluster_secret": SECRET,
+            "max_sessions": max_sessions.to_string(),
+            "apps": [
+                {"rc_name": "demo", "command": ["sleep", "600"],
+                 "info": {"description": [{"en": "a demo"}, {"ru": "демо"}]}}
+            ]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let (proc, addr) =
+        start_media_server(name, &["node", "--node-config", config.to_str().unwrap()]);
+    let port = addr.rsplit_once(':').unwrap().1.to_string();
+    (proc, port)
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A coordinator client that keeps messages it was not waiting for.
+struct Client {
+    ws: Ws,
+    user_id: String,
+    kept: Vec<Value>,
+}
+
+impl Client {
+    async fn connect(base: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("{base}/coordinator"))
+            .await
+            .expect("client connects");
+        let mut c = Client {
+            ws,
+            user_id: String::new(),
+            kept: Vec::new(),
+        };
+        let welcome = c
+            .wait(|v| v["msg"] == "WELCOME", Duration::from_secs(5))
+            .await;
+        c.user_id = welcome["user_id"].as_str().unwrap().to_string();
+        c
+    }
+
+    async fn send(&mut self, v: Value) {
+        self.ws
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    /// The first message (kept earlier, or new) that `pred` accepts.
+    async fn wait(&mut self, pred: impl Fn(&Value) -> bool, timeout: Duration) -> Value {
+        if let Some(i) = self.kept.iter().position(&pred) {
+            return self.kept.remove(i);
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("timed out; kept: {:?}", self.kept));
+            match next {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                    if pred(&v) {
+                        return v;
+                    }
+                    self.kept.push(v);
+                }
+                Some(Ok(_)) => {}
+                other => panic!("client connection ended: {other:?}"),
+            }
+        }
+    }
+
+    /// Send a request and wait for an answer that is not a notice (`SESSION_ENDED`,
+    /// `SESSION_CONNECTION_ESTABLISHED`).
+    async fn request(&mut self, v: Value) -> Value {
+        self.send(v).await;
+        self.wait(
+            |v| v["msg"] != "SESSION_ENDED" && v["msg"] != "SESSION_CONNECTION_ESTABLISHED",
+            Duration::from_secs(15),
+        )
+        .await
+    }
+}
+
+async fn join(port: &str, code: &str, name: &str) -> Bot {
+    let opts = BotOptions::new(format!("ws://127.0.0.1:{port}/ws"), code, name);
+    Bot::join(opts)
+        .await
+        .unwrap_or_else(|e| panic!("{name} joins {code} on :{port}: {e:#}"))
+}
+
+async fn receives_media_from(bot: &Bot, other: &str) {
+    bot.wait_for(
+        |s| {
+            let audio = s
+                .tracks
+                .iter()
+                .any(|t| t.participant_id == other && t.kind == MediaKind::Audio && t.frames >= 10);
+            let video = s.tracks.iter().any(|t| {
+                t.participant_id == other
+                    && t.kind == MediaKind::Video
+                    && t.frames >= 10
+                    && t.keyframes >= 1
+            });
+            audio && video
+        },
+        MEDIA_TIMEOUT,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{} did not receive {other}'s media: {e}", bot.name()));
+}
+
+/// A coordinator and two nodes as processes: placement until `SERVERS_BUSY`, join by code
+/// routed to the node holding the session, bots exchanging media there, a session ending when
+/// everyone left, a killed node's sessions ending within the heartbeat timeout with new
+/// sessions going to the other node, and code guessing cut off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinator_and_two_nodes() {
+    let dir = temp_dir();
+    let (mut coordinator, base) = start_coordinator();
+    let (mut node_a, port_a) = start_node(&dir, "node-a", &base, 2);
+    let (mut node_b, port_b) = start_node(&dir, "node-b", &base, 1);
+    let node_of_port: HashMap<String, &str> =
+        [(port_a.clone(), "node-a"), (port_b.clone(), "node-b")]
+            .into_iter()
+            .collect();
+
+    // Both nodes registered: the catalogue lists "demo" on each.
+    let mut creator = Client::connect(&base).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = creator
+            .request(json!({"verb":"GET_SERVERS","range":"0-9"}))
+            .await;
+        let names: HashSet<String> = found["servers"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|s| s["server_name"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if names.len() == 2 {
+            let first = &found["servers"][0];
+            assert_eq!(first["rc_info"]["rc_name"], "demo", "{found}");
+            assert_eq!(
+                first["rc_info"]["info"]["description"][0]["en"], "a demo",
+                "{found}"
+            );
+            assert_eq!(first["ip"], "127.0.0.1", "{found}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "nodes did not register: {found}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Sessions until SERVERS_BUSY: A holds 2, B holds 1.
+    let mut sessions: HashMap<String, String> = HashMap::new(); // code -> port
+    for _ in 0..3 {
+        let answer = creator
+            .request(json!({"verb":"CREATE_SESSION","rc_name":"demo"}))
+            .await;
+        assert_eq!(answer["verb"], "CONNECT_TO_SESSION", "{answer}");
+        assert_eq!(answer["ip"], "127.0.0.1", "{answer}");
+        let code = answer["code"].as_str().unwrap().to_string();
+        assert_eq!(code.len(), 4, "{answer}");
+        let port = answer["port"].as_str().unwrap().to_string();
+        assert!(node_of_port.contains_key(&port), "{answer}");
+        let established = creator
+            .wait(
+                |v| v["msg"] == "SESSION_CONNECTION_ESTABLISHED" && v["code"] == code.as_str(),
+                Duration::from_secs(10),
+            )
+            .await;
+        assert_eq!(
+            established["WebRTC_connection_data"],
+            format!("http://127.0.0.1:{port}/r/{code}"),
+            "{established}"
+        );
+        sessions.insert(code, port);
+    }
+    let busy = creator
+        .request(json!({"verb":"CREATE_SESSION","rc_name":"demo"}))
+        .await;
+    assert_eq!(busy, json!({"msg":"SERVERS_BUSY"}));
+    let on = |port: &str| sessions.values().filter(|p| p.as_str() == port).count();
+    assert_eq!(
+        (on(&port_a), on(&port_b)),
+        (2, 1),
+        "placement: {sessions:?}"
+    );
+
+    // Join by code from another client: routed to the node that holds each session.
+    let mut joiner = Client::connect(&base).await;
+    for (code, port) in &sessions {
+        let answer = joiner
+            .request(json!({"verb":"CONNECT_SESSION_WITH_CODE","code":code}))
+            .await;
+        assert_eq!(
+            answer,
+            json!({"verb":"CONNECT_TO_SESSION","ip":"127.0.0.1","port":port,"code":code})
+        );
+        let established = joiner
+            .wait(
+                |v| v["msg"] == "SESSION_CONNECTION_ESTABLISHED" && v["code"] == code.as_str(),
+                Duration::from_secs(10),
+            )
+            .await;
+        assert_eq!(
+            established["WebRTC_connection_data"],
+            format!("http://127.0.0.1:{port}/r/{code}")
+        );
+    }
+    let unknown = (0..10_000)
+        .map(|n| format!("{n:04}"))
+        .find(|c| !sessions.contains_key(c))
+        .unwrap();
+    assert_eq!(
+        joiner
+            .request(json!({"verb":"CONNECT_SESSION_WITH_CODE","code":unknown}))
+            .await,
+        json!({"msg":"SESSION_NOT_EXIST"})
+    );
+
+    // Two bots in a session of node A (reached by its code on the address the coordinator
+    // gave) exchange media; when both left, the session ends and the clients are told.
+    let code_a = sessions
+        .iter()
+        .find(|(_, p)| **p == port_a)
+        .unwrap()
+        .0
+        .clone();
+    let mut alice = join(&port_a, &code_a, "alice").await;
+    let mut bob = join(&port_a, &code_a, "bob").await;
+    receives_media_from(&alice, bob.participant_id()).await;
+    receives_media_from(&bob, alice.participant_id()).await;
+    alice.leave().await.unwrap();
+    bob.leave().await.unwrap();
+    let ended = creator
+        .wait(
+            |v| v["msg"] == "SESSION_ENDED" && v["code"] == code_a.as_str(),
+            Duration::from_secs(15),
+        )
+        .await;
+    assert_eq!(ended["reason"], "empty", "{ended}");
+    sessions.remove(&code_a);
+
+    // Node B dies: its session ends within the heartbeat timeout (plus the sweep).
+    let code_b = sessions
+        .iter()
+        .find(|(_, p)| **p == port_b)
+        .unwrap()
+        .0
+        .clone();
+    let killed = Instant::now();
+    node_b.kill();
+    let ended = creator
+        .wait(
+            |v| v["msg"] == "SESSION_ENDED" && v["code"] == code_b.as_str(),
+            Duration::from_secs(HEARTBEAT_TIMEOUT_SECS + 10),
+        )
+        .await;
+    assert_eq!(ended["reason"], "node_down", "{ended}");
+    assert!(
+        killed.elapsed() <= Duration::from_secs(HEARTBEAT_TIMEOUT_SECS + 3),
+        "ended after {:?}",
+        killed.elapsed()
+    );
+    sessions.remove(&code_b);
+    assert_eq!(
+        joiner
+            .request(json!({"verb":"CONNECT_SESSION_WITH_CODE","code":code_b}))
+            .await,
+        json!({"msg":"SESSION_NOT_EXIST"})
+    );
+
+    // New sessions go to node A, until it is full again.
+    let answer = creator
+        .request(json!({"verb":"CREATE_SESSION","rc_name":"demo"}))
+        .await;
+    assert_eq!(answer["verb"], "CONNECT_TO_SESSION", "{answer}");
+    assert_eq!(answer["port"], port_a.as_str(), "{answer}");
+    let new_code = answer["code"].as_str().unwrap().to_string();
+    sessions.insert(new_code.clone(), port_a.clone());
+    assert_eq!(
+        creator
+            .request(json!({"verb":"CREATE_SESSION","rc_name":"demo"}))
+            .await,
+        json!({"msg":"SERVERS_BUSY"})
+    );
+    // And a bot reaches the new session by its code.
+    let mut carol = join(&port_a, &new_code, "carol").await;
+    carol.leave().await.unwrap();
+
+    // The session of node A nobody joined lives on.
+    let live_a = sessions
+        .iter()
+        .find(|(c, p)| **p == port_a && **c != new_code)
+        .unwrap()
+        .0
+        .clone();
+
+    // Guessing from one address: MAX_MISSES wrong codes (two were missed above, by the
+    // joiner on this address), then locked out, even for a right code.
+    let mut guesser = Client::connect(&base).await;
+    let wrong: Vec<String> = (0..10_000)
+        .map(|n| format!("{n:04}"))
+        .filter(|c| !sessions.contains_key(c) && *c != code_a && *c != code_b)
+        .take(MAX_MISSES as usize - 2)
+        .collect();
+    for code in &wrong {
+        assert_eq!(
+            guesser
+                .request(json!({"verb":"CONNECT_SESSION_WITH_CODE","code":code}))
+                .await,
+            json!({"msg":"SESSION_NOT_EXIST"})
+        );
+    }
+    let locked = guesser
+        .request(json!({"verb":"CONNECT_SESSION_WITH_CODE","code":live_a}))
+        .await;
+    assert_eq!(locked["msg"], "ERROR", "{locked}");
+    assert_eq!(locked["code"], "LOCKED_OUT", "{locked}");
+
+    // A clean stop of node A ends its session (and its app) and tells the coordinator.
+    node_a.stop();
+    let ended = creator
+        .wait(
+            |v| v["msg"] == "SESSION_ENDED" && v["code"] == live_a.as_str(),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(ended["reason"], "node_shutdown", "{ended}");
+    coordinator.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The processes whose parent is `parent` and whose command line contains `needle`.
+fn children_with(parent: u32, needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains(needle) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// The next `input_applied` event of the demo app on the server's stdout, if one comes
+/// within `timeout`.
+fn next_input_applied(server: &mut Proc, timeout: Duration) -> Option<Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = server.lines.recv_timeout(left).ok()?;
+        if let Ok(v) = serde_json::from_str::<Value>(&line) {
+            if v["event"] == "input_applied" {
+                return Some(v);
+            }
+        }
+    }
+}
+
+async fn control_is(bot: &Bot, holder: &str) {
+    bot.wait_for(|s| s.control_holder() == Some(holder), MEDIA_TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("{}: control never went to {holder}: {e}", bot.name()));
+}
+
+/// `orbita serve` (coordinator and node in one process) with its default catalogue: the home
+/// page's verbs list the apps; CREATE_SESSION for the demo app launches it; a bot sees its
+/// video; only the controller's input reaches the app; control is handed over; everyone
+/// leaving ends the session and stops the app process; a crashed app ends its session and
+/// the participants are told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_in_one_app_session() {
+    let (mut server, addr) = start_media_server("serve", &["serve"]);
+    let port = addr.rsplit_once(':').unwrap().1.to_string();
+    let base = format!("ws://{addr}");
+
+    // The catalogue, as the home page asks for it.
+    let mut client = Client::connect(&base).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let apps: Vec<Value> = loop {
+        let found = client
+            .request(json!({"verb":"GET_SERVERS","range":"0-9"}))
+            .await;
+        if let Some(list) = found["servers"].as_array().filter(|l| l.len() == 2) {
+            break list.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the local node did not register: {found}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let names: Vec<&str> = apps
+        .iter()
+        .map(|a| a["rc_info"]["rc_name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"demo") && names.contains(&"video-room"),
+        "{apps:?}"
+    );
+    let demo = apps
+        .iter()
+        .find(|a| a["rc_info"]["rc_name"] == "demo")
+        .unwrap();
+    let descriptions = &demo["rc_info"]["info"]["description"];
+    for (i, lang) in ["en", "ru", "kk"].iter().enumerate() {
+        assert!(
+            descriptions[i][lang]
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
+            "{demo}"
+        );
+    }
+
+    // Start the demo app's session; its creator joins first and holds control.
+    let answer = client
+        .request(json!({"verb":"CREATE_SESSION","rc_name":"demo"}))
+        .await;
+    assert_eq!(answer["verb"], "CONNECT_TO_SESSION", "{answer}");
+    assert_eq!(answer["port"], port.as_str(), "{answer}");
+    let code = answer["code"].as_str().unwrap().to_string();
+    let app_pids = children_with(server.child.id(), "demo-app");
+    assert_eq!(app_pids.len(), 1, "one demo app process: {app_pids:?}");
+    let viewer = |name: &str| {
+        let mut o = BotOptions::new(format!("ws://{addr}/ws"), &code, name);
+        o.publish_audio = false;
+        o.publish_video = false;
+        o
+    };
+    let alice = Bot::join(viewer("alice")).await.expect("alice joins");
+    let alice_id = alice.participant_id().to_string();
+    control_is(&alice, &alice_id).await;
+    // The app's video reaches her: frames and keyframes from the one publisher (the app).
+    alice
+        .wait_for(
+            |s| {
+                s.tracks
+                    .iter()
+                    .any(|t| t.kind == MediaKind::Video && t.frames >= 15 && t.keyframes >= 1)
+            },
+            MEDIA_TIMEOUT,
+        )
+        .await
+        .expect("alice receives the app's video");
+
+    // The controller's pointer reaches the app, which says which frame shows it.
+    alice
+        .send(orbita_protocol::ClientMsg::Input {
+            event: json!({"type":"pointer","x":0.25,"y":0.5,"buttons":1}),
+        })
+        .unwrap();
+    let applied = next_input_applied(&mut server, Duration::from_secs(10))
+        .expect("the app applied alice's input");
+    assert_eq!(applied["input"]["x"], 0.25, "{applied}");
+    assert_eq!(applied["cursor"]["x"], 0.25, "{applied}");
+
+    // Bob does not hold control: his input is refused and never reaches the app.
+    let bob = Bot::join(viewer("bob")).await.expect("bob joins");
+    let bob_id = bob.participant_id().to_string();
+    control_is(&bob, &alice_id).await;
+    bob.send(orbita_protocol::ClientMsg::Input {
+        event: json!({"type":"pointer","x":0.9,"y":0.9}),
+    })
+    .unwrap();
+    bob.wait_for(
+        |s| {
+            s.errors_with(orbita_protocol::ErrorCode::NotAllowed)
+                .count()
+                >= 1
+        },
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("bob's input is refused");
+    assert!(
+        next_input_applied(&mut server, Duration::from_secs(1)).is_none(),
+        "a non-controller's input reached the app"
+    );
+
+    // Alice hands control to Bob: both see it; now his input counts and hers does not.
+    alice
+        .send(orbita_protocol::ClientMsg::GiveControl { to: bob_id.clone() })
+        .unwrap();
+    control_is(&alice, &bob_id).await;
+    control_is(&bob, &bob_id).await;
+    bob.send(orbita_protocol::ClientMsg::Input {
+        event: json!({"type":"key","key":"ArrowLeft","down":true}),
+    })
+    .unwrap();
+    let applied = next_input_applied(&mut server, Duration::from_secs(10))
+        .expect("the app applied bob's input");
+    assert_eq!(applied["input"]["key"], "ArrowLeft", "{applied}");
+    alice
+        .send(orbita_protocol::ClientMsg::Input {
+            event: json!({"type":"pointer","x":0.1,"y":0.1}),
+        })
+        .unwrap();
+    alice
+        .wait_for(
+            |s| {
+                s.errors_with(orbita_protocol::ErrorCode::NotAllowed)
+                    .count()
+                    >= 1
+            },
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("alice's input is refused once she gave control away");
+
+    // Everyone leaves: the session ends (1 s grace), its app process stops, its code is free.
+    for mut bot in [alice, bob] {
+        bot.leave().await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !children_with(server.child.id(), "demo-app").is_empty() {
+        assert!(Instant::now() < deadline, "the app outlived its session");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let gone = client
+        .request(json!({"verb":"CONNECT_SESSION_WITH_CODE","code":code}))
+        .await;
+    assert_eq!(gone, json!({"msg":"SESSION_NOT_EXIST"}));
+
+    // A crashed app: the participant is told and the session ends.
+    let answer = client
+        .request(json!({"verb":"CREATE_SESSION","rc_name":"demo"}))
+        .await;
+    let code = answer["code"].as_str().unwrap().to_string();
+    let mut carol = Bot::join(BotOptions {
+        publish_audio: false,
+        publish_video: false,
+        ..BotOptions::new(format!("ws://{addr}/ws"), &code, "carol")
+    })
+    .await
+    .expect("carol joins");
+    let pids = children_with(server.child.id(), "demo-app");
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    unsafe {
+        libc_kill(pids[0] as i32, 9);
+    }
+    carol
+        .wait_for(
+            |s| {
+                s.events
+                    .iter()
+                    .any(|e| matches!(e.kind, orbita_bot::stats::RoomEventKind::AppStopped { .. }))
+            },
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("carol is told the app stopped");
+    let ended = client
+        .wait(
+            |v| v["msg"] == "SESSION_ENDED" && v["code"] == code.as_str(),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(ended["reason"], "app_crashed", "{ended}");
+    let _ = carol.leave().await;
+    server.stop();
+}
