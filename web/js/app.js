@@ -112,7 +112,7 @@ function showPrejoin(code, local, participants, error) {
       view.destroy();
       new CallView(root, session, {
         onLeave: () => showLeft(code),
-        onFailed: (failure) => showFailed(code, failure),
+        onFailed: (failure) => showFailed(code, failure, session.appStopped),
       });
     },
   });
@@ -138,11 +138,16 @@ function showLeft(code) {
 }
 
 /**
- * The call could not go on (the room ended, ...).
+ * The call could not go on (the room ended, its app stopped, ...).
  * @param {string} code
  * @param {unknown} error
+ * @param {string | null} appStopped why the session's app stopped, if it did
  */
-function showFailed(code, error) {
+function showFailed(code, error, appStopped) {
+  if (appStopped !== null) {
+    endScreen('failed.title', 'session.app_ended', code, appStopped, false);
+    return;
+  }
   const { key, detail } = describeError(error);
   endScreen('failed.title', key, code, detail);
 }
@@ -152,8 +157,9 @@ function showFailed(code, error) {
  * @param {string} textKey
  * @param {string} code
  * @param {string} [detail]
+ * @param {boolean} [canRejoin] whether to offer joining again
  */
-function endScreen(titleKey, textKey, code, detail) {
+function endScreen(titleKey, textKey, code, detail, canRejoin = true) {
   clear(root);
   root.append(
     pageHeader(),
@@ -166,8 +172,8 @@ function endScreen(titleKey, textKey, code, detail) {
         h('h1', { class: 'card-title', text: titleKey }),
         h('p', { class: 'notice-text', text: textKey, args: { code } }),
         detail ? h('p', { class: 'error-detail', raw: detail }) : null,
-        h('a', { class: 'button primary wide', attrs: { href: `/r/${encodeURIComponent(code)}` }, text: 'left.rejoin' }),
-        h('a', { class: 'button ghost wide', attrs: { href: '/' }, text: 'room.go_home' }),
+        canRejoin ? h('a', { class: 'button primary wide', attrs: { href: `/r/${encodeURIComponent(code)}` }, text: 'left.rejoin' }) : null,
+        h('a', { class: `button ${canRejoin ? 'ghost' : 'primary'} wide`, attrs: { href: '/' }, text: 'room.go_home' }),
       ),
     ),
   );

@@ -1,5 +1,6 @@
 // A call: the signalling connection, the two peer connections, who is in the room and what
-// they publish, chat, the active speaker, and reconnecting after a network drop.
+// they publish, chat, the active speaker, control of the session's app, and reconnecting
+// after a network drop.
 
 import { Publisher } from './publisher.js';
 import { Subscriber } from './subscriber.js';
@@ -20,6 +21,7 @@ import { captureScreen } from './media.js';
  * @property {Map<string, TrackInfo>} tracks by track id
  * @property {number} level latest audio level, 0..1
  * @property {boolean} speaking
+ * @property {boolean} ingest a publish-only participant (WHIP): the session's app
  */
 
 /** @typedef {{from: string, name: string, text: string, ts: number, own: boolean, private: boolean}} ChatEntry */
@@ -29,6 +31,8 @@ import { captureScreen } from './media.js';
 const FATAL_JOIN_ERRORS = new Set(['unknown_code', 'room_full', 'unsupported_version', 'invalid_value']);
 /** ICE `disconnected` often heals by itself: wait this long before restarting. */
 const DISCONNECT_GRACE_MS = 2_000;
+/** A `not_allowed` this soon after our last input is that input crossing a control change. */
+const INPUT_RACE_MS = 2_000;
 /** How long an ICE restart may take before we rejoin from scratch. */
 const RESTART_DEADLINE_MS = 6_000;
 /** Audio level above which a participant counts as speaking. */
@@ -46,6 +50,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * - `chat` {entry}
  * - `notice` {key, args?, detail?, level}: something to tell the person (server errors...)
  * - `speakers`: speaking flags or the active speaker changed
+ * - `appstopped` {reason}: the session's app stopped
  */
 export class RoomSession extends EventTarget {
   /**
@@ -101,6 +106,16 @@ export class RoomSession extends EventTarget {
     this.polling = false;
     /** Generation of the current connection; events of older ones are ignored. */
     this.generation = 0;
+    /** Whether this is an app session (the server said who holds control). */
+    this.appSession = false;
+    /** @type {string | null} the participant holding control of the app */
+    this.controlHolder = null;
+    /** @type {string | null} why the app stopped, once it did */
+    this.appStopped = null;
+    /** App input messages sent (the tests read it). */
+    this.inputsSent = 0;
+    /** When input was last sent (a `not_allowed` just after losing control is expected). */
+    this.lastInputAt = -Infinity;
   }
 
   // ----- lifecycle ------------------------------------------------------------------
@@ -152,6 +167,7 @@ export class RoomSession extends EventTarget {
     }
     this.selfId = joined.participant_id;
     this.limits = joined.limits;
+    this.controlHolder = null; // an app session says who holds it right after joining
     this.participants = new Map();
     for (const p of joined.participants) this.addParticipant(p);
     // The publisher bundles everything (we make its offers); the subscriber takes the
@@ -350,16 +366,24 @@ export class RoomSession extends EventTarget {
     switch (msg.type) {
       case 'participant_joined':
         this.addParticipant(msg.participant);
-        this.notice('notice.joined', { name: msg.participant.name }, 'info');
+        if (!msg.participant.ingest) this.notice('notice.joined', { name: msg.participant.name }, 'info');
         this.update();
         break;
       case 'participant_left': {
         const p = this.participants.get(msg.participant_id);
         this.participants.delete(msg.participant_id);
-        if (p) this.notice('notice.left', { name: p.name }, 'info');
+        if (p && !p.ingest) this.notice('notice.left', { name: p.name }, 'info');
         this.update();
         break;
       }
+      case 'control':
+        this.onControl(msg.holder);
+        break;
+      case 'app_stopped':
+        this.appStopped = msg.reason;
+        this.dispatchEvent(new CustomEvent('appstopped', { detail: { reason: msg.reason } }));
+        this.update();
+        break;
       case 'track_published':
         this.participants.get(msg.track.participant_id)?.tracks.set(msg.track.track_id, { ...msg.track });
         this.update();
@@ -384,9 +408,13 @@ export class RoomSession extends EventTarget {
       }
       case 'error':
         if (msg.code === 'unavailable') {
-          // The media connection was lost, or the room ended: start over.
-          this.notice(`error.${msg.code}`, {}, 'error', msg.message);
+          // The media connection was lost, or the room ended (after its app stopped, that
+          // says enough): start over.
+          if (this.appStopped === null) this.notice(`error.${msg.code}`, {}, 'error', msg.message);
           this.rejoin('server');
+        } else if (msg.code === 'not_allowed' && !this.hasControl && performance.now() - this.lastInputAt < INPUT_RACE_MS) {
+          // Input that crossed the news that control moved on: nothing to tell.
+          console.info('orbita: input refused after control moved', msg.message);
         } else {
           this.notice(`error.${msg.code}`, {}, 'error', msg.message);
         }
@@ -407,7 +435,71 @@ export class RoomSession extends EventTarget {
       tracks: new Map(info.tracks.map((t) => [t.track_id, { ...t }])),
       level: 0,
       speaking: false,
+      ingest: Boolean(info.ingest),
     });
+  }
+
+  // ----- control of the session's app -------------------------------------------------
+
+  /**
+   * The server says who holds control now: tell the person when it came to them or left them.
+   * @param {string | null} holder
+   */
+  onControl(holder) {
+    const before = this.controlHolder;
+    this.appSession = true;
+    this.controlHolder = holder;
+    if (holder !== null) this.appStopped = null; // the app is (back) up: restarted after a stop
+    if (holder !== before && this.selfId) {
+      if (holder === this.selfId) this.notice('control.you_got', {}, 'info');
+      else if (before === this.selfId && holder) this.notice('control.went_to', { name: this.nameOf(holder) }, 'info');
+    }
+    this.update();
+  }
+
+  /** Whether we hold control of the app. */
+  get hasControl() {
+    return this.controlHolder !== null && this.controlHolder === this.selfId && this.appStopped === null;
+  }
+
+  /**
+   * The display name of a participant (ourselves included).
+   * @param {string} id
+   */
+  nameOf(id) {
+    return id === this.selfId ? this.name : (this.participants.get(id)?.name ?? '');
+  }
+
+  /** How many people are in the room, us included (the app is not a person). */
+  peopleCount() {
+    let count = 1;
+    for (const p of this.participants.values()) if (!p.ingest) count += 1;
+    return count;
+  }
+
+  /**
+   * Send an input event to the app; only while we hold control (nothing is sent otherwise).
+   * @param {object} event `{type: 'pointer' | 'key' | 'touch', ...}`
+   * @returns {boolean} whether it was sent
+   */
+  sendInput(event) {
+    if (!this.hasControl || !this.signaling) return false;
+    if (!this.signaling.send({ type: 'input', event })) return false;
+    this.inputsSent += 1;
+    this.lastInputAt = performance.now();
+    return true;
+  }
+
+  /**
+   * Hand control of the app to another person (we must hold it).
+   * @param {string} to participant id
+   */
+  giveControl(to) {
+    const target = this.participants.get(to);
+    if (!this.hasControl || !target || target.ingest) return;
+    if (!this.signaling || !this.signaling.send({ type: 'give_control', to })) {
+      this.notice('control.not_given', { name: target.name }, 'error');
+    }
   }
 
   // ----- own media --------------------------------------------------------------------
@@ -647,6 +739,8 @@ export class RoomSession extends EventTarget {
       subscriberState: this.subscriber?.pc.connectionState ?? null,
       iceRestarts: this.iceRestarts,
       rejoins: this.rejoins,
+      controlHolder: this.controlHolder,
+      inputsSent: this.inputsSent,
     };
   }
 }

@@ -7,7 +7,7 @@
 /** @typedef {{rid: string, width?: number, height?: number}} LayerInfo */
 /** @typedef {{mid: string, source: TrackSource, layers?: LayerInfo[], muted: boolean}} PublishTrack */
 /** @typedef {{track_id: string, participant_id: string, kind: MediaKind, source: TrackSource, muted: boolean, simulcast: boolean}} TrackInfo */
-/** @typedef {{participant_id: string, name: string, tracks: TrackInfo[]}} ParticipantInfo */
+/** @typedef {{participant_id: string, name: string, tracks: TrackInfo[], ingest?: boolean}} ParticipantInfo ingest: a publish-only WHIP participant (the session's app) */
 /** @typedef {{mid: string, track_id: string, participant_id: string, kind: MediaKind, source: TrackSource}} SubscribedTrack */
 /** @typedef {{urls: string[], username?: string, credential?: string}} IceServer */
 /** @typedef {{max_message_bytes: number, max_chat_chars: number, max_participants: number}} Limits */
@@ -27,7 +27,9 @@
  *   | {type: 'candidate', pc: PcKind, candidate: string}
  *   | {type: 'pong', id?: number}
  *   | {type: 'left'}
- *   | {type: 'server_shutdown', reason: string}} ServerMsg
+ *   | {type: 'server_shutdown', reason: string}
+ *   | {type: 'control', holder: string | null}
+ *   | {type: 'app_stopped', reason: string}} ServerMsg
  */
 
 /** The protocol version this client speaks. */

@@ -28,6 +28,8 @@ export function chromiumPath() {
 
 /**
  * Start `orbita serve` on free loopback ports; resolves once it prints where it listens.
+ * `stdout()` is everything it printed so far (the session apps it starts print their JSON
+ * event lines there too), `log()` its stderr, `pid` its process id.
  * @param {string[]} [extraArgs]
  */
 export async function startServer(extraArgs = []) {
@@ -39,21 +41,26 @@ export async function startServer(extraArgs = []) {
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let log = '';
+  let out = '';
+  child.stdout.on('data', (chunk) => {
+    out += chunk;
+    if (process.env.ORBITA_TEST_LOG) process.stdout.write(chunk);
+  });
   child.stderr.on('data', (chunk) => {
     log += chunk;
     if (process.env.ORBITA_TEST_LOG) process.stderr.write(chunk);
   });
   const base = await new Promise((resolveBase, reject) => {
-    let out = '';
     const timer = setTimeout(() => reject(new Error(`orbita serve did not start:\n${out}\n${log}`)), 20_000);
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
+    const onData = () => {
       const match = out.match(/orbita listening on (http:\/\/\S+)/);
       if (match) {
         clearTimeout(timer);
+        child.stdout.off('data', onData);
         resolveBase(match[1]);
       }
-    });
+    };
+    child.stdout.on('data', onData);
     child.on('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`orbita serve exited (${code}):\n${out}\n${log}`));
@@ -61,7 +68,9 @@ export async function startServer(extraArgs = []) {
   });
   return {
     base,
+    pid: /** @type {number} */ (child.pid),
     log: () => log,
+    stdout: () => out,
     async stop() {
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));

@@ -1,9 +1,12 @@
-// The call page: the video grid, the controls, chat and people, the reconnecting banner.
+// The call page: the video grid, the controls, chat and people, the reconnecting banner; in
+// an app session the app's video large, who holds control, and a banner when the app stops.
 
 import { setAttrText, setText, t } from '../i18n.js';
 import { canShareScreen, isFrontCamera } from '../media.js';
 import { QUALITIES } from '../quality.js';
+import { AppTile } from './app-tile.js';
 import { ChatPanel } from './chat.js';
+import { controlState } from './control.js';
 import { clear, h } from './dom.js';
 import { languageSwitch } from './header.js';
 import { icon } from './icons.js';
@@ -76,6 +79,28 @@ export class CallView {
       h('span', { class: 'spinner', attrs: { 'aria-hidden': 'true' } }),
       h('span', { class: 'banner-text', text: 'call.reconnecting' }),
     );
+    this.appBannerReason = h('span', { class: 'banner-detail' });
+    this.appBanner = h(
+      'div',
+      { class: 'banner app-banner', attrs: { role: 'alert', hidden: true, id: 'app-banner' } },
+      h('span', { class: 'banner-icon', html: icon('warning') }),
+      h('span', { class: 'banner-text', text: 'session.app_stopped' }),
+      this.appBannerReason,
+      h('button', {
+        class: 'icon-button banner-close',
+        attrs: { type: 'button' },
+        html: icon('close'),
+        t: { 'aria-label': 'action.close', title: 'action.close' },
+        on: { click: () => (this.appBanner.hidden = true) },
+      }),
+    );
+    this.controlText = h('span', { class: 'control-chip-text' });
+    this.controlChip = h(
+      'span',
+      { class: 'chip control-chip', attrs: { id: 'control-status', role: 'status', hidden: true } },
+      h('span', { class: 'chip-icon', html: icon('mouse') }),
+      this.controlText,
+    );
 
     this.chat = new ChatPanel(session);
     this.people = new PeoplePanel(session);
@@ -133,10 +158,12 @@ export class CallView {
         { class: 'call-top' },
         h('img', { class: 'call-logo', attrs: { src: '/assets/img/icon.svg', alt: '', width: 24, height: 24 } }),
         h('div', { class: 'call-heading' }, this.title, this.count),
+        this.controlChip,
         copy,
         languageSwitch(),
       ),
       this.banner,
+      this.appBanner,
       h('div', { class: 'call-body' }, h('main', { class: 'stage' }, this.grid), this.side),
       h(
         'footer',
@@ -167,11 +194,14 @@ export class CallView {
     this.onChat = (event) => this.addChat(/** @type {CustomEvent} */ (event).detail.entry);
     /** @param {Event} event */
     this.onNotice = (event) => toast(/** @type {CustomEvent} */ (event).detail);
+    /** @param {Event} event */
+    this.onAppStopped = (event) => this.showAppStopped(/** @type {CustomEvent} */ (event).detail.reason);
     session.addEventListener('update', this.onUpdate);
     session.addEventListener('speakers', this.onSpeakers);
     session.addEventListener('status', this.onStatus);
     session.addEventListener('chat', this.onChat);
     session.addEventListener('notice', this.onNotice);
+    session.addEventListener('appstopped', this.onAppStopped);
     session.local.addEventListener('change', this.onUpdate);
     this.resize = new ResizeObserver(() => layoutGrid(this.grid));
     this.resize.observe(this.grid);
@@ -182,16 +212,33 @@ export class CallView {
     this.sync();
   }
 
-  /** @returns {TileModel[]} in display order: screens (others' first), cameras, our camera */
+  /** @returns {TileModel[]} in display order: the app, screens (others' first), cameras, our camera */
   models() {
     const s = this.session;
     const selfId = s.selfId ?? 'self';
+    /** @type {TileModel[]} */
+    const apps = [];
     /** @type {TileModel[]} */
     const screens = [];
     /** @type {TileModel[]} */
     const cameras = [];
     for (const p of s.participants.values()) {
       const tracks = [...p.tracks.values()];
+      if (p.ingest) {
+        // The session's app (or another publish-only stream): its video is the main picture.
+        const video = tracks.find((tr) => tr.kind === 'video');
+        apps.push({
+          key: `${p.id}:app`,
+          participantId: p.id,
+          name: p.name,
+          source: 'app',
+          track: video && !video.muted ? (s.remoteTracks.get(video.track_id) ?? null) : null,
+          micMuted: false,
+          self: false,
+          mirrored: false,
+        });
+        continue;
+      }
       const cam = tracks.find((tr) => tr.source === 'camera');
       const mic = tracks.find((tr) => tr.source === 'microphone');
       const screen = tracks.find((tr) => tr.source === 'screen');
@@ -232,7 +279,7 @@ export class CallView {
       self: true,
       mirrored: isFrontCamera(camera),
     });
-    return [...screens, ...cameras];
+    return [...apps, ...screens, ...cameras];
   }
 
   /** Bring tiles, audio, controls and panels in line with the session. */
@@ -250,11 +297,12 @@ export class CallView {
     for (const model of models) {
       let tile = this.tiles.get(model.key);
       if (!tile) {
-        tile = new Tile(model);
+        tile = model.source === 'app' ? new AppTile(model, this.session) : new Tile(model);
         this.tiles.set(model.key, tile);
       } else {
         tile.update(model);
       }
+      if (tile instanceof AppTile) tile.syncControl();
       const wanted = prev ? prev.nextElementSibling : this.grid.firstElementChild;
       if (wanted !== tile.el) {
         if (prev) prev.after(tile.el);
@@ -267,6 +315,7 @@ export class CallView {
     layoutGrid(this.grid);
     this.syncAudio();
     this.syncControls();
+    this.syncAppControl();
     this.syncSpeakers();
     if (this.panel === 'people') this.people.render();
   }
@@ -317,13 +366,30 @@ export class CallView {
     this.screen.set(s.screen ? 'screenStop' : 'screen', s.screen ? 'call.stop_sharing' : 'call.share_screen');
     this.screen.button.classList.toggle('on', Boolean(s.screen));
     this.quality.button.dataset.quality = s.quality;
-    setText(this.count, 'call.count', { count: s.participants.size + 1 });
+    setText(this.count, 'call.count', { count: s.peopleCount() });
     this.peopleButton.badge.hidden = false;
-    this.peopleButton.badge.textContent = String(s.participants.size + 1);
+    this.peopleButton.badge.textContent = String(s.peopleCount());
     this.chatButton.badge.hidden = this.unread === 0;
     this.chatButton.badge.textContent = this.unread > 9 ? '9+' : String(this.unread);
     this.chatButton.button.classList.toggle('on', this.panel === 'chat');
     this.peopleButton.button.classList.toggle('on', this.panel === 'people');
+  }
+
+  /** In an app session: who holds control, in the header. */
+  syncAppControl() {
+    const s = this.session;
+    this.controlChip.hidden = !s.appSession;
+    if (s.appStopped === null) this.appBanner.hidden = true;
+    if (!s.appSession) return;
+    const c = controlState(s);
+    this.controlChip.dataset.control = c.state;
+    setText(this.controlText, c.key, c.args);
+  }
+
+  /** @param {string} reason the server's words */
+  showAppStopped(reason) {
+    this.appBannerReason.textContent = reason;
+    this.appBanner.hidden = false;
   }
 
   syncSpeakers() {
@@ -379,7 +445,7 @@ export class CallView {
       this.chat.list.lastElementChild?.scrollIntoView({ block: 'end' });
       if (!window.matchMedia('(pointer: coarse)').matches) this.chat.focus();
     } else if (which === 'people') {
-      setText(this.panelTitle, 'call.people_title', { count: this.session.participants.size + 1 });
+      setText(this.panelTitle, 'call.people_title', { count: this.session.peopleCount() });
       this.people.render();
       this.panelBody.append(this.people.el);
     }
@@ -454,6 +520,7 @@ export class CallView {
     s.removeEventListener('status', this.onStatus);
     s.removeEventListener('chat', this.onChat);
     s.removeEventListener('notice', this.onNotice);
+    s.removeEventListener('appstopped', this.onAppStopped);
     s.local.removeEventListener('change', this.onUpdate);
     document.removeEventListener('keydown', this.onKey);
     this.resize.disconnect();

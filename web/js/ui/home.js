@@ -1,22 +1,40 @@
-// The home page: make a room, or join one by its code.
+// The home page: pick an app of the coordinator's catalogue and start it (a plain room when
+// this server has no coordinator), or join a session by its code.
 
-import { ApiError, createRoom, lookupRoom, normalizeCode } from '../api.js';
+import { normalizeCode } from '../api.js';
+import { PLAIN_ROOM_APP } from '../catalogue.js';
 import { setText } from '../i18n.js';
+import { Launcher } from '../launch.js';
+import { AppPicker } from './apps.js';
 import { h } from './dom.js';
 import { pageHeader } from './header.js';
+import { explainLaunchError } from './launch-errors.js';
+
+/**
+ * Show why starting or joining failed.
+ * @param {HTMLElement} el
+ * @param {unknown} failure
+ * @param {string} [code]
+ */
+function showFailure(el, failure, code) {
+  const { key, args, detail } = explainLaunchError(failure, code);
+  setText(el, key, args);
+  if (detail) el.append(h('span', { class: 'error-detail', raw: detail }));
+}
 
 /**
  * The "join with a code" form (also shown when a link's code is unknown).
+ * @param {Launcher} launcher
  * @param {string} [initial]
  */
-export function joinForm(initial = '') {
+export function joinForm(launcher, initial = '') {
   const input = h('input', {
     class: 'code-input',
     attrs: { id: 'join-code', name: 'code', inputmode: 'numeric', autocomplete: 'off', maxlength: 32, required: true, value: initial },
     t: { placeholder: 'home.code_placeholder' },
   });
   const error = h('p', { class: 'form-error', attrs: { role: 'alert', id: 'join-error' } });
-  const button = h('button', { class: 'button', attrs: { type: 'submit' }, text: 'home.join' });
+  const button = h('button', { class: 'button', attrs: { type: 'submit', id: 'join-submit' }, text: 'home.join' });
   const form = h(
     'form',
     { class: 'join-form', attrs: { novalidate: true } },
@@ -40,11 +58,9 @@ export function joinForm(initial = '') {
     button.disabled = true;
     error.textContent = '';
     try {
-      await lookupRoom(code);
-      location.assign(`/r/${encodeURIComponent(code)}`);
+      location.assign(await launcher.join(code));
     } catch (e) {
-      const apiCode = e instanceof ApiError ? e.code : 'other';
-      setText(error, apiCode === 'unknown_code' ? 'home.unknown_code' : apiCode === 'network' ? 'error.network' : 'error.generic', { code });
+      showFailure(error, e, code);
       button.disabled = false;
       input.select();
     }
@@ -54,17 +70,35 @@ export function joinForm(initial = '') {
 
 /** @param {HTMLElement} root */
 export function renderHome(root) {
-  const error = h('p', { class: 'form-error', attrs: { role: 'alert' } });
+  const launcher = new Launcher();
+  const error = h('p', { class: 'form-error', attrs: { role: 'alert', id: 'start-error' } });
   const create = h('button', { class: 'button primary wide', attrs: { type: 'button', id: 'create-room' }, text: 'home.create' });
+  /** The label of the start button for an app: a plain room is "created", an app "started". */
+  const startLabel = (/** @type {string | null} */ rcName) => (rcName && rcName !== PLAIN_ROOM_APP ? 'home.start' : 'home.create');
+  const picker = new AppPicker((rcName) => setText(create, startLabel(rcName)));
+  /** @type {Promise<boolean>} whether there is a catalogue to pick from */
+  const ready = launcher.catalogue().then(
+    (apps) => {
+      if (apps && apps.length) picker.show(apps, PLAIN_ROOM_APP);
+      else picker.hide();
+      return Boolean(apps && apps.length);
+    },
+    (e) => {
+      console.warn('orbita: cannot load the apps', e);
+      picker.hide();
+      return false;
+    },
+  );
   create.addEventListener('click', async () => {
     create.disabled = true;
     error.textContent = '';
+    const rcName = (await ready) ? picker.selected : null;
+    setText(create, 'home.starting');
     try {
-      const room = await createRoom();
-      location.assign(`/r/${encodeURIComponent(room.code)}`);
+      location.assign(await launcher.start(rcName));
     } catch (e) {
-      const code = e instanceof ApiError ? e.code : 'other';
-      setText(error, code === 'unavailable' ? 'home.create_unavailable' : code === 'network' ? 'error.network' : 'error.generic');
+      showFailure(error, e);
+      setText(create, startLabel(rcName));
       create.disabled = false;
     }
   });
@@ -82,10 +116,11 @@ export function renderHome(root) {
       h(
         'section',
         { class: 'card home-card' },
+        picker.el,
         create,
         error,
         h('div', { class: 'divider' }, h('span', { text: 'home.or' })),
-        joinForm(),
+        joinForm(launcher),
       ),
     ),
   );
@@ -108,7 +143,7 @@ export function renderUnknownRoom(root, code, reasonKey = 'room.unknown') {
         { class: 'card home-card notice-card' },
         h('h1', { class: 'card-title', text: 'room.unknown_title' }),
         h('p', { class: 'notice-text', text: reasonKey, args: { code } }),
-        joinForm(),
+        joinForm(new Launcher()),
         h('a', { class: 'button ghost wide', attrs: { href: '/' }, text: 'room.go_home' }),
       ),
     ),

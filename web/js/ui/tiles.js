@@ -1,5 +1,6 @@
-// Video tiles: one per participant's camera (an avatar when there is no video) and one per
-// screen share; names, mute badges and the active speaker; a grid that fits the stage.
+// Video tiles: one per participant's camera (an avatar when there is no video), one per
+// screen share and one for the session's app; names, mute badges and the active speaker; a
+// grid that fits the stage.
 
 import { setAttrText, setText } from '../i18n.js';
 import { h, hue, initials } from './dom.js';
@@ -11,7 +12,7 @@ import { icon } from './icons.js';
  * @property {string} key stable key: participant id and source
  * @property {string} participantId
  * @property {string} name
- * @property {'camera' | 'screen'} source
+ * @property {'camera' | 'screen' | 'app'} source
  * @property {MediaStreamTrack | null} track the video, or null (avatar)
  * @property {boolean} micMuted
  * @property {boolean} self
@@ -45,8 +46,11 @@ export class Tile {
     el.dataset.self = String(model.self);
     el.dataset.micMuted = String(model.micMuted);
     el.classList.toggle('screen', model.source === 'screen');
+    el.classList.toggle('app', model.source === 'app');
     el.classList.toggle('self', model.self);
-    if (model.source === 'screen') {
+    if (model.source === 'app') {
+      setText(this.nameEl, 'tile.app');
+    } else if (model.source === 'screen') {
       setText(this.nameEl, model.self ? 'tile.your_screen' : 'tile.screen_of', { name: model.name });
     } else if (model.self) {
       setText(this.nameEl, 'tile.you', { name: model.name });
@@ -54,7 +58,7 @@ export class Tile {
       delete this.nameEl.dataset.i18n;
       this.nameEl.textContent = model.name;
     }
-    this.micBadge.hidden = !model.micMuted || model.source === 'screen';
+    this.micBadge.hidden = !model.micMuted || model.source !== 'camera';
     if (!this.micBadge.hidden && !this.micBadge.title) {
       setAttrText(this.micBadge, 'title', 'tile.muted');
       setAttrText(this.micBadge, 'aria-label', 'tile.muted');
@@ -116,7 +120,7 @@ export function bestColumns(count, width, height) {
 }
 
 /**
- * Lay tiles out in `grid`: an even grid, or with a screen share the screen large and the
+ * Lay tiles out in `grid`: an even grid, or with an app or a screen share that large and the
  * others in a strip (at the side on wide screens, below on tall ones).
  * @param {HTMLElement} grid
  */
@@ -126,8 +130,10 @@ export function layoutGrid(grid) {
   if (count === 0) return;
   const width = grid.clientWidth;
   const height = grid.clientHeight;
-  // Screen shares come first (others' before our own): the first one is shown large.
-  const featured = tiles[0].dataset.source === 'screen' ? tiles[0] : undefined;
+  // The app's video, then screen shares (others' before our own) come first: the first one is
+  // shown large.
+  const first = tiles[0].dataset.source;
+  const featured = first === 'app' || first === 'screen' ? tiles[0] : undefined;
   for (const tile of tiles) {
     tile.style.gridColumn = '';
     tile.style.gridRow = '';
@@ -144,10 +150,19 @@ export function layoutGrid(grid) {
       featured.style.gridColumn = '1';
       featured.style.gridRow = `1 / span ${rows}`;
     } else {
-      const stripH = Math.round(Math.min(height * 0.3, 180));
-      grid.style.gridTemplateColumns = `repeat(${others}, minmax(0, 1fr))`;
-      grid.style.gridTemplateRows = `minmax(0, 1fr) ${stripH}px`;
-      featured.style.gridColumn = `1 / span ${others}`;
+      // Tall stage: the others two abreast below, each given what the featured picture (as
+      // high as a 16:9 frame of the full width) leaves, at least the usual strip and at most a
+      // 3:4 portrait; the featured picture takes the rest.
+      const gap = parseFloat(getComputedStyle(grid).rowGap) || 0;
+      const featuredH = Math.round((width * 9) / 16);
+      const stripH = Math.max(Math.min(height * 0.3, 180), height - featuredH - gap);
+      const cols = Math.min(others, 2);
+      const rows = Math.ceil(others / cols);
+      const cellW = (width - gap * (cols - 1)) / cols;
+      const rowH = Math.floor(Math.min((stripH - gap * (rows - 1)) / rows, (cellW * 4) / 3));
+      grid.style.gridTemplateColumns = `repeat(${cols}, minmax(0, 1fr))`;
+      grid.style.gridTemplateRows = `minmax(0, 1fr) repeat(${rows}, ${rowH}px)`;
+      featured.style.gridColumn = `1 / span ${cols}`;
       featured.style.gridRow = '1';
     }
     return;
