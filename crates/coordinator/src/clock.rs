@@ -116,6 +116,13 @@ pub fn format_date_time(at: Millis) -> (String, String) {
     )
 }
 
+/// An instant as `"day/month/year HH:MM"` (`"25/12/2026 18:30"`, UTC): the date and time of
+/// [`format_date_time`] joined, as the coordinator's answers name slot ends.
+pub fn format_instant(at: Millis) -> String {
+    let (date, time) = format_date_time(at);
+    format!("{date} {time}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +152,7 @@ mod tests {
             format_date_time(at),
             ("25/12/2026".to_string(), "18:30".to_string())
         );
+        assert_eq!(format_instant(at), "25/12/2026 18:30");
         for days in [-1000, 0, 1, 59, 60, 365, 10_957, 20_000, 2_932_896] {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);

@@ -47,6 +47,13 @@ pub struct Settings {
     pub plan_horizon_days: u64,
     /// When checking capacity, a session started now (no plan) is assumed to last this long.
     pub unplanned_session_minutes: u64,
+    /// How long `EXTEND_SESSION` extends a planned session when it names no `minutes` (held
+    /// within `plan_min_minutes..=plan_max_minutes`); also the length `SESSION_ENDING`'s
+    /// `extendable` is checked for.
+    pub extension_minutes: u64,
+    /// How long before its slot's end a planned session may be extended (and its participants
+    /// get `SESSION_ENDING`).
+    pub extension_window_minutes: u64,
     /// Code attempts per second per client address (`CONNECT_SESSION_WITH_CODE`), bursts of `code_attempt_burst`.
     pub code_attempts_per_second: f64,
     /// Burst of code attempts allowed per address.
@@ -87,6 +94,8 @@ impl Default for Settings {
             plan_max_minutes: 24 * 60,
             plan_horizon_days: 366,
             unplanned_session_minutes: 60,
+            extension_minutes: 15,
+            extension_window_minutes: 10,
             code_attempts_per_second: 1.0,
             code_attempt_burst: 5,
             code_max_misses: 10,
@@ -125,6 +134,9 @@ impl Settings {
                     .into(),
             );
         }
+        if self.extension_minutes == 0 || self.extension_window_minutes == 0 {
+            return Err("extension_minutes and extension_window_minutes must be > 0".into());
+        }
         if self.code_attempts_per_second <= 0.0 || self.code_attempt_burst == 0 {
             return Err("code_attempts_per_second and code_attempt_burst must be > 0".into());
         }
@@ -148,6 +160,13 @@ impl Settings {
     }
     pub(crate) fn min_ms(minutes: u64) -> Millis {
         (minutes as Millis).saturating_mul(MINUTE)
+    }
+    /// `extension_minutes`, held within the allowed slot lengths.
+    pub(crate) fn default_extension_minutes(&self) -> u64 {
+        self.extension_minutes.clamp(
+            self.plan_min_minutes,
+            self.plan_max_minutes.max(self.plan_min_minutes),
+        )
     }
 }
 

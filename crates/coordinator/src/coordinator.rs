@@ -15,8 +15,10 @@ use tracing::{info, warn};
 
 use crate::clock::{self, Millis};
 use crate::config::{self, Plan, ServersFileEntry, Settings};
-use crate::logic::{self, ceil_secs, GuessThrottle, RangeError, ThrottleSettings, Throttled};
-use crate::store::{EndedSession, PlaceError, PlaceRequest, Registry, StoreError};
+use crate::logic::{
+    self, ceil_secs, ExtensionWindow, GuessThrottle, RangeError, ThrottleSettings, Throttled,
+};
+use crate::store::{EndedSession, PlaceError, PlaceRequest, Registry, SessionRecord, StoreError};
 use crate::verbs::{
     parse_client_request, ClientRequest, EndReason, ErrorCode, ErrorReply, FromNode, Registration,
     ToClient, ToNode,
@@ -78,6 +80,9 @@ pub struct Sweep {
     pub ended: Vec<(EndedSession, EndReason)>,
     /// Plans whose slot is over.
     pub expired_plans: Vec<Plan>,
+    /// Planned sessions that entered their extension window, with whether they could be
+    /// extended then (their clients were sent `SESSION_ENDING`).
+    pub ending: Vec<(String, bool)>,
     /// Everyone to tell.
     pub deliveries: Vec<Delivery>,
 }
@@ -272,6 +277,10 @@ impl Coordinator {
             ClientRequest::ConnectSessionWithCode { code } => {
                 self.connect_with_code(user_id, addr, &code, now).await
             }
+            ClientRequest::ExtendSession { code, minutes } => {
+                self.extend_session(user_id, addr, &code, minutes, now)
+                    .await
+            }
         }
     }
 
@@ -366,15 +375,15 @@ impl Coordinator {
         }
     }
 
-    async fn connect_with_code(
+    /// The start of every request naming a code: the guessing throttle, then the code's shape.
+    fn code_attempt<'a>(
         &self,
-        user_id: &str,
         addr: IpAddr,
-        code: &str,
+        code: &'a str,
         now: Millis,
-    ) -> Outcome {
+    ) -> Result<&'a str, Outcome> {
         if let Err(t) = self.throttle.lock().check(addr, now) {
-            return match t {
+            return Err(match t {
                 Throttled::RateLimited(ms) => Outcome::reply(ToClient::Error(ErrorReply {
                     code: ErrorCode::RateLimited,
                     message: "too many code attempts; slow down".into(),
@@ -385,15 +394,54 @@ impl Coordinator {
                     message: "too many wrong codes from this address; try again later".into(),
                     retry_after_seconds: Some(ceil_secs(ms)),
                 })),
-            };
+            });
         }
         let code = code.trim();
         if !logic::is_valid_code(code, self.settings.code_length) {
-            return Outcome::error(
+            return Err(Outcome::error(
                 ErrorCode::BadCode,
                 format!("a code is {} digits", self.settings.code_length),
-            );
+            ));
         }
+        Ok(code)
+    }
+
+    /// A code that matched nothing: `SESSION_NOT_EXIST`, and a miss towards the lock-out.
+    fn code_missed(&self, addr: IpAddr, now: Millis) -> Outcome {
+        if self.throttle.lock().record_miss(addr, now).is_some() {
+            warn!(%addr, "code guessing: address locked out");
+        }
+        Outcome::reply(ToClient::SessionNotExist)
+    }
+
+    fn plan_not_started(code: &str, plan: &Plan, now: Millis) -> Outcome {
+        let (date, time) = clock::format_date_time(plan.start_ms);
+        Outcome::reply(ToClient::Error(ErrorReply {
+            code: ErrorCode::PlanNotStarted,
+            message: format!("session {code} is planned for {date} {time} UTC"),
+            retry_after_seconds: Some(ceil_secs(plan.start_ms - now)),
+        }))
+    }
+
+    fn session_starting() -> Outcome {
+        Outcome::reply(ToClient::Error(ErrorReply {
+            code: ErrorCode::SessionStarting,
+            message: "the session is starting; ask again in a moment".into(),
+            retry_after_seconds: Some(1),
+        }))
+    }
+
+    async fn connect_with_code(
+        &self,
+        user_id: &str,
+        addr: IpAddr,
+        code: &str,
+        now: Millis,
+    ) -> Outcome {
+        let code = match self.code_attempt(addr, code, now) {
+            Ok(code) => code,
+            Err(o) => return o,
+        };
         match self.registry.session(code).await {
             Ok(Some(s)) if s.live => {
                 if let Err(e) = self
@@ -420,38 +468,180 @@ impl Coordinator {
                     }],
                 };
             }
-            Ok(Some(_)) => {
-                return Outcome::reply(ToClient::Error(ErrorReply {
-                    code: ErrorCode::SessionStarting,
-                    message: "the session is starting; ask again in a moment".into(),
-                    retry_after_seconds: Some(1),
-                }))
-            }
+            Ok(Some(_)) => return Self::session_starting(),
             Ok(None) => {}
             Err(e) => return self.internal(e),
         }
         match self.registry.plan(code).await {
-            Ok(Some(p)) if now < p.start_ms => {
-                let (date, time) = clock::format_date_time(p.start_ms);
-                Outcome::reply(ToClient::Error(ErrorReply {
-                    code: ErrorCode::PlanNotStarted,
-                    message: format!("session {code} is planned for {date} {time} UTC"),
-                    retry_after_seconds: Some(ceil_secs(p.start_ms - now)),
-                }))
-            }
+            Ok(Some(p)) if now < p.start_ms => Self::plan_not_started(code, &p, now),
             Ok(Some(p)) if now < p.end_ms => {
                 // The first person to come during the slot starts the planned session.
                 let rc = p.rc_name.clone();
                 self.place(user_id, &rc, Some(p), now).await
             }
-            Ok(_) => {
-                if self.throttle.lock().record_miss(addr, now).is_some() {
-                    warn!(%addr, "code guessing: address locked out");
-                }
-                Outcome::reply(ToClient::SessionNotExist)
-            }
+            Ok(_) => self.code_missed(addr, now),
             Err(e) => self.internal(e),
         }
+    }
+
+    /// `EXTEND_SESSION`: a live planned session in its extension window runs `minutes` longer
+    /// if the servers of its app have room then. Anyone who knows the code may ask (the
+    /// accounts issue will say who may); asking counts as a code attempt for the throttle.
+    async fn extend_session(
+        &self,
+        user_id: &str,
+        addr: IpAddr,
+        code: &str,
+        minutes: Option<u64>,
+        now: Millis,
+    ) -> Outcome {
+        let code = match self.code_attempt(addr, code, now) {
+            Ok(code) => code,
+            Err(o) => return o,
+        };
+        let s = &self.settings;
+        let minutes = match minutes {
+            None => s.default_extension_minutes(),
+            Some(m) if (s.plan_min_minutes..=s.plan_max_minutes).contains(&m) => m,
+            Some(m) => {
+                return Outcome::error(
+                    ErrorCode::BadDuration,
+                    format!(
+                        "minutes {m} must be a whole number from {} to {}",
+                        s.plan_min_minutes, s.plan_max_minutes
+                    ),
+                )
+            }
+        };
+        let window = Settings::min_ms(s.extension_window_minutes);
+        // When another request moves the end (or ends the session) meanwhile, look again.
+        for _ in 0..3 {
+            let session = match self.registry.session(code).await {
+                Ok(Some(session)) => session,
+                Ok(None) => return self.extend_without_session(addr, code, now).await,
+                Err(e) => return self.internal(e),
+            };
+            if !session.live {
+                return Self::session_starting();
+            }
+            let Some(end) = session.ends_ms else {
+                return Outcome::error(
+                    ErrorCode::SessionNotPlanned,
+                    format!("session {code} was not planned: it has no end to extend"),
+                );
+            };
+            match logic::extension_window(end, window, now) {
+                ExtensionWindow::Open => {}
+                ExtensionWindow::OpensAt(at) => {
+                    return Outcome::reply(ToClient::Error(ErrorReply {
+                        code: ErrorCode::ExtensionTooEarly,
+                        message: format!(
+                            "session {code} ends at {} UTC; it may be extended from {} UTC",
+                            clock::format_instant(end),
+                            clock::format_instant(at)
+                        ),
+                        retry_after_seconds: Some(ceil_secs(at - now)),
+                    }))
+                }
+                // Its slot is over; the sweep is about to end it.
+                ExtensionWindow::Over => return Outcome::reply(ToClient::SessionNotExist),
+            }
+            let new_end = end + Settings::min_ms(minutes);
+            match self
+                .registry
+                .extend_session(code, end, new_end, self.unplanned_ms(), now)
+                .await
+            {
+                Ok(true) => {
+                    info!(code, rc_name = %session.rc_name, end, new_end, "session extended");
+                    self.save_plans_file().await;
+                    return self.extended(user_id, &session, new_end).await;
+                }
+                Ok(false) => continue,
+                Err(PlaceError::Busy) => {
+                    return Outcome::error(
+                        ErrorCode::NextSlotTaken,
+                        format!(
+                            "every server of {:?} is booked at some time between {} and {} UTC",
+                            session.rc_name,
+                            clock::format_instant(end),
+                            clock::format_instant(new_end)
+                        ),
+                    )
+                }
+                Err(PlaceError::CodesExhausted) => return self.internal("no code is allocated"),
+                Err(PlaceError::Store(e)) => return self.internal(e),
+            }
+        }
+        self.internal(format!("session {code} kept changing while being extended"))
+    }
+
+    /// `EXTEND_SESSION` for a code with no session: a plan nobody started yet, or nothing.
+    async fn extend_without_session(&self, addr: IpAddr, code: &str, now: Millis) -> Outcome {
+        match self.registry.plan(code).await {
+            Ok(Some(p)) if now < p.start_ms => Self::plan_not_started(code, &p, now),
+            Ok(Some(p)) if now < p.end_ms => Outcome::error(
+                ErrorCode::PlanNotStarted,
+                format!(
+                    "session {code} has not been started: join it with CONNECT_SESSION_WITH_CODE first"
+                ),
+            ),
+            Ok(_) => self.code_missed(addr, now),
+            Err(e) => self.internal(e),
+        }
+    }
+
+    /// `SESSION_EXTENDED` for the asker, and for the session's other clients.
+    async fn extended(&self, asker: &str, session: &SessionRecord, new_end: Millis) -> Outcome {
+        let msg = ToClient::SessionExtended {
+            code: session.code.clone(),
+            until: clock::format_instant(new_end),
+        };
+        let deliveries = match self
+            .session_clients(session, msg.clone(), Some(asker))
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(error = %e, code = %session.code, "could not tell the session's clients of its extension");
+                Vec::new()
+            }
+        };
+        Outcome {
+            reply: Some(msg),
+            deliveries,
+        }
+    }
+
+    /// `msg` for a session's creator and participants (each once), but not `except`.
+    async fn session_clients(
+        &self,
+        session: &SessionRecord,
+        msg: ToClient,
+        except: Option<&str>,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let mut to: Vec<(String, String)> = self
+            .registry
+            .participants(&session.code)
+            .await?
+            .into_iter()
+            .map(|p| (p.user_id, p.coordinator_id))
+            .collect();
+        if !to.iter().any(|(u, _)| *u == session.creator) {
+            to.insert(
+                0,
+                (session.creator.clone(), session.creator_coordinator.clone()),
+            );
+        }
+        Ok(to
+            .into_iter()
+            .filter(|(u, _)| Some(u.as_str()) != except)
+            .map(|(user_id, via)| Delivery::Client {
+                user_id,
+                via,
+                msg: msg.clone(),
+            })
+            .collect())
     }
 
     async fn plan_session(
@@ -758,8 +948,9 @@ impl Coordinator {
 
     /// The periodic housekeeping (call about once a second): marks nodes that missed
     /// heartbeats down and ends their sessions, drops sessions their node never confirmed,
-    /// ends idle sessions and sessions whose planned slot is over, expires past plans, and
-    /// prunes the throttle and the outbox.
+    /// ends idle sessions and sessions whose planned slot is over, sends `SESSION_ENDING` for
+    /// planned sessions entering their extension window, expires past plans, and prunes the
+    /// throttle and the outbox.
     pub async fn sweep(&self, now: Millis) -> Result<Sweep, StoreError> {
         let s = &self.settings;
         let mut out = Sweep::default();
@@ -818,6 +1009,32 @@ impl Coordinator {
                     out.ended.push((ended, reason));
                 }
             }
+        }
+        // Planned sessions entering their extension window: their clients are told once per
+        // end (a stored mark, so coordinators sharing the registry do not repeat it).
+        let window = Settings::min_ms(s.extension_window_minutes);
+        let extension = Settings::min_ms(s.default_extension_minutes());
+        for session in self.registry.sessions_ending(now, now + window).await? {
+            let Some(end) = session.ends_ms else { continue };
+            let extendable = self
+                .registry
+                .could_extend(&session, end + extension, self.unplanned_ms(), now)
+                .await?;
+            if !self
+                .registry
+                .claim_ending_notice(&session.code, end)
+                .await?
+            {
+                continue;
+            }
+            let msg = ToClient::SessionEnding {
+                code: session.code.clone(),
+                ends_at: clock::format_instant(end),
+                extendable,
+            };
+            out.deliveries
+                .extend(self.session_clients(&session, msg, None).await?);
+            out.ending.push((session.code.clone(), extendable));
         }
         out.expired_plans = self.registry.expire_plans(now).await?;
         if !out.expired_plans.is_empty() {

@@ -2,8 +2,8 @@
 //!
 //! It implements the user's design (../shared/spec/coordinator-protocol.md, documented in
 //! docs/coordinator.md): clients ask over a WebSocket for the app catalogue (`GET_SERVERS`),
-//! create sessions (`CREATE_SESSION`), join by code (`CONNECT_SESSION_WITH_CODE`) and plan
-//! sessions (`PLAN_SESSION`); nodes keep a persistent, authenticated link over which they
+//! create sessions (`CREATE_SESSION`), join by code (`CONNECT_SESSION_WITH_CODE`), plan
+//! sessions (`PLAN_SESSION`) and extend planned ones near their end (`EXTEND_SESSION`); nodes keep a persistent, authenticated link over which they
 //! register, send heartbeats and start sessions when asked.
 //!
 //! * [`verbs`]: every JSON message, exactly as the spec writes them.

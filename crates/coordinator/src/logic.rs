@@ -87,6 +87,29 @@ pub fn slot_fits(booked: &[(Millis, Millis)], from: Millis, to: Millis, capacity
     (max_concurrent(booked, from, to) as u64) < capacity
 }
 
+/// Where `now` stands against the extension window of a slot ending at `end`: the window is
+/// `[end - window, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtensionWindow {
+    /// Not yet: it opens at this instant.
+    OpensAt(Millis),
+    /// Open: the slot may be extended now.
+    Open,
+    /// The slot is over.
+    Over,
+}
+
+/// Whether a slot ending at `end` may be extended at `now` (see [`ExtensionWindow`]).
+pub fn extension_window(end: Millis, window: Millis, now: Millis) -> ExtensionWindow {
+    if now >= end {
+        ExtensionWindow::Over
+    } else if now < end - window {
+        ExtensionWindow::OpensAt(end - window)
+    } else {
+        ExtensionWindow::Open
+    }
+}
+
 /// A random code of `len` digits (leading zeros allowed).
 pub fn random_code(len: usize, rng: &mut impl Rng) -> String {
     (0..len)
@@ -329,6 +352,27 @@ mod tests {
         assert!(!slot_fits(&booked, 0, h, 2));
         assert!(slot_fits(&booked, 0, h, 3));
         assert!(!slot_fits(&[], 0, h, 0));
+    }
+
+    #[test]
+    fn extension_window_before_the_end() {
+        let (end, w) = (120 * MINUTE, 10 * MINUTE);
+        assert_eq!(
+            extension_window(end, w, 0),
+            ExtensionWindow::OpensAt(110 * MINUTE)
+        );
+        assert_eq!(
+            extension_window(end, w, 110 * MINUTE - 1),
+            ExtensionWindow::OpensAt(110 * MINUTE)
+        );
+        assert_eq!(
+            extension_window(end, w, 110 * MINUTE),
+            ExtensionWindow::Open
+        );
+        assert_eq!(extension_window(end, w, end - 1), ExtensionWindow::Open);
+        assert_eq!(extension_window(end, w, end), ExtensionWindow::Over);
+        // A window longer than the slot is open from the start.
+        assert_eq!(extension_window(end, 3 * end, 0), ExtensionWindow::Open);
     }
 
     #[test]

@@ -73,19 +73,36 @@ impl Backend {
     }
 
     fn migrator(self) -> Migrator {
-        let sql = match self {
-            Backend::Sqlite => include_str!("../migrations/sqlite/0001_registry.sql"),
-            Backend::Postgres => include_str!("../migrations/postgres/0001_registry.sql"),
-            Backend::MySql => include_str!("../migrations/mysql/0001_registry.sql"),
-        };
+        macro_rules! per_backend {
+            ($file:literal) => {
+                match self {
+                    Backend::Sqlite => include_str!(concat!("../migrations/sqlite/", $file)),
+                    Backend::Postgres => include_str!(concat!("../migrations/postgres/", $file)),
+                    Backend::MySql => include_str!(concat!("../migrations/mysql/", $file)),
+                }
+            };
+        }
+        // Applied in order; never edit one that has shipped (its checksum is checked).
+        let steps = [
+            ("registry", per_backend!("0001_registry.sql")),
+            ("ending_notice", per_backend!("0002_ending_notice.sql")),
+        ];
         Migrator {
-            migrations: Cow::Owned(vec![Migration::new(
-                1,
-                Cow::Borrowed("registry"),
-                MigrationType::Simple,
-                Cow::Borrowed(sql),
-                false,
-            )]),
+            migrations: Cow::Owned(
+                steps
+                    .into_iter()
+                    .zip(1..)
+                    .map(|((name, sql), version)| {
+                        Migration::new(
+                            version,
+                            Cow::Borrowed(name),
+                            MigrationType::Simple,
+                            Cow::Borrowed(sql),
+                            false,
+                        )
+                    })
+                    .collect(),
+            ),
             ignore_missing: false,
             locking: true,
             no_tx: false,
@@ -1210,26 +1227,10 @@ impl Registry {
         rng: &mut (impl Rng + Send),
     ) -> Result<Plan, PlaceError> {
         let mut tx = self.begin().await?;
-        let q = self.sql(
-            "SELECT n.name, n.max_sessions FROM coord_nodes n JOIN coord_apps a ON a.node_name = n.name \
-             WHERE a.rc_name = ? AND (n.status = 'up' OR n.from_file = 1)",
-        );
-        let rows: Vec<(String, i64)> = sqlx::query_as(&q)
-            .bind(rc_name.to_string())
-            .fetch_all(&mut *tx)
+        let room = self
+            .slot_has_room(&mut tx, rc_name, start, end, unplanned_ms, now, None)
             .await?;
-        let capacity: u64 = rows.iter().map(|r| r.1.max(0) as u64).sum();
-        let group: HashSet<String> = rows.into_iter().map(|r| r.0).collect();
-        let mut booked = self.plans_on(&mut tx, &group, start, end, true).await?;
-        let q = format!("SELECT {SESSION_COLS} FROM coord_sessions");
-        for row in sqlx::query(&q).fetch_all(&mut *tx).await? {
-            let s = session_of(&row)?;
-            if group.contains(&s.node_name) {
-                let until = s.ends_ms.unwrap_or(s.created_ms.max(now) + unplanned_ms);
-                booked.push((s.created_ms, until));
-            }
-        }
-        if !logic::slot_fits(&booked, start, end, capacity) {
+        if !room {
             return Err(PlaceError::Busy);
         }
         let code = self
@@ -1253,6 +1254,159 @@ impl Registry {
             end_ms: end,
             planned_by: planned_by.to_string(),
         })
+    }
+
+    /// Whether one more session of `rc_name` fits at every moment of `[from, to)` on the
+    /// servers of the app (up, or listed in servers.json), counting plans not yet started and
+    /// sessions (one without a plan is assumed to run `unplanned_ms` from `now`). `except`: a
+    /// session (and so its plan) not to count, when asking whether that one may run longer.
+    #[allow(clippy::too_many_arguments)]
+    async fn slot_has_room(
+        &self,
+        tx: &mut Tx,
+        rc_name: &str,
+        from: Millis,
+        to: Millis,
+        unplanned_ms: Millis,
+        now: Millis,
+        except: Option<&str>,
+    ) -> Result<bool> {
+        let q = self.sql(
+            "SELECT n.name, n.max_sessions FROM coord_nodes n JOIN coord_apps a ON a.node_name = n.name \
+             WHERE a.rc_name = ? AND (n.status = 'up' OR n.from_file = 1)",
+        );
+        let rows: Vec<(String, i64)> = sqlx::query_as(&q)
+            .bind(rc_name.to_string())
+            .fetch_all(&mut **tx)
+            .await?;
+        let capacity: u64 = rows.iter().map(|r| r.1.max(0) as u64).sum();
+        let group: HashSet<String> = rows.into_iter().map(|r| r.0).collect();
+        // Started plans are left out here: their sessions are counted below.
+        let mut booked = self.plans_on(tx, &group, from, to, true).await?;
+        let q = format!("SELECT {SESSION_COLS} FROM coord_sessions");
+        for row in sqlx::query(&q).fetch_all(&mut **tx).await? {
+            let s = session_of(&row)?;
+            if group.contains(&s.node_name) && except != Some(s.code.as_str()) {
+                let until = s.ends_ms.unwrap_or(s.created_ms.max(now) + unplanned_ms);
+                booked.push((s.created_ms, until));
+            }
+        }
+        Ok(logic::slot_fits(&booked, from, to, capacity))
+    }
+
+    /// Extends live planned session `code`, whose slot ends at `end`, to `new_end` if the
+    /// servers of its app have room for it over `[end, new_end)` (as [`Registry::plan_session`]
+    /// counts, the session itself left out). Its plan's slot moves too, so the code stays
+    /// held and the session ends at `new_end`. `Ok(false)`: no live session `code` ends at
+    /// `end` any more (it ended, or was just extended by someone else).
+    pub async fn extend_session(
+        &self,
+        code: &str,
+        end: Millis,
+        new_end: Millis,
+        unplanned_ms: Millis,
+        now: Millis,
+    ) -> Result<bool, PlaceError> {
+        let mut tx = self.begin().await?;
+        let q = self.sql(&format!(
+            "SELECT {SESSION_COLS} FROM coord_sessions WHERE code = ? AND state = 'live' AND ends_ms = ?"
+        ));
+        let Some(row) = sqlx::query(&q)
+            .bind(code.to_string())
+            .bind(end)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let session = session_of(&row)?;
+        let room = self
+            .slot_has_room(
+                &mut tx,
+                &session.rc_name,
+                end,
+                new_end,
+                unplanned_ms,
+                now,
+                Some(code),
+            )
+            .await?;
+        if !room {
+            return Err(PlaceError::Busy);
+        }
+        let q = self.sql("UPDATE coord_sessions SET ends_ms = ? WHERE code = ? AND ends_ms = ?");
+        sqlx::query(&q)
+            .bind(new_end)
+            .bind(code.to_string())
+            .bind(end)
+            .execute(&mut *tx)
+            .await?;
+        let q = self.sql("UPDATE coord_plans SET end_ms = ? WHERE code = ?");
+        sqlx::query(&q)
+            .bind(new_end)
+            .bind(code.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Whether live planned session `s` could run on until `new_end` (as
+    /// [`Registry::extend_session`] would decide now, changing nothing).
+    pub async fn could_extend(
+        &self,
+        s: &SessionRecord,
+        new_end: Millis,
+        unplanned_ms: Millis,
+        now: Millis,
+    ) -> Result<bool> {
+        let Some(end) = s.ends_ms else {
+            return Ok(false);
+        };
+        // A read: no registry lock; dropping the transaction rolls it back.
+        let mut tx = self.pool.begin().await?;
+        self.slot_has_room(
+            &mut tx,
+            &s.rc_name,
+            end,
+            new_end,
+            unplanned_ms,
+            now,
+            Some(&s.code),
+        )
+        .await
+    }
+
+    /// Live planned sessions whose slot ends in `(now, until]` and whose `SESSION_ENDING` for
+    /// that end has not been sent.
+    pub async fn sessions_ending(&self, now: Millis, until: Millis) -> Result<Vec<SessionRecord>> {
+        let q = self.sql(&format!(
+            "SELECT {SESSION_COLS} FROM coord_sessions WHERE state = 'live' AND ends_ms > ? AND ends_ms <= ? \
+             AND notice_ends_ms <> ends_ms ORDER BY code"
+        ));
+        let rows = sqlx::query(&q)
+            .bind(now)
+            .bind(until)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(session_of).collect()
+    }
+
+    /// Records that `SESSION_ENDING` for session `code` ending at `end` is being sent; `false`
+    /// when it already was (another coordinator won) or the end moved meanwhile.
+    pub async fn claim_ending_notice(&self, code: &str, end: Millis) -> Result<bool> {
+        let q = self.sql(
+            "UPDATE coord_sessions SET notice_ends_ms = ? WHERE code = ? AND ends_ms = ? AND notice_ends_ms <> ?",
+        );
+        Ok(sqlx::query(&q)
+            .bind(end)
+            .bind(code.to_string())
+            .bind(end)
+            .bind(end)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            == 1)
     }
 
     /// One plan.

@@ -15,7 +15,8 @@
 //! docs/coordinator.md shows every message with an example; the tests below check the exact
 //! shapes.
 
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 /// One entry of `servers.json`, and of a `SERVERS_FOUND` answer: one app (`rc_name`) offered
@@ -96,14 +97,45 @@ pub enum ClientRequest {
         /// The session's code.
         code: String,
     },
+    /// `{"verb":"EXTEND_SESSION","code":"1234","minutes":15}`: near the end of its slot, make a
+    /// live planned session last longer (if the time after the slot is free).
+    #[serde(rename = "EXTEND_SESSION")]
+    ExtendSession {
+        /// The session's code.
+        code: String,
+        /// How many minutes to add (a number, or a string like the spec's numbers); the
+        /// `extension_minutes` setting when absent.
+        #[serde(
+            default,
+            deserialize_with = "opt_minutes",
+            skip_serializing_if = "Option::is_none"
+        )]
+        minutes: Option<u64>,
+    },
+}
+
+/// A whole number of minutes given as a JSON number or a string (`15` or `"15"`).
+fn opt_minutes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let bad = |v: &Value| D::Error::custom(format!("minutes {v} is not a whole number"));
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        Value::Number(n) => n.as_u64().map(Some).ok_or_else(|| bad(&Value::Number(n))),
+        Value::String(t) => t
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| bad(&Value::String(t))),
+        other => Err(bad(&other)),
+    }
 }
 
 /// The verbs a client may send, for error messages.
-pub const CLIENT_VERBS: [&str; 4] = [
+pub const CLIENT_VERBS: [&str; 5] = [
     "GET_SERVERS",
     "PLAN_SESSION",
     "CREATE_SESSION",
     "CONNECT_SESSION_WITH_CODE",
+    "EXTEND_SESSION",
 ];
 
 /// Every failure a client can be told about in `{"msg":"ERROR","code":...}`. The spec's own
@@ -134,7 +166,8 @@ pub enum ErrorCode {
     BadDate,
     /// `time` is not a valid `HH:MM`.
     BadTime,
-    /// `duration_minutes` is not a whole number in the allowed range.
+    /// `duration_minutes` (or `EXTEND_SESSION`'s `minutes`) is not a whole number in the
+    /// allowed range.
     BadDuration,
     /// The slot starts in the past.
     SlotInPast,
@@ -144,7 +177,8 @@ pub enum ErrorCode {
     SlotTaken,
     /// The code is not `code_length` digits.
     BadCode,
-    /// The code belongs to a planned session whose slot has not begun.
+    /// The code belongs to a planned session that has not been started (its slot has not
+    /// begun; for `EXTEND_SESSION` also: nobody has joined it yet).
     PlanNotStarted,
     /// The session is being started; ask again in a moment.
     SessionStarting,
@@ -156,6 +190,14 @@ pub enum ErrorCode {
     LockedOut,
     /// The chosen server did not answer in time.
     NodeTimeout,
+    /// `EXTEND_SESSION` for a session that did not come from a plan: it has no end to extend.
+    SessionNotPlanned,
+    /// `EXTEND_SESSION` before the extension window (`extension_window_minutes` before the
+    /// slot's end) has opened.
+    ExtensionTooEarly,
+    /// `EXTEND_SESSION`: at some moment of the asked extension every server of the app is
+    /// taken (plans and live sessions).
+    NextSlotTaken,
     /// A failure of the coordinator itself (e.g. its database).
     Internal,
 }
@@ -171,7 +213,7 @@ impl ErrorCode {
 }
 
 /// Every error code with its wire name (for docs and tests).
-pub const ALL_ERROR_CODES: [(ErrorCode, &str); 23] = [
+pub const ALL_ERROR_CODES: [(ErrorCode, &str); 26] = [
     (ErrorCode::MalformedJson, "MALFORMED_JSON"),
     (ErrorCode::MessageTooLarge, "MESSAGE_TOO_LARGE"),
     (ErrorCode::BinaryNotSupported, "BINARY_NOT_SUPPORTED"),
@@ -194,6 +236,9 @@ pub const ALL_ERROR_CODES: [(ErrorCode, &str); 23] = [
     (ErrorCode::RateLimited, "RATE_LIMITED"),
     (ErrorCode::LockedOut, "LOCKED_OUT"),
     (ErrorCode::NodeTimeout, "NODE_TIMEOUT"),
+    (ErrorCode::SessionNotPlanned, "SESSION_NOT_PLANNED"),
+    (ErrorCode::ExtensionTooEarly, "EXTENSION_TOO_EARLY"),
+    (ErrorCode::NextSlotTaken, "NEXT_SLOT_TAKEN"),
     (ErrorCode::Internal, "INTERNAL"),
 ];
 
@@ -270,6 +315,25 @@ pub enum ToClient {
         /// Why: see [`EndReason`].
         reason: String,
     },
+    /// `{"msg":"SESSION_EXTENDED","code":"1234","until":"25/12/2026 19:45"}`: an
+    /// `EXTEND_SESSION` was granted (sent to the asker and to the session's participants).
+    SessionExtended {
+        /// The session's code.
+        code: String,
+        /// The new end of its slot, `"day/month/year HH:MM"` (UTC), as plans write dates.
+        until: String,
+    },
+    /// `{"msg":"SESSION_ENDING","code":"1234","ends_at":"25/12/2026 19:30","extendable":true}`:
+    /// a planned session entered its extension window (sent once per end to its creator and
+    /// participants).
+    SessionEnding {
+        /// The session's code.
+        code: String,
+        /// The end of its slot, `"day/month/year HH:MM"` (UTC).
+        ends_at: String,
+        /// Whether the `extension_minutes` after the slot were free at that moment.
+        extendable: bool,
+    },
     /// `{"msg":"ERROR","code":"...","message":"..."}`.
     Error(ErrorReply),
 }
@@ -316,6 +380,14 @@ enum ToClientMsg {
     },
     #[serde(rename = "SESSION_ENDED")]
     SessionEnded { code: String, reason: String },
+    #[serde(rename = "SESSION_EXTENDED")]
+    SessionExtended { code: String, until: String },
+    #[serde(rename = "SESSION_ENDING")]
+    SessionEnding {
+        code: String,
+        ends_at: String,
+        extendable: bool,
+    },
     #[serde(rename = "ERROR")]
     Error(ErrorReply),
 }
@@ -352,6 +424,16 @@ impl From<ToClient> for ToClientWire {
                 code,
             },
             ToClient::SessionEnded { code, reason } => M::SessionEnded { code, reason },
+            ToClient::SessionExtended { code, until } => M::SessionExtended { code, until },
+            ToClient::SessionEnding {
+                code,
+                ends_at,
+                extendable,
+            } => M::SessionEnding {
+                code,
+                ends_at,
+                extendable,
+            },
             ToClient::Error(e) => M::Error(e),
         })
     }
@@ -379,6 +461,16 @@ impl From<ToClientWire> for ToClient {
                     code,
                 },
                 M::SessionEnded { code, reason } => ToClient::SessionEnded { code, reason },
+                M::SessionExtended { code, until } => ToClient::SessionExtended { code, until },
+                M::SessionEnding {
+                    code,
+                    ends_at,
+                    extendable,
+                } => ToClient::SessionEnding {
+                    code,
+                    ends_at,
+                    extendable,
+                },
                 M::Error(e) => ToClient::Error(e),
             },
         }
@@ -859,6 +951,102 @@ mod tests {
             },
             json!({"verb":"CREATE_SESSION","rc_name":"SomeRC"}),
         );
+    }
+
+    #[test]
+    fn session_extension_messages_have_their_shapes() {
+        assert_eq!(
+            parse_client_request(r#"{"verb":"EXTEND_SESSION","code":"1234","minutes":15}"#)
+                .unwrap(),
+            ClientRequest::ExtendSession {
+                code: "1234".into(),
+                minutes: Some(15),
+            }
+        );
+        // Minutes may be a string, like the spec's other numbers, or left out.
+        assert_eq!(
+            parse_client_request(r#"{"verb":"EXTEND_SESSION","code":"1234","minutes":"30"}"#)
+                .unwrap(),
+            ClientRequest::ExtendSession {
+                code: "1234".into(),
+                minutes: Some(30),
+            }
+        );
+        assert_eq!(
+            parse_client_request(r#"{"verb":"EXTEND_SESSION","code":"1234"}"#).unwrap(),
+            ClientRequest::ExtendSession {
+                code: "1234".into(),
+                minutes: None,
+            }
+        );
+        same(
+            &ClientRequest::ExtendSession {
+                code: "1234".into(),
+                minutes: Some(15),
+            },
+            json!({"verb":"EXTEND_SESSION","code":"1234","minutes":15}),
+        );
+        same(
+            &ClientRequest::ExtendSession {
+                code: "1234".into(),
+                minutes: None,
+            },
+            json!({"verb":"EXTEND_SESSION","code":"1234"}),
+        );
+        let code = |t: &str| parse_client_request(t).unwrap_err();
+        for bad in [
+            r#"{"verb":"EXTEND_SESSION","code":"1234","minutes":-5}"#,
+            r#"{"verb":"EXTEND_SESSION","code":"1234","minutes":2.5}"#,
+            r#"{"verb":"EXTEND_SESSION","code":"1234","minutes":"soon"}"#,
+            r#"{"verb":"EXTEND_SESSION","code":"1234","minutes":[15]}"#,
+        ] {
+            let e = code(bad);
+            assert_eq!(e.code, ErrorCode::BadField, "{bad}");
+            assert!(e.message.contains("minutes"), "{}", e.message);
+        }
+        let e = code(r#"{"verb":"EXTEND_SESSION","minutes":15}"#);
+        assert_eq!(e.code, ErrorCode::BadField);
+        assert!(e.message.contains("code"), "{}", e.message);
+
+        same(
+            &ToClient::SessionExtended {
+                code: "1234".into(),
+                until: "25/12/2026 19:45".into(),
+            },
+            json!({"msg":"SESSION_EXTENDED","code":"1234","until":"25/12/2026 19:45"}),
+        );
+        same(
+            &ToClient::SessionEnding {
+                code: "1234".into(),
+                ends_at: "25/12/2026 19:30".into(),
+                extendable: true,
+            },
+            json!({"msg":"SESSION_ENDING","code":"1234","ends_at":"25/12/2026 19:30","extendable":true}),
+        );
+        for (code, name) in [
+            (ErrorCode::SessionNotPlanned, "SESSION_NOT_PLANNED"),
+            (ErrorCode::ExtensionTooEarly, "EXTENSION_TOO_EARLY"),
+            (ErrorCode::NextSlotTaken, "NEXT_SLOT_TAKEN"),
+        ] {
+            same(
+                &ToClient::error(code, "no"),
+                json!({"msg":"ERROR","code":name,"message":"no"}),
+            );
+        }
+        for m in [
+            ToClient::SessionExtended {
+                code: "0001".into(),
+                until: "01/01/2030 00:15".into(),
+            },
+            ToClient::SessionEnding {
+                code: "0001".into(),
+                ends_at: "01/01/2030 00:00".into(),
+                extendable: false,
+            },
+        ] {
+            let back: ToClient = serde_json::from_str(&m.to_json()).unwrap();
+            assert_eq!(back, m);
+        }
     }
 
     #[test]

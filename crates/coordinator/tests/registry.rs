@@ -40,6 +40,9 @@ on_every_backend!(
     node_refusal_and_silence,
     session_end_bookkeeping,
     coordinators_share_the_registry,
+    planned_session_is_extended_when_the_next_slot_is_free,
+    extension_is_refused_when_the_next_slot_is_booked,
+    only_live_planned_sessions_can_be_extended,
 );
 
 /// 2030-03-15 12:00:00 UTC.
@@ -1506,5 +1509,393 @@ async fn stage_one_opens_from_files() {
         error_code(&c.handle_client_text("u", addr(1), &big, T0).await),
         ErrorCode::MessageTooLarge
     );
+    // An extension is written back too: plan 0042 (16/03 10:00, an hour) is started on the
+    // server, now registered with room for two (the plan at 11:00 holds one), and extended.
+    let node = register(&c, "SomeName1", 2, &["SomeRC"], T0).await;
+    let at = T0 + 22 * 60 * MINUTE + MINUTE; // 16/03/2030 10:01
+    let o = c
+        .handle_client_text(
+            "first",
+            addr(2),
+            r#"{"verb":"CONNECT_SESSION_WITH_CODE","code":"0042"}"#,
+            at,
+        )
+        .await;
+    let (on, placed) = create_request(&o);
+    assert_eq!((on.as_str(), placed.as_str()), ("SomeName1", "0042"));
+    c.handle_node(
+        "SomeName1",
+        FromNode::ConnectToSession {
+            ip: node.ip.clone(),
+            port: node.port.clone(),
+            code: "0042".into(),
+        },
+        at,
+    )
+    .await;
+    let o = c
+        .handle_client_text(
+            "first",
+            addr(2),
+            r#"{"verb":"EXTEND_SESSION","code":"0042","minutes":"15"}"#,
+            at + 54 * MINUTE,
+        )
+        .await;
+    assert_eq!(
+        o.reply,
+        Some(ToClient::SessionExtended {
+            code: "0042".into(),
+            until: "16/03/2030 11:15".into()
+        })
+    );
+    let written = orbita_coordinator::config::load_plans(&plans).unwrap();
+    let p = written.iter().find(|p| p.code == "0042").unwrap();
+    assert_eq!(p.end_ms - p.start_ms, 75 * MINUTE);
+    assert!(text_has(&plans, "\"duration_minutes\": \"75\""));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+// ------------------------------------------------------------------ extending planned sessions
+
+/// No heartbeat timeouts or idle ends: scenarios that sweep over an hour of virtual time.
+fn no_timeouts(s: &mut Settings) {
+    s.heartbeat_timeout_secs = 24 * 3600;
+    s.session_idle_secs = 24 * 3600;
+}
+
+/// Plans `Demo` on 15/03/2030 at `time` for `minutes`, and has `user` start it at `at` on
+/// `node` (which confirms); returns the code.
+async fn start_plan(
+    c: &Coordinator,
+    node: &Registration,
+    time: &str,
+    minutes: u64,
+    user: &str,
+    at: Millis,
+) -> String {
+    let code = plan_demo(c, time, minutes).await;
+    let o = ask(
+        c,
+        user,
+        addr(2),
+        json!({"verb":"CONNECT_SESSION_WITH_CODE","code":code}),
+        at,
+    )
+    .await;
+    let (placed_on, placed) = create_request(&o);
+    assert_eq!(
+        (placed_on.as_str(), placed.as_str()),
+        (node.server_name.as_str(), code.as_str())
+    );
+    let d = c
+        .handle_node(
+            &node.server_name,
+            FromNode::ConnectToSession {
+                ip: node.ip.clone(),
+                port: node.port.clone(),
+                code: code.clone(),
+            },
+            at,
+        )
+        .await;
+    assert_eq!(told_clients(&d).len(), 1, "{d:?}");
+    code
+}
+
+/// A plan of `Demo` on 15/03/2030 (asked at T0); its code.
+async fn plan_demo(c: &Coordinator, time: &str, minutes: u64) -> String {
+    let o = ask(
+        c,
+        "planner",
+        addr(1),
+        json!({"verb":"PLAN_SESSION","rc_name":"Demo","date":"15/03/2030","time":time,"duration_minutes":minutes.to_string()}),
+        T0,
+    )
+    .await;
+    match o.reply {
+        Some(ToClient::ConnectionCode { code }) => code,
+        other => panic!("expected CONNECTION_CODE, got {other:?}"),
+    }
+}
+
+async fn extend(
+    c: &Coordinator,
+    user: &str,
+    code: &str,
+    minutes: Option<u64>,
+    now: Millis,
+) -> Outcome {
+    let req = match minutes {
+        Some(m) => json!({"verb":"EXTEND_SESSION","code":code,"minutes":m}),
+        None => json!({"verb":"EXTEND_SESSION","code":code}),
+    };
+    ask(c, user, addr(7), req, now).await
+}
+
+fn error_of(o: &Outcome) -> &orbita_coordinator::verbs::ErrorReply {
+    match &o.reply {
+        Some(ToClient::Error(e)) => e,
+        other => panic!("expected an ERROR, got {other:?}"),
+    }
+}
+
+fn extended(code: &str, until: &str) -> ToClient {
+    ToClient::SessionExtended {
+        code: code.into(),
+        until: until.into(),
+    }
+}
+
+fn ending(code: &str, ends_at: &str, extendable: bool) -> ToClient {
+    ToClient::SessionEnding {
+        code: code.into(),
+        ends_at: ends_at.into(),
+        extendable,
+    }
+}
+
+async fn planned_session_is_extended_when_the_next_slot_is_free(url: String) {
+    let c = coordinator(&url, "A", no_timeouts).await;
+    let other = coordinator(&url, "B", no_timeouts).await;
+    let a = register(&c, "a", 1, &["Demo"], T0).await;
+    let start = T0 + 60 * MINUTE; // 13:00, slot until 13:30
+    let code = start_plan(&c, &a, "13:00", 30, "first", start + MINUTE).await;
+    let o = ask(
+        &c,
+        "second",
+        addr(3),
+        json!({"verb":"CONNECT_SESSION_WITH_CODE","code":code}),
+        start + 2 * MINUTE,
+    )
+    .await;
+    assert!(
+        matches!(o.reply, Some(ToClient::ConnectToSession { .. })),
+        "{o:?}"
+    );
+
+    // Before the window (10 minutes before the end): refused, saying when it opens.
+    let o = extend(&c, "second", &code, Some(15), start + 10 * MINUTE).await;
+    let e = error_of(&o);
+    assert_eq!(e.code, ErrorCode::ExtensionTooEarly);
+    assert_eq!(e.retry_after_seconds, Some(600));
+    assert!(
+        e.message.contains("15/03/2030 13:20 UTC") && e.message.contains("15/03/2030 13:30 UTC"),
+        "{}",
+        e.message
+    );
+
+    // Entering the window: SESSION_ENDING, once, to everyone in the session.
+    let sw = c.sweep(start + 20 * MINUTE - SECOND).await.unwrap();
+    assert!(sw.ending.is_empty() && sw.deliveries.is_empty(), "{sw:?}");
+    let sw = c.sweep(start + 20 * MINUTE).await.unwrap();
+    assert_eq!(sw.ending, vec![(code.clone(), true)]);
+    assert_eq!(
+        told_clients(&sw.deliveries),
+        vec![
+            ("first".to_string(), ending(&code, "15/03/2030 13:30", true)),
+            (
+                "second".to_string(),
+                ending(&code, "15/03/2030 13:30", true)
+            ),
+        ]
+    );
+    // Not again: neither from this coordinator nor from another sharing the registry.
+    for co in [&other, &c] {
+        let sw = co.sweep(start + 21 * MINUTE).await.unwrap();
+        assert!(sw.ending.is_empty() && sw.deliveries.is_empty(), "{sw:?}");
+    }
+
+    // Granted: on the only server, the session does not count against itself.
+    let o = extend(&c, "second", &code, Some(15), start + 25 * MINUTE).await;
+    assert_eq!(o.reply, Some(extended(&code, "15/03/2030 13:45")));
+    assert_eq!(
+        told_clients(&o.deliveries),
+        vec![("first".to_string(), extended(&code, "15/03/2030 13:45"))]
+    );
+    let s = c.registry().session(&code).await.unwrap().unwrap();
+    assert_eq!(s.ends_ms, Some(start + 45 * MINUTE));
+    let p = c.registry().plan(&code).await.unwrap().unwrap();
+    assert_eq!((p.start_ms, p.end_ms), (start, start + 45 * MINUTE));
+
+    // The old end passes: nothing ends, the plan stays.
+    let sw = c.sweep(start + 30 * MINUTE).await.unwrap();
+    assert!(sw.ended.is_empty() && sw.expired_plans.is_empty(), "{sw:?}");
+    // The new end's window: told again.
+    let sw = c.sweep(start + 35 * MINUTE).await.unwrap();
+    assert_eq!(sw.ending, vec![(code.clone(), true)]);
+    assert_eq!(told_clients(&sw.deliveries).len(), 2);
+    // Without `minutes`: extension_minutes (15).
+    let o = extend(&c, "first", &code, None, start + 40 * MINUTE).await;
+    assert_eq!(o.reply, Some(extended(&code, "15/03/2030 14:00")));
+    assert_eq!(
+        told_clients(&o.deliveries),
+        vec![("second".to_string(), extended(&code, "15/03/2030 14:00"))]
+    );
+
+    // It ends at the new end (plan_over), and only then.
+    let sw = c.sweep(start + 60 * MINUTE - SECOND).await.unwrap();
+    assert!(sw.ended.is_empty(), "{sw:?}");
+    assert_eq!(sw.ending, vec![(code.clone(), true)]);
+    let sw = c.sweep(start + 60 * MINUTE).await.unwrap();
+    assert_eq!(sw.ended.len(), 1);
+    assert_eq!(sw.ended[0].1, EndReason::PlanOver);
+    assert_eq!(
+        told_clients(&sw.deliveries),
+        ["first", "second"].map(|u| (
+            u.to_string(),
+            ToClient::SessionEnded {
+                code: code.clone(),
+                reason: "plan_over".into()
+            }
+        ))
+    );
+    assert_eq!(sw.expired_plans.len(), 1);
+    assert_eq!(c.registry().codes_in_use().await.unwrap(), 0);
+    let o = extend(&c, "first", &code, None, start + 61 * MINUTE).await;
+    assert_eq!(o.reply, Some(ToClient::SessionNotExist));
+    c.registry().close().await;
+    other.registry().close().await;
+}
+
+async fn extension_is_refused_when_the_next_slot_is_booked(url: String) {
+    let c = coordinator(&url, "A", no_timeouts).await;
+    let a = register(&c, "a", 1, &["Demo"], T0).await;
+    let start = T0 + 60 * MINUTE; // 13:00, slot until 13:30
+    let code = start_plan(&c, &a, "13:00", 30, "first", start + MINUTE).await;
+    // Another plan holds the only server from 13:40.
+    plan_demo(&c, "13:40", 30).await;
+
+    // The notice says the default extension (15 minutes) would not fit.
+    let sw = c.sweep(start + 20 * MINUTE).await.unwrap();
+    assert_eq!(sw.ending, vec![(code.clone(), false)]);
+    assert_eq!(
+        told_clients(&sw.deliveries),
+        vec![(
+            "first".to_string(),
+            ending(&code, "15/03/2030 13:30", false)
+        )]
+    );
+    // 15 minutes: refused, and nothing changes; 10 (up to the other plan) fit.
+    let o = extend(&c, "first", &code, Some(15), start + 21 * MINUTE).await;
+    let e = error_of(&o);
+    assert_eq!(e.code, ErrorCode::NextSlotTaken);
+    assert!(
+        e.message.contains("13:30") && e.message.contains("13:45"),
+        "{}",
+        e.message
+    );
+    assert!(o.deliveries.is_empty());
+    assert_eq!(
+        c.registry().session(&code).await.unwrap().unwrap().ends_ms,
+        Some(start + 30 * MINUTE)
+    );
+    let o = extend(&c, "first", &code, Some(10), start + 22 * MINUTE).await;
+    assert_eq!(o.reply, Some(extended(&code, "15/03/2030 13:40")));
+    // The new end's window opens at 13:30.
+    let o = extend(&c, "first", &code, Some(5), start + 23 * MINUTE).await;
+    let e = error_of(&o);
+    assert_eq!(e.code, ErrorCode::ExtensionTooEarly);
+    assert!(e.message.contains("15/03/2030 13:30 UTC"), "{}", e.message);
+
+    // A second server makes room beside the other plan...
+    register(&c, "b", 1, &["Demo"], T0).await;
+    let o = extend(&c, "first", &code, Some(15), start + 31 * MINUTE).await;
+    assert_eq!(o.reply, Some(extended(&code, "15/03/2030 13:55")));
+    // ...until a third plan takes it: both servers are booked from 13:55.
+    plan_demo(&c, "13:55", 30).await;
+    let o = extend(&c, "first", &code, Some(15), start + 45 * MINUTE).await;
+    assert_eq!(error_of(&o).code, ErrorCode::NextSlotTaken);
+    assert_eq!(
+        c.registry().plan(&code).await.unwrap().unwrap().end_ms,
+        start + 55 * MINUTE
+    );
+    c.registry().close().await;
+}
+
+async fn only_live_planned_sessions_can_be_extended(url: String) {
+    let c = coordinator(&url, "A", |_| {}).await;
+    register(&c, "a", 2, &["Demo"], T0).await;
+    // An unplanned session has no end to extend.
+    let (_, unplanned) = create_live(&c, "u", "Demo", T0).await;
+    let o = extend(&c, "u", &unplanned, None, T0).await;
+    assert_eq!(error_of(&o).code, ErrorCode::SessionNotPlanned);
+    assert_eq!(
+        c.registry()
+            .session(&unplanned)
+            .await
+            .unwrap()
+            .unwrap()
+            .ends_ms,
+        None
+    );
+    // A plan whose slot has not begun, then one nobody has started yet.
+    let planned = plan_demo(&c, "12:30", 30).await;
+    let e = error_of(&extend(&c, "u", &planned, None, T0 + SECOND).await).clone();
+    assert_eq!(
+        (e.code, e.retry_after_seconds),
+        (ErrorCode::PlanNotStarted, Some(1799))
+    );
+    let e = error_of(&extend(&c, "u", &planned, None, T0 + 31 * MINUTE).await).clone();
+    assert_eq!(
+        (e.code, e.retry_after_seconds),
+        (ErrorCode::PlanNotStarted, None)
+    );
+    assert!(
+        e.message.contains("CONNECT_SESSION_WITH_CODE"),
+        "{}",
+        e.message
+    );
+    // Started but not yet confirmed by its node.
+    let o = ask(
+        &c,
+        "v",
+        addr(2),
+        json!({"verb":"CONNECT_SESSION_WITH_CODE","code":planned}),
+        T0 + 52 * MINUTE,
+    )
+    .await;
+    create_request(&o);
+    let o = extend(&c, "v", &planned, None, T0 + 52 * MINUTE).await;
+    assert_eq!(error_of(&o).code, ErrorCode::SessionStarting);
+    // A code nobody holds; malformed codes and lengths.
+    let unused = (0..10_000)
+        .map(|i| format!("{i:04}"))
+        .find(|k| *k != unplanned && *k != planned)
+        .unwrap();
+    let t = T0 + 53 * MINUTE;
+    assert_eq!(
+        extend(&c, "x", &unused, None, t).await.reply,
+        Some(ToClient::SessionNotExist)
+    );
+    assert_eq!(
+        error_of(&extend(&c, "x", "12", None, t + SECOND).await).code,
+        ErrorCode::BadCode
+    );
+    for (i, minutes) in [2, 24 * 60 + 1].into_iter().enumerate() {
+        let o = extend(
+            &c,
+            "x",
+            &planned,
+            Some(minutes),
+            t + (2 + i as i64) * SECOND,
+        )
+        .await;
+        let e = error_of(&o);
+        assert_eq!(e.code, ErrorCode::BadDuration);
+        assert!(e.message.contains("5 to 1440"), "{}", e.message);
+    }
+    let o = ask(
+        &c,
+        "x",
+        addr(7),
+        json!({"verb":"EXTEND_SESSION","code":planned,"minutes":"soon"}),
+        t + 5 * SECOND,
+    )
+    .await;
+    assert_eq!(error_code(&o), ErrorCode::BadField);
+    c.registry().close().await;
+}
+
+fn text_has(path: &std::path::Path, needle: &str) -> bool {
+    std::fs::read_to_string(path).unwrap().contains(needle)
 }
