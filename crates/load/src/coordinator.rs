@@ -110,6 +110,9 @@ pub struct CoordinatorLoadArgs {
     /// Node links set up at once.
     #[arg(long, default_value_t = 64)]
     pub link_concurrency: usize,
+    /// Seconds the node links may take in all (nodes not registered by then are left out).
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub link_timeout: f64,
     /// Seconds a request may wait for its answer (then it counts as an error).
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub timeout: f64,
@@ -126,7 +129,7 @@ pub struct CoordinatorLoadArgs {
     /// Write the report as JSON to this file ("-": standard output, instead of the table).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// No progress line.
+    /// No progress line every second (the steps are still logged to stderr).
     #[arg(long)]
     pub quiet: bool,
 }
@@ -628,6 +631,10 @@ async fn request(
             }
             _ => continue,
         };
+        // Notices about planned sessions, not answers.
+        if text.contains("\"SESSION_ENDING\"") || text.contains("\"SESSION_EXTENDED\"") {
+            continue;
+        }
         let Ok(msg) = serde_json::from_str::<ToClient>(text.as_str()) else {
             return Answer::Failed(format!("unparsable answer: {}", short(text.as_str())));
         };
@@ -923,10 +930,16 @@ pub async fn run(args: &CoordinatorLoadArgs) -> anyhow::Result<CoordReport> {
         args.duration.is_finite() && args.duration > 0.0,
         "--duration must be a number of seconds > 0"
     );
-    anyhow::ensure!(
-        args.timeout.is_finite() && args.timeout > 0.0,
-        "--timeout must be > 0"
-    );
+    for (v, name) in [
+        (args.timeout, "timeout"),
+        (args.link_timeout, "link-timeout"),
+        (args.fill_timeout, "fill-timeout"),
+    ] {
+        anyhow::ensure!(
+            v.is_finite() && v > 0.0,
+            "--{name} must be a number of seconds > 0"
+        );
+    }
     anyhow::ensure!(
         !args.secret.is_empty(),
         "--secret (the cluster secret) is empty"
@@ -976,9 +989,7 @@ pub async fn run(args: &CoordinatorLoadArgs) -> anyhow::Result<CoordReport> {
     // 1. Link the nodes.
     let mut setup = Setup::default();
     let t0 = Instant::now();
-    if !args.quiet {
-        eprintln!("linking {} nodes to {node_url}", args.nodes);
-    }
+    eprintln!("linking {} nodes to {node_url}", args.nodes);
     let app = AppInfo {
         rc_name: args.rc_name.clone(),
         info: serde_json::json!({"description": [{"en": "orbita load coordinator"}]}),
@@ -1011,8 +1022,21 @@ pub async fn run(args: &CoordinatorLoadArgs) -> anyhow::Result<CoordReport> {
                 (config, link)
             }));
         }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(args.link_timeout);
         for p in pending {
-            let (config, link) = p.await.context("a node link task panicked")?;
+            let abort = p.abort_handle();
+            let Ok(done) = tokio::time::timeout_at(deadline, p).await else {
+                abort.abort();
+                *setup
+                    .link_errors
+                    .entry(format!(
+                        "not registered within --link-timeout {} s",
+                        args.link_timeout
+                    ))
+                    .or_insert(0) += 1;
+                continue;
+            };
+            let (config, link) = done.context("a node link task panicked")?;
             let reg = config.registration;
             match link {
                 Ok(Ok(link)) => {
@@ -1055,17 +1079,13 @@ pub async fn run(args: &CoordinatorLoadArgs) -> anyhow::Result<CoordReport> {
             args.nodes,
             errors_text(&setup.link_errors)
         );
-        if !args.quiet {
-            eprintln!("{msg}");
-        }
+        eprintln!("{msg}");
         problems.push(msg);
     }
-    if !args.quiet {
-        eprintln!(
-            "linked {linked} nodes in {:.1} s; opening {} clients to {client_url}",
-            setup.link_s, args.clients
-        );
-    }
+    eprintln!(
+        "linked {linked} nodes in {:.1} s; opening {} clients to {client_url}",
+        setup.link_s, args.clients
+    );
 
     // 2. Clients, then the fill.
     let mut clients = Vec::new();
@@ -1111,12 +1131,13 @@ pub async fn run(args: &CoordinatorLoadArgs) -> anyhow::Result<CoordReport> {
         }
         problems.push(msg);
     }
-    if !args.quiet {
-        eprintln!(
-            "filled {} sessions in {:.1} s ({:.0}/s)",
-            setup.live_sessions, setup.fill_s, setup.fill_per_s
-        );
-    }
+    eprintln!(
+        "filled {} sessions in {:.1} s ({:.0}/s; errors: {})",
+        setup.live_sessions,
+        setup.fill_s,
+        setup.fill_per_s,
+        errors_text(&setup.fill_errors)
+    );
 
     // 3. The measured phases.
     let mut phases = Vec::new();
@@ -1194,9 +1215,7 @@ pub async fn run(args: &CoordinatorLoadArgs) -> anyhow::Result<CoordReport> {
                 ));
             }
         }
-        if !args.quiet {
-            eprintln!("{}", report.json_line());
-        }
+        eprintln!("{}", report.json_line());
         phases.push(report);
     }
 
