@@ -4,6 +4,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use std::path::{Path, PathBuf};
 
+use crate::accounts::Quota;
 use crate::clock::{self, Millis, MINUTE, SECOND};
 use crate::verbs::{RcInfo, ServerEntry};
 
@@ -72,6 +73,26 @@ pub struct Settings {
     pub max_message_bytes: usize,
     /// Client messages per second per connection (bursts of twice that); excess gets `RATE_LIMITED`.
     pub messages_per_second: f64,
+    /// Guests (no login) may `CREATE_SESSION` (a kiosk or demo install); planning always
+    /// needs an account.
+    pub guests_may_create: bool,
+    /// How long a login session lasts (hours).
+    pub session_hours: u64,
+    /// Sign-ups per client address per hour.
+    pub signup_per_hour: u32,
+    /// Failed logins for one e-mail within `login_lockout_minutes` that lock it out.
+    pub login_max_failures: u32,
+    /// The window failed logins are counted in, and how long a lock-out lasts (minutes).
+    pub login_lockout_minutes: u64,
+    /// Believe `X-Forwarded-Proto` / `X-Forwarded-For` (set only behind a proxy you run):
+    /// cookies get `Secure` for `https`, sign-ups are counted per forwarded address.
+    pub trust_proxy_headers: bool,
+    /// Quota of the `agent` role until an administrator sets another.
+    pub quota_agent: Quota,
+    /// Quota of the `supervisor` role until an administrator sets another.
+    pub quota_supervisor: Quota,
+    /// Quota of the `admin` role until an administrator sets another.
+    pub quota_admin: Quota,
 }
 
 impl Default for Settings {
@@ -105,6 +126,27 @@ impl Default for Settings {
             default_max_sessions: 1,
             max_message_bytes: 64 * 1024,
             messages_per_second: 20.0,
+            guests_may_create: false,
+            session_hours: 12,
+            signup_per_hour: 10,
+            login_max_failures: 10,
+            login_lockout_minutes: 15,
+            trust_proxy_headers: false,
+            quota_agent: Quota {
+                sessions_per_period: Some(10),
+                period_hours: 24,
+                max_minutes: Some(120),
+            },
+            quota_supervisor: Quota {
+                sessions_per_period: Some(50),
+                period_hours: 24,
+                max_minutes: Some(240),
+            },
+            quota_admin: Quota {
+                sessions_per_period: None,
+                period_hours: 24,
+                max_minutes: None,
+            },
         }
     }
 }
@@ -151,6 +193,22 @@ impl Settings {
         }
         if self.max_message_bytes < 1024 {
             return Err("max_message_bytes must be at least 1024".into());
+        }
+        if !(1..=24 * 366).contains(&self.session_hours) {
+            return Err("session_hours must be 1 to 8784".into());
+        }
+        if self.signup_per_hour == 0 || self.login_max_failures == 0 {
+            return Err("signup_per_hour and login_max_failures must be > 0".into());
+        }
+        if self.login_lockout_minutes == 0 {
+            return Err("login_lockout_minutes must be > 0".into());
+        }
+        for (role, q) in [
+            ("quota_agent", &self.quota_agent),
+            ("quota_supervisor", &self.quota_supervisor),
+            ("quota_admin", &self.quota_admin),
+        ] {
+            q.check().map_err(|e| format!("{role}: {e}"))?;
         }
         Ok(())
     }

@@ -13,11 +13,13 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tracing::{info, warn};
 
+use crate::accounts::{Accounts, UseKind, User};
 use crate::clock::{self, Millis};
 use crate::config::{self, Plan, ServersFileEntry, Settings};
 use crate::logic::{
     self, ceil_secs, ExtensionWindow, GuessThrottle, RangeError, ThrottleSettings, Throttled,
 };
+use crate::planning;
 use crate::store::{EndedSession, PlaceError, PlaceRequest, Registry, SessionRecord, StoreError};
 use crate::verbs::{
     parse_client_request, ClientRequest, EndReason, ErrorCode, ErrorReply, FromNode, Registration,
@@ -92,6 +94,7 @@ pub struct Coordinator {
     settings: Settings,
     id: String,
     registry: Registry,
+    accounts: Accounts,
     throttle: Mutex<GuessThrottle>,
     plans_file: Option<PathBuf>,
 }
@@ -157,6 +160,7 @@ impl Coordinator {
         Coordinator {
             id: settings.coordinator_id.clone(),
             plans_file: settings.plans_file.clone(),
+            accounts: Accounts::new(&registry, &settings),
             settings,
             registry,
             throttle: Mutex::new(throttle),
@@ -176,6 +180,11 @@ impl Coordinator {
     /// The registry.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// The accounts (same database as the registry).
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
     }
 
     /// A fresh client id (`"id"` + 16 hex digits), unique with overwhelming probability
@@ -223,9 +232,11 @@ impl Coordinator {
     }
 
     /// A client's text message (parsed here, so every parse failure gets its own `ERROR`).
+    /// `caller`: the account the connection logged in as (`None`: a guest).
     pub async fn handle_client_text(
         &self,
         user_id: &str,
+        caller: Option<&User>,
         addr: IpAddr,
         text: &str,
         now: Millis,
@@ -240,15 +251,17 @@ impl Coordinator {
             );
         }
         match parse_client_request(text) {
-            Ok(req) => self.handle_client(user_id, addr, req, now).await,
+            Ok(req) => self.handle_client(user_id, caller, addr, req, now).await,
             Err(e) => Outcome::reply(ToClient::Error(e)),
         }
     }
 
-    /// A client's request. `addr` is the client's IP (for the code-guessing throttle).
+    /// A client's request. `caller` is the account the connection logged in as (`None`: a
+    /// guest); `addr` is the client's IP (for the code-guessing throttle).
     pub async fn handle_client(
         &self,
         user_id: &str,
+        caller: Option<&User>,
         addr: IpAddr,
         req: ClientRequest,
         now: Millis,
@@ -260,19 +273,22 @@ impl Coordinator {
                 date,
                 time,
                 duration_minutes,
+                tz,
             } => {
                 self.plan_session(
                     user_id,
+                    caller,
                     &rc_name,
                     &date,
                     &time,
+                    tz.as_deref(),
                     duration_minutes.as_deref(),
                     now,
                 )
                 .await
             }
             ClientRequest::CreateSession { rc_name } => {
-                self.create_session(user_id, &rc_name, now).await
+                self.create_session(user_id, caller, &rc_name, now).await
             }
             ClientRequest::ConnectSessionWithCode { code } => {
                 self.connect_with_code(user_id, addr, &code, now).await
@@ -319,11 +335,38 @@ impl Coordinator {
         }
     }
 
-    async fn create_session(&self, user_id: &str, rc_name: &str, now: Millis) -> Outcome {
+    /// `CREATE_SESSION`: an account within quota (or a guest with `guests_may_create`);
+    /// the session counts against the account's quota once placed.
+    async fn create_session(
+        &self,
+        user_id: &str,
+        caller: Option<&User>,
+        rc_name: &str,
+        now: Millis,
+    ) -> Outcome {
+        let creator = match self
+            .authorize_creator(caller, 0, UseKind::Create, now)
+            .await
+        {
+            Ok(creator) => creator,
+            Err(o) => return o,
+        };
         if let Err(o) = self.check_rc(rc_name).await {
             return o;
         }
-        self.place(user_id, rc_name, None, now).await
+        let outcome = self.place(user_id, rc_name, None, now).await;
+        let placed = outcome.deliveries.iter().find_map(|d| match d {
+            Delivery::Node {
+                msg: ToNode::CreateSession { code, .. },
+                ..
+            } => Some(code.clone()),
+            _ => None,
+        });
+        if let Some(code) = placed {
+            self.record_use(creator.as_ref(), UseKind::Create, &code, 0, now)
+                .await;
+        }
+        outcome
     }
 
     /// Places a session and asks its node to start it; the client's `CONNECT_TO_SESSION`
@@ -451,21 +494,35 @@ impl Coordinator {
                 {
                     return self.internal(e);
                 }
+                let ending = match self.ending_notice(&s, now).await {
+                    Ok(notice) => notice,
+                    Err(e) => return self.internal(e),
+                };
                 let via = self.node_via(&s.node_name).await;
+                let mut deliveries = vec![Delivery::Node {
+                    node: s.node_name,
+                    via,
+                    msg: ToNode::ConnectUserToSession {
+                        code: code.to_string(),
+                        user_id: user_id.to_string(),
+                    },
+                }];
+                // Someone who comes in the session's last minutes is offered the extension
+                // too (the sweep told only those present when the window opened).
+                if let Some(msg) = ending {
+                    deliveries.push(Delivery::Client {
+                        user_id: user_id.to_string(),
+                        via: self.id.clone(),
+                        msg,
+                    });
+                }
                 return Outcome {
                     reply: Some(ToClient::ConnectToSession {
                         ip: s.ip,
                         port: s.port,
                         code: code.to_string(),
                     }),
-                    deliveries: vec![Delivery::Node {
-                        node: s.node_name,
-                        via,
-                        msg: ToNode::ConnectUserToSession {
-                            code: code.to_string(),
-                            user_id: user_id.to_string(),
-                        },
-                    }],
+                    deliveries,
                 };
             }
             Ok(Some(_)) => return Self::session_starting(),
@@ -482,6 +539,32 @@ impl Coordinator {
             Ok(_) => self.code_missed(addr, now),
             Err(e) => self.internal(e),
         }
+    }
+
+    /// `SESSION_ENDING` for a live planned session already in its extension window (for a
+    /// client joining it then); `None` outside the window or for an unplanned session.
+    async fn ending_notice(
+        &self,
+        session: &SessionRecord,
+        now: Millis,
+    ) -> Result<Option<ToClient>, StoreError> {
+        let Some(end) = session.ends_ms else {
+            return Ok(None);
+        };
+        let window = Settings::min_ms(self.settings.extension_window_minutes);
+        if now >= end || end - now > window {
+            return Ok(None);
+        }
+        let extension = Settings::min_ms(self.settings.default_extension_minutes());
+        let extendable = self
+            .registry
+            .could_extend(session, end + extension, self.unplanned_ms(), now)
+            .await?;
+        Ok(Some(ToClient::SessionEnding {
+            code: session.code.clone(),
+            ends_at: clock::format_instant(end),
+            extendable,
+        }))
     }
 
     /// `EXTEND_SESSION`: a live planned session in its extension window runs `minutes` longer
@@ -547,6 +630,9 @@ impl Coordinator {
                 ExtensionWindow::Over => return Outcome::reply(ToClient::SessionNotExist),
             }
             let new_end = end + Settings::min_ms(minutes);
+            if let Err(o) = self.check_extension(code, new_end).await {
+                return o;
+            }
             match self
                 .registry
                 .extend_session(code, end, new_end, self.unplanned_ms(), now)
@@ -644,91 +730,87 @@ impl Coordinator {
             .collect())
     }
 
+    /// `PLAN_SESSION`: books a slot for `caller` through [`crate::planning`] (the same checks
+    /// as `POST /api/plans`); `date` and `time` are UTC, or local to `tz`. The answer is the
+    /// plan's code.
+    #[allow(clippy::too_many_arguments)]
     async fn plan_session(
         &self,
         user_id: &str,
+        caller: Option<&crate::accounts::User>,
         rc_name: &str,
         date: &str,
         time: &str,
+        tz: Option<&str>,
         duration: Option<&str>,
         now: Millis,
     ) -> Outcome {
-        let day = match clock::parse_date(date) {
-            Ok(d) => d,
+        if caller.is_none() {
+            // Guests never plan (LOGIN_REQUIRED), whatever else the request says.
+            if let Err(o) = self
+                .authorize_creator(None, 0, crate::accounts::UseKind::Plan, now)
+                .await
+            {
+                return o;
+            }
+        }
+        let date = match clock::parse_date(date) {
+            Ok(d) => planning::tz::date_of_day_ms(d),
             Err(e) => return Outcome::error(ErrorCode::BadDate, e),
         };
-        let at = match clock::parse_time(time) {
+        let time = match planning::tz::parse_hhmm(time) {
             Ok(t) => t,
             Err(e) => return Outcome::error(ErrorCode::BadTime, e),
         };
-        let s = &self.settings;
-        let minutes = match duration {
-            None => s.plan_default_minutes,
+        let zone = match planning::plans::zone_or_refuse(tz.unwrap_or("UTC")) {
+            Ok(z) => z,
+            Err(r) => return Outcome::reply(ToClient::Error(r.to_reply())),
+        };
+        let duration_minutes = match duration {
+            None => None,
             Some(d) => match d.trim().parse::<u64>() {
-                Ok(m) if (s.plan_min_minutes..=s.plan_max_minutes).contains(&m) => m,
-                _ => {
+                Ok(m) => Some(m),
+                Err(_) => {
+                    let s = &self.settings;
                     return Outcome::error(
                         ErrorCode::BadDuration,
                         format!(
                             "duration_minutes {d:?} must be a whole number from {} to {}",
                             s.plan_min_minutes, s.plan_max_minutes
                         ),
-                    )
+                    );
                 }
             },
         };
-        let start = day + at;
-        let end = start + Settings::min_ms(minutes);
-        // The current minute may still be booked.
-        if start < now - now.rem_euclid(clock::MINUTE) {
-            return Outcome::error(
-                ErrorCode::SlotInPast,
-                format!("{date} {time} UTC has passed"),
-            );
+        let request = planning::PlanRequest {
+            rc_name: rc_name.to_string(),
+            date,
+            time,
+            tz: zone,
+            duration_minutes,
+            customer: planning::Customer::default(),
+        };
+        match self.book_plan(user_id, caller, &request, now).await {
+            Ok(entry) => Outcome::reply(ToClient::ConnectionCode {
+                code: entry.plan.code,
+            }),
+            Err(r) => Outcome::reply(ToClient::Error(r.to_reply())),
         }
-        if start > now + (s.plan_horizon_days as Millis) * clock::DAY {
-            return Outcome::error(
-                ErrorCode::SlotTooFar,
-                format!(
-                    "slots can be planned at most {} days ahead",
-                    s.plan_horizon_days
-                ),
-            );
-        }
-        if let Err(o) = self.check_rc(rc_name).await {
-            return o;
-        }
-        let mut rng = StdRng::from_rng(&mut rand::rng());
-        let result = self
-            .registry
-            .plan_session(
-                rc_name,
-                start,
-                end,
-                user_id,
-                self.unplanned_ms(),
-                s.code_length,
-                self.max_codes(),
-                now,
-                &mut rng,
-            )
-            .await;
-        match result {
-            Ok(plan) => {
-                info!(code = %plan.code, rc_name, start, end, "session planned");
-                self.save_plans_file().await;
-                Outcome::reply(ToClient::ConnectionCode { code: plan.code })
-            }
-            Err(PlaceError::Busy) => Outcome::error(
-                ErrorCode::SlotTaken,
-                format!("every server of {rc_name:?} is booked at some time between {date} {time} and {minutes} minutes later (UTC)"),
-            ),
-            Err(PlaceError::CodesExhausted) => Outcome::error(
-                ErrorCode::CodesExhausted,
-                "too many sessions are live or planned; try again later",
-            ),
-            Err(PlaceError::Store(e)) => self.internal(e),
-        }
+    }
+
+    /// For [`crate::planning`]: how long an unplanned session is assumed to last, the code
+    /// length and the most codes in use.
+    pub(crate) fn plan_limits(&self) -> (Millis, usize, u64) {
+        (
+            self.unplanned_ms(),
+            self.settings.code_length,
+            self.max_codes(),
+        )
+    }
+
+    /// For [`crate::planning`]: plans changed (the stage-1 plans file is rewritten).
+    pub(crate) async fn plans_changed(&self) {
+        self.save_plans_file().await;
     }
 
     async fn save_plans_file(&self) {

@@ -13,10 +13,12 @@
 //! * [`logic`]: pure decisions (ranges, placement, slot capacity, codes, throttling).
 //! * [`config`]: settings and the stage-1 files (`servers.json`, `configuration.json`,
 //!   `sessions_planned.json`); [`files`] re-reads them.
+//! * [`accounts`]: users, roles, login sessions, quotas and their REST API (docs/accounts.md).
 //! * [`auth`]: the node challenge (HMAC of a nonce under the cluster secret).
 //! * [`server`]: the WebSocket endpoints (axum), optional TLS, background tasks.
 //! * [`node`]: the node's end of the link (for `orbita node` and tests).
 
+pub mod accounts;
 pub mod auth;
 pub mod clock;
 pub mod config;
@@ -24,6 +26,7 @@ pub mod coordinator;
 pub mod files;
 pub mod logic;
 pub mod node;
+pub mod planning;
 pub mod server;
 pub mod store;
 pub mod verbs;

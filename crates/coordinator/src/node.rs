@@ -60,7 +60,8 @@ pub async fn connect(config: &NodeConfig) -> Result<NodeLink, String> {
     let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
         config.url.as_str(),
         None,
-        false,
+        // TCP_NODELAY: heartbeats and session answers are small and must not wait for acks.
+        true,
         connector,
     )
     .await

@@ -30,6 +30,9 @@ use crate::config::{Plan, ServersFileEntry};
 use crate::logic::{self, NodeLoad};
 use crate::verbs::{Heartbeat, RcInfo, Registration, ServerEntry};
 
+mod plans_admin;
+pub use plans_admin::{PlanChangeError, PlanDetails, PlanEntry, PlanFilter, MAX_PLANS_LISTED};
+
 /// A database failure (the text of sqlx's error).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -72,6 +75,26 @@ impl Backend {
         }
     }
 
+    /// A statement written with `?` placeholders as this backend wants it (`$1`, `$2`, ...
+    /// for PostgreSQL).
+    pub(crate) fn sql(self, q: &str) -> String {
+        if self != Backend::Postgres {
+            return q.to_string();
+        }
+        let mut out = String::with_capacity(q.len() + 8);
+        let mut n = 0;
+        for c in q.chars() {
+            if c == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
     fn migrator(self) -> Migrator {
         macro_rules! per_backend {
             ($file:literal) => {
@@ -86,6 +109,8 @@ impl Backend {
         let steps = [
             ("registry", per_backend!("0001_registry.sql")),
             ("ending_notice", per_backend!("0002_ending_notice.sql")),
+            ("accounts", per_backend!("0003_accounts.sql")),
+            ("plan_details", per_backend!("0004_plan_details.sql")),
         ];
         Migrator {
             migrations: Cow::Owned(
@@ -338,6 +363,20 @@ impl Registry {
                     url.push(if url.contains('?') { '&' } else { '?' });
                     url.push_str("mode=rwc");
                 }
+                // Write-ahead log: a commit appends to the log instead of rewriting pages and
+                // syncing a rollback journal (create/join on a file registry ran at a quarter
+                // of the in-memory rate without it); NORMAL sync is still crash-safe in WAL.
+                options = options.after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        sqlx::query("PRAGMA journal_mode=WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous=NORMAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        Ok(())
+                    })
+                });
                 // SQLite has one writer at a time anyway; one connection avoids SQLITE_BUSY
                 // between this process's own transactions.
                 options = options.max_connections(1);
@@ -372,21 +411,7 @@ impl Registry {
 
     /// `?` placeholders as the backend wants them.
     fn sql(&self, q: &str) -> String {
-        if self.backend != Backend::Postgres {
-            return q.to_string();
-        }
-        let mut out = String::with_capacity(q.len() + 8);
-        let mut n = 0;
-        for c in q.chars() {
-            if c == '?' {
-                n += 1;
-                out.push('$');
-                out.push_str(&n.to_string());
-            } else {
-                out.push(c);
-            }
-        }
-        out
+        self.backend.sql(q)
     }
 
     /// Begins a transaction and takes the registry-wide lock row first, so every writing
@@ -1210,52 +1235,6 @@ impl Registry {
 
     // ---------------------------------------------------------------- plans
 
-    /// Books `[start, end)` for `rc_name` if, at every moment of it, the servers of the app
-    /// (up, or listed in servers.json) have room counting plans and live sessions; returns
-    /// the plan with its new code.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn plan_session(
-        &self,
-        rc_name: &str,
-        start: Millis,
-        end: Millis,
-        planned_by: &str,
-        unplanned_ms: Millis,
-        code_length: usize,
-        max_codes: u64,
-        now: Millis,
-        rng: &mut (impl Rng + Send),
-    ) -> Result<Plan, PlaceError> {
-        let mut tx = self.begin().await?;
-        let room = self
-            .slot_has_room(&mut tx, rc_name, start, end, unplanned_ms, now, None)
-            .await?;
-        if !room {
-            return Err(PlaceError::Busy);
-        }
-        let code = self
-            .allocate_code(&mut tx, code_length, max_codes, now, rng)
-            .await?;
-        let q = self.sql("INSERT INTO coord_plans (code, rc_name, start_ms, end_ms, planned_by, created_ms) VALUES (?, ?, ?, ?, ?, ?)");
-        sqlx::query(&q)
-            .bind(code.clone())
-            .bind(rc_name.to_string())
-            .bind(start)
-            .bind(end)
-            .bind(planned_by.to_string())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Plan {
-            code,
-            rc_name: rc_name.to_string(),
-            start_ms: start,
-            end_ms: end,
-            planned_by: planned_by.to_string(),
-        })
-    }
-
     /// Whether one more session of `rc_name` fits at every moment of `[from, to)` on the
     /// servers of the app (up, or listed in servers.json), counting plans not yet started and
     /// sessions (one without a plan is assumed to run `unplanned_ms` from `now`). `except`: a
@@ -1271,6 +1250,26 @@ impl Registry {
         now: Millis,
         except: Option<&str>,
     ) -> Result<bool> {
+        let (capacity, booked) = self
+            .bookings(tx, rc_name, from, to, unplanned_ms, now, except)
+            .await?;
+        Ok(logic::slot_fits(&booked, from, to, capacity))
+    }
+
+    /// What [`Registry::slot_has_room`] weighs: the capacity of `rc_name`'s servers and the
+    /// slots booked on them that overlap `[from, to)`. Loaded once, it answers for any slot
+    /// inside `[from, to)` (the planning slot list asks for a whole day at once).
+    #[allow(clippy::too_many_arguments)]
+    async fn bookings(
+        &self,
+        tx: &mut Tx,
+        rc_name: &str,
+        from: Millis,
+        to: Millis,
+        unplanned_ms: Millis,
+        now: Millis,
+        except: Option<&str>,
+    ) -> Result<(u64, Vec<(Millis, Millis)>)> {
         let q = self.sql(
             "SELECT n.name, n.max_sessions FROM coord_nodes n JOIN coord_apps a ON a.node_name = n.name \
              WHERE a.rc_name = ? AND (n.status = 'up' OR n.from_file = 1)",
@@ -1291,7 +1290,7 @@ impl Registry {
                 booked.push((s.created_ms, until));
             }
         }
-        Ok(logic::slot_fits(&booked, from, to, capacity))
+        Ok((capacity, booked))
     }
 
     /// Extends live planned session `code`, whose slot ends at `end`, to `new_end` if the

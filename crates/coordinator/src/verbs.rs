@@ -76,14 +76,18 @@ pub enum ClientRequest {
     PlanSession {
         /// The app.
         rc_name: String,
-        /// `"day/month/year"` (UTC).
+        /// `"day/month/year"` (UTC, or local to `tz`).
         date: String,
-        /// `"HH:MM"` (UTC, 24-hour).
+        /// `"HH:MM"` (24-hour; UTC, or local to `tz`).
         time: String,
         /// Optional extension: the slot's length in minutes, a string like the spec's numbers
         /// (`"90"`); the `plan_default_minutes` setting when absent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         duration_minutes: Option<String>,
+        /// Optional extension: the IANA time zone `date` and `time` are local to (e.g.
+        /// `"Europe/Moscow"`); UTC when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tz: Option<String>,
     },
     /// `{"verb":"CREATE_SESSION","rc_name":"SomeRC"}`: start a session now.
     #[serde(rename = "CREATE_SESSION")]
@@ -198,6 +202,17 @@ pub enum ErrorCode {
     /// `EXTEND_SESSION`: at some moment of the asked extension every server of the app is
     /// taken (plans and live sessions).
     NextSlotTaken,
+    /// `CREATE_SESSION` / `PLAN_SESSION` from a connection that is not logged in (and guests
+    /// may not create sessions).
+    LoginRequired,
+    /// The account's role may not do this.
+    Forbidden,
+    /// The account has created or planned as many sessions as its quota allows in the
+    /// period (the message names the limit).
+    QuotaExceeded,
+    /// The session would be longer than the account's (for `EXTEND_SESSION`: the planner's)
+    /// `max_minutes` (the message names the limit).
+    DurationOverQuota,
     /// A failure of the coordinator itself (e.g. its database).
     Internal,
 }
@@ -213,7 +228,7 @@ impl ErrorCode {
 }
 
 /// Every error code with its wire name (for docs and tests).
-pub const ALL_ERROR_CODES: [(ErrorCode, &str); 26] = [
+pub const ALL_ERROR_CODES: [(ErrorCode, &str); 30] = [
     (ErrorCode::MalformedJson, "MALFORMED_JSON"),
     (ErrorCode::MessageTooLarge, "MESSAGE_TOO_LARGE"),
     (ErrorCode::BinaryNotSupported, "BINARY_NOT_SUPPORTED"),
@@ -239,6 +254,10 @@ pub const ALL_ERROR_CODES: [(ErrorCode, &str); 26] = [
     (ErrorCode::SessionNotPlanned, "SESSION_NOT_PLANNED"),
     (ErrorCode::ExtensionTooEarly, "EXTENSION_TOO_EARLY"),
     (ErrorCode::NextSlotTaken, "NEXT_SLOT_TAKEN"),
+    (ErrorCode::LoginRequired, "LOGIN_REQUIRED"),
+    (ErrorCode::Forbidden, "FORBIDDEN"),
+    (ErrorCode::QuotaExceeded, "QUOTA_EXCEEDED"),
+    (ErrorCode::DurationOverQuota, "DURATION_OVER_QUOTA"),
     (ErrorCode::Internal, "INTERNAL"),
 ];
 
@@ -924,6 +943,7 @@ mod tests {
                 date: "25/12/2026".into(),
                 time: "00:00".into(),
                 duration_minutes: None,
+                tz: None,
             }
         );
         assert_eq!(

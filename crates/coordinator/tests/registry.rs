@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::future::Future;
 use std::net::IpAddr;
-use std::pin::Pin;
 
+use orbita_coordinator::accounts::{Role, User};
 use orbita_coordinator::clock::{self, Millis, MINUTE, SECOND};
 use orbita_coordinator::config::{parse_servers, Settings};
 use orbita_coordinator::verbs::{
@@ -15,16 +14,6 @@ use orbita_coordinator::verbs::{
 };
 use orbita_coordinator::{Coordinator, Delivery, Outcome, Registry};
 use serde_json::json;
-
-async fn run(
-    kind: common::Kind,
-    name: &str,
-    f: impl FnOnce(String) -> Pin<Box<dyn Future<Output = ()>>>,
-) {
-    let db = common::TestDb::new(kind, name).await;
-    f(db.url.clone()).await;
-    db.cleanup().await;
-}
 
 on_every_backend!(
     get_servers_pages_the_catalogue,
@@ -56,6 +45,7 @@ async fn coordinator(url: &str, id: &str, tweak: impl FnOnce(&mut Settings)) -> 
     let mut s = Settings {
         coordinator_id: id.into(),
         cluster_secret: "secret".into(),
+        guests_may_create: true,
         ..Settings::default()
     };
     tweak(&mut s);
@@ -113,8 +103,32 @@ async fn ask(
     req: serde_json::Value,
     now: Millis,
 ) -> Outcome {
-    c.handle_client_text(user, from, &req.to_string(), now)
+    // Guests may create sessions in these tests (guests_may_create); plans need an account.
+    let caller = if req["verb"] == "PLAN_SESSION" {
+        Some(planner(c).await)
+    } else {
+        None
+    };
+    c.handle_client_text(user, caller.as_ref(), from, &req.to_string(), now)
         .await
+}
+
+/// An administrator (no quota) who plans the sessions of these tests.
+async fn planner(c: &Coordinator) -> User {
+    let accounts = c.accounts();
+    if let Some(u) = accounts.user_by_email("planner@example.com").await.unwrap() {
+        return u;
+    }
+    accounts
+        .create_user(
+            "planner@example.com",
+            "Planner",
+            "planner-password",
+            Role::Admin,
+            T0,
+        )
+        .await
+        .unwrap()
 }
 
 fn error_code(o: &Outcome) -> ErrorCode {
@@ -1441,12 +1455,15 @@ async fn stage_one_opens_from_files() {
         coordinator_id: "A".into(),
         servers_file: Some(servers.clone()),
         plans_file: Some(plans.clone()),
+        guests_may_create: true,
         ..Settings::default()
     };
     let c = Coordinator::open(settings, T0).await.unwrap();
+    let planner = planner(&c).await;
     let o = c
         .handle_client(
             "u",
+            None,
             addr(1),
             ClientRequest::GetServers {
                 range: "0-20".into(),
@@ -1468,6 +1485,7 @@ async fn stage_one_opens_from_files() {
     let o = c
         .handle_client_text(
             "u",
+            Some(&planner),
             addr(1),
             r#"{"verb":"PLAN_SESSION","rc_name":"SomeRC","date":"16/03/2030","time":"11:00"}"#,
             T0,
@@ -1484,6 +1502,7 @@ async fn stage_one_opens_from_files() {
     let o = c
         .handle_client_text(
             "u",
+            Some(&planner),
             addr(1),
             r#"{"verb":"PLAN_SESSION","rc_name":"SomeRC","date":"16/03/2030","time":"10:30"}"#,
             T0,
@@ -1497,7 +1516,10 @@ async fn stage_one_opens_from_files() {
         (r#"{"no":"verb"}"#, ErrorCode::MissingVerb),
     ] {
         assert_eq!(
-            error_code(&c.handle_client_text("u", addr(1), text, T0).await),
+            error_code(
+                &c.handle_client_text("u", Some(&planner), addr(1), text, T0)
+                    .await
+            ),
             want
         );
     }
@@ -1506,7 +1528,7 @@ async fn stage_one_opens_from_files() {
         "9".repeat(70_000)
     );
     assert_eq!(
-        error_code(&c.handle_client_text("u", addr(1), &big, T0).await),
+        error_code(&c.handle_client_text("u", None, addr(1), &big, T0).await),
         ErrorCode::MessageTooLarge
     );
     // An extension is written back too: plan 0042 (16/03 10:00, an hour) is started on the
@@ -1516,6 +1538,7 @@ async fn stage_one_opens_from_files() {
     let o = c
         .handle_client_text(
             "first",
+            None,
             addr(2),
             r#"{"verb":"CONNECT_SESSION_WITH_CODE","code":"0042"}"#,
             at,
@@ -1536,6 +1559,7 @@ async fn stage_one_opens_from_files() {
     let o = c
         .handle_client_text(
             "first",
+            None,
             addr(2),
             r#"{"verb":"EXTEND_SESSION","code":"0042","minutes":"15"}"#,
             at + 54 * MINUTE,
@@ -1704,13 +1728,34 @@ async fn planned_session_is_extended_when_the_next_slot_is_free(url: String) {
         let sw = co.sweep(start + 21 * MINUTE).await.unwrap();
         assert!(sw.ending.is_empty() && sw.deliveries.is_empty(), "{sw:?}");
     }
+    // Someone who comes in the window is offered it with their CONNECT_TO_SESSION (the sweep
+    // told only those present when it opened).
+    let o = ask(
+        &c,
+        "late",
+        addr(4),
+        json!({"verb":"CONNECT_SESSION_WITH_CODE","code":code}),
+        start + 22 * MINUTE,
+    )
+    .await;
+    assert!(
+        matches!(o.reply, Some(ToClient::ConnectToSession { .. })),
+        "{o:?}"
+    );
+    assert_eq!(
+        told_clients(&o.deliveries),
+        vec![("late".to_string(), ending(&code, "15/03/2030 13:30", true))]
+    );
 
     // Granted: on the only server, the session does not count against itself.
     let o = extend(&c, "second", &code, Some(15), start + 25 * MINUTE).await;
     assert_eq!(o.reply, Some(extended(&code, "15/03/2030 13:45")));
     assert_eq!(
         told_clients(&o.deliveries),
-        vec![("first".to_string(), extended(&code, "15/03/2030 13:45"))]
+        vec![
+            ("first".to_string(), extended(&code, "15/03/2030 13:45")),
+            ("late".to_string(), extended(&code, "15/03/2030 13:45")),
+        ]
     );
     let s = c.registry().session(&code).await.unwrap().unwrap();
     assert_eq!(s.ends_ms, Some(start + 45 * MINUTE));
@@ -1723,13 +1768,16 @@ async fn planned_session_is_extended_when_the_next_slot_is_free(url: String) {
     // The new end's window: told again.
     let sw = c.sweep(start + 35 * MINUTE).await.unwrap();
     assert_eq!(sw.ending, vec![(code.clone(), true)]);
-    assert_eq!(told_clients(&sw.deliveries).len(), 2);
+    assert_eq!(told_clients(&sw.deliveries).len(), 3);
     // Without `minutes`: extension_minutes (15).
     let o = extend(&c, "first", &code, None, start + 40 * MINUTE).await;
     assert_eq!(o.reply, Some(extended(&code, "15/03/2030 14:00")));
     assert_eq!(
         told_clients(&o.deliveries),
-        vec![("second".to_string(), extended(&code, "15/03/2030 14:00"))]
+        vec![
+            ("second".to_string(), extended(&code, "15/03/2030 14:00")),
+            ("late".to_string(), extended(&code, "15/03/2030 14:00")),
+        ]
     );
 
     // It ends at the new end (plan_over), and only then.
@@ -1741,7 +1789,7 @@ async fn planned_session_is_extended_when_the_next_slot_is_free(url: String) {
     assert_eq!(sw.ended[0].1, EndReason::PlanOver);
     assert_eq!(
         told_clients(&sw.deliveries),
-        ["first", "second"].map(|u| (
+        ["first", "second", "late"].map(|u| (
             u.to_string(),
             ToClient::SessionEnded {
                 code: code.clone(),

@@ -57,6 +57,7 @@ fn settings() -> Settings {
         cluster_secret: SECRET.into(),
         heartbeat_interval_secs: 1,
         heartbeat_timeout_secs: 3,
+        guests_may_create: true,
         ..Settings::default()
     }
 }

@@ -7,6 +7,9 @@
 //! mysql://root@127.0.0.1:3306/test).
 #![allow(dead_code)]
 
+use std::future::Future;
+use std::pin::Pin;
+
 use sqlx::{AnyConnection, Connection, Executor};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -171,18 +174,29 @@ impl TestDb {
     }
 }
 
+/// Runs test `f` on a fresh database of `kind` (named after the test), then drops it.
+pub async fn run(
+    kind: Kind,
+    name: &str,
+    f: impl FnOnce(String) -> Pin<Box<dyn Future<Output = ()>>>,
+) {
+    let db = TestDb::new(kind, name).await;
+    f(db.url.clone()).await;
+    db.cleanup().await;
+}
+
 /// Declares one `#[tokio::test]` per backend for each scenario `async fn NAME(url: &str)`.
 #[macro_export]
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
-            $( #[tokio::test] async fn $name() { super::run(super::common::Kind::Sqlite, stringify!($name), |u| Box::pin(super::$name(u))).await } )*
+            $( #[tokio::test] async fn $name() { super::common::run(super::common::Kind::Sqlite, stringify!($name), |u| Box::pin(super::$name(u))).await } )*
         }
         mod postgres {
-            $( #[tokio::test] async fn $name() { super::run(super::common::Kind::Postgres, stringify!($name), |u| Box::pin(super::$name(u))).await } )*
+            $( #[tokio::test] async fn $name() { super::common::run(super::common::Kind::Postgres, stringify!($name), |u| Box::pin(super::$name(u))).await } )*
         }
         mod mysql {
-            $( #[tokio::test] async fn $name() { super::run(super::common::Kind::MySql, stringify!($name), |u| Box::pin(super::$name(u))).await } )*
+            $( #[tokio::test] async fn $name() { super::common::run(super::common::Kind::MySql, stringify!($name), |u| Box::pin(super::$name(u))).await } )*
         }
     };
 }

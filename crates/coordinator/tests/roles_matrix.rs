@@ -1,0 +1,540 @@
+//! docs/roles.md's authorisation matrix, checked: every row's call is made as every caller
+//! (guest, agent, supervisor, admin, pending account) against a real coordinator on SQLite,
+//! REST calls through the HTTP router, WebSocket verbs through the coordinator with the
+//! caller's login, and the outcome must be the cell's.
+
+mod accounts_support;
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use accounts_support::{make_user, Api, Auth, PASSWORD};
+use axum::http::{Method, StatusCode};
+use orbita_coordinator::accounts::{AccountError, Role, User};
+use orbita_coordinator::clock::{format_date_time, MINUTE};
+use orbita_coordinator::config::Settings;
+use orbita_coordinator::verbs::{FromNode, RcInfo, Registration, ToClient, ToNode};
+use orbita_coordinator::{now_ms, Coordinator, Delivery, Outcome, Registry};
+use serde_json::{json, Value};
+
+const CALLERS: [&str; 5] = ["guest", "agent", "supervisor", "admin", "pending"];
+
+/// The table of docs/roles.md: (call, cells in [`CALLERS`] order).
+fn matrix() -> Vec<(String, Vec<String>)> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/roles.md"))
+        .unwrap();
+    let mut rows = Vec::new();
+    let mut header_seen = false;
+    for line in doc.lines().map(str::trim) {
+        if !line.starts_with('|') {
+            // The first table only (the media server's has its own test).
+            if header_seen {
+                break;
+            }
+            continue;
+        }
+        let cells: Vec<String> = line
+            .trim_matches('|')
+            .split('|')
+            .map(|c| c.trim().to_string())
+            .collect();
+        if !header_seen {
+            assert_eq!(cells[0], "call", "the first table's header");
+            assert_eq!(
+                cells[1..],
+                CALLERS.map(String::from),
+                "columns of docs/roles.md"
+            );
+            header_seen = true;
+            continue;
+        }
+        if cells[0].starts_with("---") {
+            continue;
+        }
+        assert_eq!(cells.len(), 6, "row {line}");
+        rows.push((cells[0].clone(), cells[1..].to_vec()));
+    }
+    assert!(rows.len() >= 20, "only {} rows", rows.len());
+    rows
+}
+
+async fn ask(
+    c: &Coordinator,
+    id: String,
+    who: Option<User>,
+    ip: std::net::IpAddr,
+    req: Value,
+    now: orbita_coordinator::Millis,
+) -> Outcome {
+    c.handle_client_text(&id, who.as_ref(), ip, &req.to_string(), now)
+        .await
+}
+
+struct World {
+    api: Api,
+    kiosk: Arc<Coordinator>,
+    users: Vec<(&'static str, User)>,
+    owner: User,
+    n: AtomicU32,
+    day: String,
+    ws_day: String,
+}
+
+fn registration() -> Registration {
+    Registration {
+        server_name: "n1".into(),
+        ip: "10.0.0.1".into(),
+        port: "7000".into(),
+        max_sessions: 500,
+        apps: vec![RcInfo {
+            rc_name: "Demo".into(),
+            info: json!({"description":[{"en":"demo"}]}),
+        }],
+        auth: String::new(),
+    }
+}
+
+impl World {
+    fn c(&self) -> &Coordinator {
+        &self.api.coordinator
+    }
+    fn next(&self) -> u32 {
+        self.n.fetch_add(1, Ordering::Relaxed)
+    }
+    fn user(&self, caller: &str) -> Option<&User> {
+        self.users
+            .iter()
+            .find(|(n, _)| *n == caller)
+            .map(|(_, u)| u)
+    }
+    /// A distinct time of day for each new plan ("HH:MM").
+    fn time(&self) -> String {
+        let n = self.next();
+        format!("{:02}:{:02}", 6 + n / 12, (n % 12) * 5)
+    }
+
+    /// The credentials of `caller`: a fresh login for a role; none for a guest; for a pending
+    /// account, none after checking that its login is refused.
+    async fn auth(&self, caller: &str) -> Auth {
+        match caller {
+            "guest" => Auth::None,
+            "pending" => {
+                let r = self
+                    .c()
+                    .accounts()
+                    .login("pending@example.com", PASSWORD, now_ms())
+                    .await;
+                assert!(matches!(r, Err(AccountError::Pending)), "{r:?}");
+                Auth::None
+            }
+            _ => {
+                let email = &self.user(caller).unwrap().email;
+                let l = self
+                    .c()
+                    .accounts()
+                    .login(email, PASSWORD, now_ms())
+                    .await
+                    .unwrap();
+                Auth::Bearer(l.token)
+            }
+        }
+    }
+
+    async fn fresh_pending(&self) -> i64 {
+        let n = self.next();
+        self.c()
+            .accounts()
+            .signup(
+                &format!("applicant{n}@example.com"),
+                PASSWORD,
+                "Applicant",
+                None,
+                &format!("matrix-{n}"),
+                now_ms(),
+            )
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// A plan booked over the API by `auth`; its code.
+    async fn plan_by(&self, auth: &Auth) -> String {
+        let a = self
+            .api
+            .call(
+                Method::POST,
+                "/api/plans",
+                Some(json!({"rc_name":"Demo","date":self.day,"time":self.time(),"tz":"UTC","duration_minutes":30})),
+                auth,
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{a:?}");
+        a.body["plan"]["code"].as_str().unwrap().to_string()
+    }
+
+    async fn admin_auth(&self) -> Auth {
+        self.auth("admin").await
+    }
+
+    async fn owner_auth(&self) -> Auth {
+        let l = self
+            .c()
+            .accounts()
+            .login(&self.owner.email, PASSWORD, now_ms())
+            .await
+            .unwrap();
+        Auth::Bearer(l.token)
+    }
+
+    /// A REST call as `caller`: its HTTP status.
+    async fn rest(&self, call: &str, caller: &str) -> String {
+        let auth = self.auth(caller).await;
+        let (method, path, body) = match call {
+            "`POST /api/auth/signup`" => {
+                let n = self.next();
+                (
+                    Method::POST,
+                    "/api/auth/signup".to_string(),
+                    Some(
+                        json!({"email": format!("signup{n}@example.com"), "password": PASSWORD, "name": "S"}),
+                    ),
+                )
+            }
+            "`POST /api/auth/login`" => {
+                let email = match caller {
+                    "guest" => "nobody@example.com".to_string(),
+                    "pending" => "pending@example.com".to_string(),
+                    role => self.user(role).unwrap().email.clone(),
+                };
+                (
+                    Method::POST,
+                    "/api/auth/login".to_string(),
+                    Some(json!({"email": email, "password": PASSWORD, "token": true})),
+                )
+            }
+            "`POST /api/auth/logout`" => (Method::POST, "/api/auth/logout".into(), None),
+            "`GET /api/auth/me`" => (Method::GET, "/api/auth/me".into(), None),
+            "`POST /api/auth/password`" => (
+                Method::POST,
+                "/api/auth/password".into(),
+                Some(json!({"old_password": PASSWORD, "new_password": PASSWORD})),
+            ),
+            "`GET /api/admin/users`" => (Method::GET, "/api/admin/users".into(), None),
+            "`POST /api/admin/users/{id}/approve`" => (
+                Method::POST,
+                format!("/api/admin/users/{}/approve", self.fresh_pending().await),
+                Some(json!({"role": "agent"})),
+            ),
+            "`POST /api/admin/users/{id}/reject`" => (
+                Method::POST,
+                format!("/api/admin/users/{}/reject", self.fresh_pending().await),
+                Some(json!({"reason": "not staff"})),
+            ),
+            "`PUT /api/admin/users/{id}`" => (
+                Method::PUT,
+                format!("/api/admin/users/{}", self.fresh_pending().await),
+                Some(json!({"quota": null})),
+            ),
+            "`GET /api/admin/quotas`" => (Method::GET, "/api/admin/quotas".into(), None),
+            "`PUT /api/admin/quotas`" => (
+                Method::PUT,
+                "/api/admin/quotas".into(),
+                Some(
+                    json!({"quotas": {"agent": {"sessions_per_period": 10, "period_hours": 24, "max_minutes": 120}}}),
+                ),
+            ),
+            "`GET /api/slots`" => (
+                Method::GET,
+                format!(
+                    "/api/slots?rc_name=Demo&date={}&tz=UTC&duration_minutes=30",
+                    self.day
+                ),
+                None,
+            ),
+            "`POST /api/plans`" => (
+                Method::POST,
+                "/api/plans".into(),
+                Some(
+                    json!({"rc_name":"Demo","date":self.day,"time":self.time(),"tz":"UTC","duration_minutes":30}),
+                ),
+            ),
+            "`GET /api/plans?scope=mine`" => (Method::GET, "/api/plans?scope=mine".into(), None),
+            "`GET /api/plans?scope=all`" => (Method::GET, "/api/plans?scope=all".into(), None),
+            "`PATCH /api/plans/{code}` (own plan)" | "`DELETE /api/plans/{code}` (own plan)" => {
+                // A guest's or pending account's "own" plan: one an administrator made.
+                let maker = match &auth {
+                    Auth::None => self.admin_auth().await,
+                    a => a.clone(),
+                };
+                let code = self.plan_by(&maker).await;
+                self.plan_change(call, &code)
+            }
+            "`PATCH /api/plans/{code}` (someone else's plan)"
+            | "`DELETE /api/plans/{code}` (someone else's plan)" => {
+                let code = self.plan_by(&self.owner_auth().await).await;
+                self.plan_change(call, &code)
+            }
+            other => panic!("docs/roles.md row {other} has no call in this test"),
+        };
+        let a = self.api.call(method, &path, body, &auth).await;
+        if a.status.is_client_error() || a.status.is_server_error() {
+            assert!(a.body["error"].is_string(), "{call} as {caller}: {a:?}");
+        }
+        a.status.as_u16().to_string()
+    }
+
+    fn plan_change(&self, call: &str, code: &str) -> (Method, String, Option<Value>) {
+        if call.starts_with("`PATCH") {
+            (
+                Method::PATCH,
+                format!("/api/plans/{code}"),
+                Some(json!({"date": self.day, "time": self.time(), "tz": "UTC"})),
+            )
+        } else {
+            (Method::DELETE, format!("/api/plans/{code}"), None)
+        }
+    }
+
+    /// A WebSocket verb as `caller`: `ok` or the `ERROR` code.
+    async fn verb(&self, call: &str, caller: &str) -> String {
+        let caller_user = match caller {
+            "guest" | "pending" => {
+                self.auth(caller).await;
+                None
+            }
+            role => Some(self.user(role).unwrap().clone()),
+        };
+        let who = caller_user.as_ref();
+        let n = self.next();
+        let ip = std::net::IpAddr::from([198, 51, 100, (n % 250) as u8 + 1]);
+        let (target, req): (&Coordinator, Value) = match call {
+            "`GET_SERVERS`" => (self.c(), json!({"verb":"GET_SERVERS","range":"0-10"})),
+            "`CREATE_SESSION`" => (self.c(), json!({"verb":"CREATE_SESSION","rc_name":"Demo"})),
+            "`CREATE_SESSION` (with `guests_may_create`)" => (
+                &*self.kiosk,
+                json!({"verb":"CREATE_SESSION","rc_name":"Demo"}),
+            ),
+            "`PLAN_SESSION`" => (
+                self.c(),
+                json!({"verb":"PLAN_SESSION","rc_name":"Demo","date":self.ws_day,"time":self.time(),"duration_minutes":"30"}),
+            ),
+            "`CONNECT_SESSION_WITH_CODE`" => {
+                let code = self.live_session(false).await;
+                (
+                    self.c(),
+                    json!({"verb":"CONNECT_SESSION_WITH_CODE","code":code}),
+                )
+            }
+            "`EXTEND_SESSION`" => {
+                let code = self.live_session(true).await;
+                (
+                    self.c(),
+                    json!({"verb":"EXTEND_SESSION","code":code,"minutes":5}),
+                )
+            }
+            other => panic!("docs/roles.md row {other} has no verb in this test"),
+        };
+        let outcome = ask(
+            target,
+            format!("client{n}"),
+            who.cloned(),
+            ip,
+            req,
+            now_ms(),
+        )
+        .await;
+        let ok = match (&outcome.reply, call) {
+            (Some(ToClient::Error(e)), _) => return e.code.as_str().to_string(),
+            (Some(ToClient::ServersFound { .. }), "`GET_SERVERS`") => true,
+            (Some(ToClient::ConnectionCode { .. }), "`PLAN_SESSION`") => true,
+            (Some(ToClient::ConnectToSession { .. }), "`CONNECT_SESSION_WITH_CODE`") => true,
+            (Some(ToClient::SessionExtended { .. }), "`EXTEND_SESSION`") => true,
+            (None, c) if c.starts_with("`CREATE_SESSION`") => outcome.deliveries.iter().any(|d| {
+                matches!(
+                    d,
+                    Delivery::Node {
+                        msg: ToNode::CreateSession { .. },
+                        ..
+                    }
+                )
+            }),
+            _ => false,
+        };
+        if ok {
+            "ok".into()
+        } else {
+            format!("{outcome:?}")
+        }
+    }
+
+    /// A live session: created by the administrator, or (`planned`) planned by them to start
+    /// this minute for 5 minutes (so it is already in its extension window) and started.
+    async fn live_session(&self, planned: bool) -> String {
+        let c = self.c();
+        let admin = self.user("admin").unwrap();
+        let now = now_ms();
+        let o = if planned {
+            let (date, time) = format_date_time(now);
+            let o = c
+                .handle_client_text(
+                    "planner",
+                    Some(admin),
+                    std::net::IpAddr::from([203, 0, 113, 1]),
+                    &json!({"verb":"PLAN_SESSION","rc_name":"Demo","date":date,"time":time,"duration_minutes":"5"}).to_string(),
+                    now,
+                )
+                .await;
+            let Some(ToClient::ConnectionCode { code }) = o.reply else {
+                panic!("{o:?}")
+            };
+            c.handle_client_text(
+                "starter",
+                None,
+                std::net::IpAddr::from([203, 0, 113, 2]),
+                &json!({"verb":"CONNECT_SESSION_WITH_CODE","code":code}).to_string(),
+                now,
+            )
+            .await
+        } else {
+            c.handle_client_text(
+                "creator",
+                Some(admin),
+                std::net::IpAddr::from([203, 0, 113, 3]),
+                &json!({"verb":"CREATE_SESSION","rc_name":"Demo"}).to_string(),
+                now,
+            )
+            .await
+        };
+        let code = o
+            .deliveries
+            .iter()
+            .find_map(|d| match d {
+                Delivery::Node {
+                    msg: ToNode::CreateSession { code, .. },
+                    ..
+                } => Some(code.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{o:?}"));
+        c.handle_node(
+            "n1",
+            FromNode::ConnectToSession {
+                ip: "10.0.0.1".into(),
+                port: "7000".into(),
+                code: code.clone(),
+            },
+            now,
+        )
+        .await;
+        code
+    }
+}
+
+#[tokio::test]
+async fn docs_roles_matrix_holds() {
+    let db = common::TestDb::new(common::Kind::Sqlite, "roles_matrix").await;
+    let open = |guests: bool, id: &str| {
+        let url = db.url.clone();
+        let id = id.to_string();
+        async move {
+            let settings = Settings {
+                coordinator_id: id,
+                cluster_secret: "secret".into(),
+                guests_may_create: guests,
+                ..Settings::default()
+            };
+            Arc::new(Coordinator::with_registry(
+                settings,
+                Registry::connect(&url).await.unwrap(),
+            ))
+        }
+    };
+    let c = open(false, "A").await;
+    let kiosk = open(true, "K").await;
+    c.register_node(&registration(), now_ms()).await.unwrap();
+    let mut users = Vec::new();
+    for (name, role) in [
+        ("agent", Role::Agent),
+        ("supervisor", Role::Supervisor),
+        ("admin", Role::Admin),
+    ] {
+        users.push((
+            name,
+            make_user(&c, &format!("{name}@example.com"), role).await,
+        ));
+    }
+    let owner = make_user(&c, "owner@example.com", Role::Supervisor).await;
+    c.accounts()
+        .signup(
+            "pending@example.com",
+            PASSWORD,
+            "Pending",
+            None,
+            "matrix",
+            now_ms(),
+        )
+        .await
+        .unwrap();
+    let day = |days: i64| {
+        chrono::DateTime::from_timestamp_millis(now_ms() + days * 24 * 60 * MINUTE).unwrap()
+    };
+    let world = World {
+        api: Api::new(c.clone()),
+        kiosk,
+        users,
+        owner,
+        n: AtomicU32::new(0),
+        day: day(2).format("%Y-%m-%d").to_string(),
+        ws_day: day(3).format("%d/%m/%Y").to_string(),
+    };
+    let mut failures = Vec::new();
+    let rows = matrix();
+    for (call, cells) in &rows {
+        for (caller, want) in CALLERS.iter().zip(cells) {
+            let got = if call.contains(" /api/") {
+                world.rest(call, caller).await
+            } else {
+                world.verb(call, caller).await
+            };
+            if &got != want {
+                failures.push(format!("{call} as {caller}: docs say {want}, got {got}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "docs/roles.md is wrong:\n{}",
+        failures.join("\n")
+    );
+    // Every endpoint of the routers is in the table.
+    for needed in [
+        "/api/auth/signup",
+        "/api/auth/login",
+        "/api/auth/logout",
+        "/api/auth/me",
+        "/api/auth/password",
+        "GET /api/admin/users`",
+        "/approve",
+        "/reject",
+        "PUT /api/admin/users/{id}",
+        "GET /api/admin/quotas",
+        "PUT /api/admin/quotas",
+        "/api/slots",
+        "POST /api/plans",
+        "GET /api/plans",
+        "PATCH /api/plans",
+        "DELETE /api/plans",
+        "`GET_SERVERS`",
+        "`CREATE_SESSION`",
+        "`PLAN_SESSION`",
+        "`CONNECT_SESSION_WITH_CODE`",
+        "`EXTEND_SESSION`",
+    ] {
+        assert!(
+            rows.iter().any(|(call, _)| call.contains(needed)),
+            "docs/roles.md has no row for {needed}"
+        );
+    }
+    db.cleanup().await;
+}
