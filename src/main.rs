@@ -32,6 +32,9 @@ enum Command {
     /// The demo streamed app: renders a scene that reacts to input, encodes VP8 with ffmpeg
     /// and publishes it by WHIP (docs/demo-app.md).
     DemoApp(orbita_demo_app::cli::DemoArgs),
+    /// Administration on the server's database: `orbita admin create-user` (the first
+    /// administrator, or any active account without sign-up and approval).
+    Admin(orbita_server::cluster::AdminArgs),
 }
 
 /// Log to stderr with `filter` (tracing `EnvFilter` syntax), else `RUST_LOG`, else `info`.
@@ -71,6 +74,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(args) => {
             init_logging(args.serve.log.as_deref())?;
             orbita_server::cluster::run_node(*args).await
+        }
+        Command::Admin(args) => {
+            init_logging(std::env::var_os("RUST_LOG").is_none().then_some("warn"))?;
+            orbita_server::cluster::run_admin(args).await
         }
         Command::DemoApp(args) => {
             init_logging(std::env::var_os("RUST_LOG").is_none().then_some("warn"))?;

@@ -149,6 +149,10 @@ fn start_coordinator() -> (Proc, String) {
         "code_attempt_burst=100",
         "--set",
         "node_reply_timeout_secs=5",
+        // These tests create sessions without accounts (tests/accounts*.rs and the roles
+        // matrix cover the logins).
+        "--set",
+        "guests_may_create=true",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -589,7 +593,12 @@ async fn control_is(bot: &Bot, holder: &str) {
 /// the participants are told.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_in_one_app_session() {
-    let (mut server, addr) = start_media_server("serve", &["serve"]);
+    let data = std::env::temp_dir().join(format!("orbita-cluster-serve-{}", std::process::id()));
+    let data_dir = data.display().to_string();
+    let (mut server, addr) = start_media_server(
+        "serve",
+        &["serve", "--guests-may-create", "--data-dir", &data_dir],
+    );
     let port = addr.rsplit_once(':').unwrap().1.to_string();
     let base = format!("ws://{addr}");
 
@@ -777,4 +786,238 @@ async fn all_in_one_app_session() {
     assert_eq!(ended["reason"], "app_crashed", "{ended}");
     let _ = carol.leave().await;
     server.stop();
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+// ------------------------------------------------------------------ media server roles
+
+const ROLE_CALLERS: [&str; 5] = ["guest", "agent", "supervisor", "admin", "pending"];
+
+/// The media server's table of docs/roles.md: (call, cells in [`ROLE_CALLERS`] order).
+fn media_server_matrix() -> Vec<(String, Vec<String>)> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/roles.md"))
+        .expect("docs/roles.md");
+    let mut rows = Vec::new();
+    let mut in_table = false;
+    for line in doc.lines().map(str::trim) {
+        if !line.starts_with('|') {
+            if in_table {
+                break;
+            }
+            continue;
+        }
+        let cells: Vec<String> = line
+            .trim_matches('|')
+            .split('|')
+            .map(|c| c.trim().to_string())
+            .collect();
+        if cells[0] == "media server call" {
+            assert_eq!(cells[1..], ROLE_CALLERS.map(String::from), "{line}");
+            in_table = true;
+            continue;
+        }
+        if !in_table || cells[0].starts_with("---") {
+            continue;
+        }
+        assert_eq!(cells.len(), 6, "row {line}");
+        rows.push((cells[0].clone(), cells[1..].to_vec()));
+    }
+    assert!(
+        rows.len() >= 4,
+        "the media server table of docs/roles.md: {rows:?}"
+    );
+    rows
+}
+
+/// `orbita serve` on a fresh data directory whose first administrator was made with
+/// `orbita admin create-user`; returns it, its address and the administrator's password.
+fn serve_with_admin(extra: &[&str]) -> (Proc, String, PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "orbita-roles-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let password_file = dir.join("admin-password");
+    std::fs::write(&password_file, "admin-password-1\n").unwrap();
+    let data = dir.join("data");
+    let out = Command::new(env!("CARGO_BIN_EXE_orbita"))
+        .args(["admin", "--data-dir"])
+        .arg(&data)
+        .args([
+            "create-user",
+            "--email",
+            "root@orbita.test",
+            "--password-file",
+        ])
+        .arg(&password_file)
+        .output()
+        .expect("orbita admin runs");
+    assert!(
+        out.status.success(),
+        "orbita admin create-user: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data_dir = data.display().to_string();
+    let mut args = vec!["serve", "--data-dir", &data_dir];
+    args.extend_from_slice(extra);
+    let (server, addr) = start_media_server("serve", &args);
+    (server, addr, dir)
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Bearer tokens of the five callers (None: no login) on a server made by
+/// [`serve_with_admin`]: accounts signed up through the API and approved by the admin.
+async fn role_tokens(http: &reqwest::Client, base: &str) -> Vec<Option<String>> {
+    let login = |email: &str, password: &str| {
+        http.post(format!("{base}/api/auth/login"))
+            .json(&json!({"email": email, "password": password, "token": true}))
+            .send()
+    };
+    let answer = login("root@orbita.test", "admin-password-1").await.unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let admin: Value = answer.json().await.unwrap();
+    let admin = admin["token"].as_str().expect("a token").to_string();
+    let mut tokens = vec![None];
+    for who in ["agent", "supervisor", "pending"] {
+        let email = format!("{who}@orbita.test");
+        let password = format!("{who}-password-1");
+        let answer = http
+            .post(format!("{base}/api/auth/signup"))
+            .json(&json!({"email": email, "password": password, "name": who}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 201, "{:?}", answer.text().await);
+        let user: Value = answer.json().await.unwrap();
+        if who == "pending" {
+            let answer = login(&email, &password).await.unwrap();
+            assert_eq!(
+                answer.status().as_u16(),
+                403,
+                "a pending account cannot log in"
+            );
+            continue;
+        }
+        let id = user["user"]["id"].as_i64().expect("the new user's id");
+        let answer = http
+            .post(format!("{base}/api/admin/users/{id}/approve"))
+            .bearer_auth(&admin)
+            .json(&json!({"role": who}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 200, "{:?}", answer.text().await);
+        let answer = login(&email, &password).await.unwrap();
+        assert_eq!(answer.status().as_u16(), 200);
+        let v: Value = answer.json().await.unwrap();
+        tokens.push(Some(v["token"].as_str().unwrap().to_string()));
+    }
+    tokens.push(Some(admin));
+    // Order of ROLE_CALLERS: guest, agent, supervisor, admin, pending (no login).
+    vec![
+        tokens[0].clone(),
+        tokens[1].clone(),
+        tokens[2].clone(),
+        tokens[3].clone(),
+        None,
+    ]
+}
+
+/// A `join` on the media server's WebSocket as `token`'s account (or none): "ok" when joined,
+/// else the error code.
+async fn ws_join(addr: &str, code: &str, token: Option<&str>) -> String {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+    if let Some(token) = token {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let join = json!({"type": "join", "v": 1, "code": code, "name": "matrix"});
+    ws.send(Message::Text(join.to_string().into()))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let msg = tokio::time::timeout(left, ws.next())
+            .await
+            .expect("an answer to join")
+            .expect("open")
+            .expect("readable");
+        let Message::Text(text) = msg else { continue };
+        let v: Value = serde_json::from_str(text.as_str()).unwrap();
+        match v["type"].as_str() {
+            Some("joined") => return "ok".into(),
+            Some("error") => return v["code"].as_str().unwrap_or("error").to_string(),
+            _ => continue,
+        }
+    }
+}
+
+/// docs/roles.md's media server table, cell by cell, against two real `orbita serve`s (accounts
+/// on; and with `--guests-may-create`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_server_roles_matrix() {
+    let rows = media_server_matrix();
+    let http = reqwest::Client::new();
+    let (server, addr, dir) = serve_with_admin(&[]);
+    let (open_server, open_addr, open_dir) = serve_with_admin(&["--guests-may-create"]);
+    let base = format!("http://{addr}");
+    let open_base = format!("http://{open_addr}");
+    let tokens = role_tokens(&http, &base).await;
+    let open_tokens = role_tokens(&http, &open_base).await;
+
+    // A room to look up and join, made by the administrator.
+    let answer = http
+        .post(format!("{base}/api/rooms"))
+        .bearer_auth(tokens[3].as_deref().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let room: Value = answer.json().await.unwrap();
+    let code = room["code"].as_str().expect("a room code").to_string();
+
+    for (call, cells) in &rows {
+        for (i, want) in cells.iter().enumerate() {
+            let caller = ROLE_CALLERS[i];
+            let got = match call.as_str() {
+                "`POST /api/rooms`" | "`POST /api/rooms` (with `--guests-may-create`)" => {
+                    let (base, token) = if call.contains("guests-may-create") {
+                        (&open_base, &open_tokens[i])
+                    } else {
+                        (&base, &tokens[i])
+                    };
+                    let mut req = http.post(format!("{base}/api/rooms"));
+                    if let Some(t) = token {
+                        req = req.bearer_auth(t);
+                    }
+                    req.send().await.unwrap().status().as_u16().to_string()
+                }
+                "`GET /api/rooms/{code}`" => {
+                    let mut req = http.get(format!("{base}/api/rooms/{code}"));
+                    if let Some(t) = &tokens[i] {
+                        req = req.bearer_auth(t);
+                    }
+                    req.send().await.unwrap().status().as_u16().to_string()
+                }
+                "WebSocket `/ws` `join` by code" => {
+                    ws_join(&addr, &code, tokens[i].as_deref()).await
+                }
+                other => panic!("docs/roles.md: no check for the media server call {other}"),
+            };
+            assert_eq!(&got, want, "{call} as {caller}");
+        }
+    }
+    drop(server);
+    drop(open_server);
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(open_dir);
 }

@@ -8,11 +8,14 @@
 //! - [`run_node`] (`orbita node`): an `orbita serve`-like media server that links to a
 //!   coordinator, registers its app catalogue, sends heartbeats and starts, joins and ends
 //!   sessions (and their apps) when asked.
+//! - [`run_admin`] (`orbita admin`): account administration from the shell.
 
+pub mod admin;
 pub mod coordinator;
 pub mod local;
 pub mod node;
 
+pub use admin::{run_admin, AdminArgs};
 pub use coordinator::{run_coordinator, CoordinatorArgs};
 pub use local::{run_all_in_one, AllInOneArgs};
 pub use node::{run_node, NodeArgs};

@@ -7,6 +7,7 @@
 //! | `GET /healthz` | `ok` |
 //! | `GET /metrics` | Prometheus text format |
 //! | `GET /`, `GET /r/{code}` | the browser client's pages ([`crate::pages`]); `/r/{code}` is 404 for an unknown code |
+//! | `GET /signup`, `/login`, `/admin`, `/plan`, `/plans` | the account pages ([`pages::ACCOUNT_PAGES`]; the coordinator's `/api/auth`, `/api/admin`, `/api/plans` and `/api/slots` do the work and check roles) |
 //! | `GET /assets/{path}` | the browser client's static files (embedded `web/`), with `ETag` |
 //! | `GET /ws` | the signalling WebSocket ([`crate::ws`]) |
 //! | `POST /whip/{code}`, `DELETE /whip/{code}/{id}` | WHIP ingest ([`crate::whip`]) |
@@ -40,6 +41,11 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_page))
         .route("/", get(index_page))
         .route("/r/{code}", get(room_page))
+        .route("/signup", get(|| account_page("signup")))
+        .route("/login", get(|| account_page("login")))
+        .route("/admin", get(|| account_page("admin")))
+        .route("/plan", get(|| account_page("plan")))
+        .route("/plans", get(|| account_page("plans")))
         .route("/assets/{*path}", get(asset_file))
         .route("/ws", get(ws::upgrade))
         .route("/whip/{code}", post(whip::publish))
@@ -199,6 +205,12 @@ async fn metrics_page(State(state): State<AppState>) -> Response {
 
 async fn index_page() -> Html<String> {
     Html(pages::index())
+}
+
+/// An account page (sign-up, log-in, administration, planning, all plans): the same shell for
+/// everyone; its script asks the coordinator's API who is logged in.
+async fn account_page(kind: &'static str) -> Html<String> {
+    Html(pages::account_page(kind))
 }
 
 async fn room_page(
@@ -377,6 +389,14 @@ mod tests {
         let (status, index) = call(&app, "GET", "/").await;
         assert_eq!(status, StatusCode::OK);
         assert!(index.contains("Orbita"));
+        for (path, kind) in pages::ACCOUNT_PAGES {
+            let (status, page) = call(&app, "GET", path).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            assert!(
+                page.contains(&format!("data-page=\"{kind}\"")),
+                "{path}: {page}"
+            );
+        }
 
         let (status, body) = call(&app, "GET", "/nope").await;
         assert_eq!(status, StatusCode::NOT_FOUND);

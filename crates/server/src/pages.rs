@@ -2,7 +2,9 @@
 //! binary (running the server needs no npm and no build step).
 //!
 //! Every page is the same shell, `web/index.html`; the scripts it loads (`web/js/app.js`) show
-//! the home page at `/` and the pre-join and call pages at `/r/{code}`. The server fills in
+//! the home page at `/`, the pre-join and call pages at `/r/{code}`, and the account pages
+//! ([`ACCOUNT_PAGES`]: sign-up, log-in, administration, planning, everyone's plans; they talk
+//! to the coordinator's REST API, docs/accounts.md, which checks who may do what). The server fills in
 //! the page kind and the room code (escaped) so the shell knows where it is before any script
 //! runs. Static files are served under `/assets/` with an `ETag`, and revalidated on every
 //! load (`Cache-Control: no-cache`), since their names carry no content hash.
@@ -122,6 +124,25 @@ pub fn index() -> String {
     shell("home", None, true)
 }
 
+/// The account pages: path and page kind (the shell's `data-page`).
+pub const ACCOUNT_PAGES: [(&str, &str); 5] = [
+    ("/signup", "signup"),
+    ("/login", "login"),
+    ("/admin", "admin"),
+    ("/plan", "plan"),
+    ("/plans", "plans"),
+];
+
+/// `GET /signup`, `/login`, `/admin`, `/plan`, `/plans`: an account page, by its kind (one of
+/// [`ACCOUNT_PAGES`]; anything else is the home page). The page itself asks the API who is
+/// logged in and says so when the visitor's role may not use it.
+pub fn account_page(kind: &str) -> String {
+    match ACCOUNT_PAGES.iter().find(|(_, k)| *k == kind) {
+        Some((_, kind)) => shell(kind, None, true),
+        None => index(),
+    }
+}
+
 /// `GET /r/{code}`: the room page (pre-join, then the call). For an unknown code the page
 /// says so (the handler answers 404).
 pub fn room(code: &str, known: bool, _public_url: &str) -> String {
@@ -165,6 +186,12 @@ mod tests {
         let room = room("4821", true, "http://x");
         assert!(room.contains("data-page=\"room\"") && room.contains("data-code=\"4821\""));
         assert!(!room.contains("{{"), "every placeholder is filled: {room}");
+        for (_, kind) in ACCOUNT_PAGES {
+            let page = account_page(kind);
+            assert!(page.contains(&format!("data-page=\"{kind}\"")), "{page}");
+            assert!(!page.contains("{{"), "every placeholder is filled: {page}");
+        }
+        assert!(account_page("nope").contains("data-page=\"home\""));
     }
 
     #[test]

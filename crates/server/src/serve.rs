@@ -55,12 +55,16 @@ pub async fn start_with_backend(
     start_with_routes(settings, backend, None).await
 }
 
-/// [`start_with_backend`], also serving `extra` routes (the all-in-one server adds the
-/// coordinator's WebSockets) on the same listener.
+/// Changes the media server's finished router before it serves: the all-in-one server merges
+/// the coordinator's WebSockets and REST API and guards room creation with its accounts.
+pub type RouterHook = Box<dyn FnOnce(axum::Router) -> axum::Router + Send>;
+
+/// [`start_with_backend`], with the router passed through `extra` first (see [`RouterHook`]),
+/// on the same listener.
 pub async fn start_with_routes(
     settings: Settings,
     backend: Arc<dyn MediaBackend>,
-    extra: Option<axum::Router>,
+    extra: Option<RouterHook>,
 ) -> anyhow::Result<RunningServer> {
     settings.validate()?;
     let listener = bind_http(settings.http_addr).await?;
@@ -77,7 +81,7 @@ fn serve(
     settings: Settings,
     listener: TcpListener,
     backend: Arc<dyn MediaBackend>,
-    extra: Option<axum::Router>,
+    extra: Option<RouterHook>,
 ) -> RunningServer {
     let http_addr = listener
         .local_addr()
@@ -88,7 +92,7 @@ fn serve(
     let (stop_http, stopped) = oneshot::channel::<()>();
     let mut app = crate::http::router(state.clone());
     if let Some(extra) = extra {
-        app = app.merge(extra);
+        app = extra(app);
     }
     // With the peer address: the coordinator throttles code guessing per client address.
     let app = app.into_make_service_with_connect_info::<SocketAddr>();

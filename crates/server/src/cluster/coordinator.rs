@@ -228,6 +228,8 @@ impl CoordinatorConfig {
 /// `orbita coordinator`: open the registry, serve both endpoints, stop on SIGINT/SIGTERM.
 /// Prints one line with the bound address when ready.
 pub async fn run_coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
+    let admin_email = std::env::var("ORBITA_ADMIN_EMAIL").ok();
+    let admin_password = std::env::var("ORBITA_ADMIN_PASSWORD").ok();
     let config = CoordinatorConfig::resolve(args)?;
     let tls = match &config.tls {
         Some((cert, key)) => Some(server::load_tls(cert, key).map_err(|e| anyhow!("TLS: {e}"))?),
@@ -238,6 +240,13 @@ pub async fn run_coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow!("cannot open the coordinator: {e}"))?,
     );
+    // The first administrator (ORBITA_ADMIN_EMAIL + ORBITA_ADMIN_PASSWORD), as `orbita serve`.
+    super::local::ensure_first_admin(
+        &coordinator,
+        admin_email.as_deref(),
+        admin_password.as_deref(),
+    )
+    .await?;
     let listener = TcpListener::bind(config.listen_addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen_addr))?;

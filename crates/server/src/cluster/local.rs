@@ -37,15 +37,176 @@ pub struct AllInOneArgs {
     #[arg(long, env = "ORBITA_MAX_SESSIONS", value_name = "N")]
     pub max_sessions: Option<u32>,
 
-    /// The coordinator's registry database (`sqlite://FILE`, `postgres://...`,
-    /// `mysql://...`). Default: in memory.
+    /// The database of accounts, plans and the coordinator's registry (`sqlite://FILE`,
+    /// `postgres://...`, `mysql://...`). Default: `sqlite://DATA_DIR/orbita.db`.
     #[arg(
         long,
-        env = "ORBITA_COORDINATOR_DATABASE_URL",
+        alias = "coordinator-database-url",
+        env = "ORBITA_DATABASE_URL",
         hide_env_values = true,
         value_name = "URL"
     )]
-    pub coordinator_database_url: Option<String>,
+    pub database_url: Option<String>,
+
+    /// Where the server keeps its files (the SQLite database unless --database-url says
+    /// otherwise). Created when missing.
+    #[arg(
+        long,
+        env = "ORBITA_DATA_DIR",
+        value_name = "DIR",
+        default_value = "data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Let people who are not logged in start sessions (a kiosk or demo install). By default
+    /// only agents, supervisors and administrators create and plan sessions; guests join by
+    /// code (docs/roles.md).
+    #[arg(long, env = "ORBITA_GUESTS_MAY_CREATE")]
+    pub guests_may_create: bool,
+
+    /// Behind a reverse proxy you run (nginx with TLS): believe its `X-Forwarded-Proto`
+    /// (login cookies get `Secure` for https) and `X-Forwarded-For` (per-address limits).
+    #[arg(long, env = "ORBITA_TRUST_PROXY_HEADERS")]
+    pub trust_proxy_headers: bool,
+
+    /// The first administrator's e-mail: with ORBITA_ADMIN_PASSWORD, creates that account at
+    /// start while no administrator exists (else use `orbita admin create-user`).
+    #[arg(long, env = "ORBITA_ADMIN_EMAIL", value_name = "EMAIL")]
+    pub admin_email: Option<String>,
+
+    /// The first administrator's password (see --admin-email); only from the environment.
+    #[arg(skip = std::env::var("ORBITA_ADMIN_PASSWORD").ok())]
+    pub admin_password: Option<String>,
+}
+
+impl AllInOneArgs {
+    /// The database URL: the flag, else a SQLite file in the data directory (created).
+    pub fn resolved_database_url(&self) -> anyhow::Result<String> {
+        if let Some(url) = self.database_url.as_ref().filter(|u| !u.trim().is_empty()) {
+            return Ok(url.clone());
+        }
+        std::fs::create_dir_all(&self.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                self.data_dir.display()
+            )
+        })?;
+        Ok(format!(
+            "sqlite://{}",
+            self.data_dir.join("orbita.db").display()
+        ))
+    }
+}
+
+/// Creates the first administrator from `--admin-email` and ORBITA_ADMIN_PASSWORD while no
+/// administrator exists; prints what it did.
+pub async fn ensure_first_admin(
+    coordinator: &Coordinator,
+    email: Option<&str>,
+    password: Option<&str>,
+) -> anyhow::Result<()> {
+    match (email, password) {
+        (Some(email), Some(password)) => {
+            let created = coordinator
+                .accounts()
+                .ensure_first_admin(email, password, orbita_coordinator::now_ms())
+                .await
+                .map_err(|e| anyhow!("cannot create the first administrator {email}: {e}"))?;
+            if created {
+                info!(email, "first administrator created");
+            }
+            Ok(())
+        }
+        (Some(_), None) => Err(anyhow!(
+            "--admin-email (ORBITA_ADMIN_EMAIL) needs ORBITA_ADMIN_PASSWORD in the environment"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Media-server routes the accounts guard: `POST /api/rooms` makes a room without the
+/// coordinator, so it needs the same right as `CREATE_SESSION` (an active account, or
+/// `guests_may_create`) and counts against the creator's quota like it.
+async fn guard_room_creation(
+    axum::extract::State(coordinator): axum::extract::State<Arc<Coordinator>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use orbita_coordinator::accounts::UseKind;
+    use orbita_coordinator::verbs::{ErrorCode, ToClient};
+
+    if request.method() != axum::http::Method::POST || request.uri().path() != "/api/rooms" {
+        return next.run(request).await;
+    }
+    let refuse = |status: StatusCode, error: &str, message: &str| {
+        (
+            status,
+            axum::Json(serde_json::json!({ "error": error, "message": message })),
+        )
+            .into_response()
+    };
+    let now = orbita_coordinator::now_ms();
+    let caller = match coordinator
+        .accounts()
+        .user_from_headers(request.headers(), now)
+        .await
+    {
+        Ok(caller) => caller,
+        Err(e) => {
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                &format!("cannot check the login: {e}"),
+            )
+        }
+    };
+    let user = match coordinator
+        .authorize_creator(caller.as_ref(), 0, UseKind::Create, now)
+        .await
+    {
+        Ok(user) => user,
+        Err(outcome) => {
+            let Some(ToClient::Error(e)) = outcome.reply else {
+                return refuse(StatusCode::FORBIDDEN, "forbidden", "not allowed");
+            };
+            let status = match e.code {
+                ErrorCode::LoginRequired => StatusCode::UNAUTHORIZED,
+                ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::FORBIDDEN,
+            };
+            let error = match e.code {
+                ErrorCode::LoginRequired => "not_logged_in".to_string(),
+                code => code.as_str().to_ascii_lowercase(),
+            };
+            return refuse(status, &error, &e.message);
+        }
+    };
+    let response = next.run(request).await;
+    if response.status() != StatusCode::CREATED || user.is_none() {
+        return response;
+    }
+    // The room's code, for the quota's record (the body is a small JSON object).
+    let (parts, body) = response.into_parts();
+    let bytes = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "unreadable answer",
+            )
+        }
+    };
+    let code = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v["code"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    coordinator
+        .record_use(user.as_ref(), UseKind::Create, &code, 0, now)
+        .await;
+    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// The catalogue when no apps file is given: a plain video room and the demo app (this very
@@ -82,9 +243,11 @@ pub async fn run_all_in_one(args: AllInOneArgs) -> anyhow::Result<()> {
     let max_rooms = u32::try_from(settings.max_rooms).unwrap_or(u32::MAX);
     let secret = random_secret();
     let coordinator_settings = CoordSettings {
-        database_url: args.coordinator_database_url.clone().unwrap_or_default(),
+        database_url: args.resolved_database_url()?,
         cluster_secret: secret.clone(),
         code_length: settings.code_length,
+        guests_may_create: args.guests_may_create,
+        trust_proxy_headers: args.trust_proxy_headers,
         ..CoordSettings::default()
     };
     coordinator_settings
@@ -95,10 +258,24 @@ pub async fn run_all_in_one(args: AllInOneArgs) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow!("cannot open the coordinator: {e}"))?,
     );
-    let hub = Hub::new(coordinator);
+    ensure_first_admin(
+        &coordinator,
+        args.admin_email.as_deref(),
+        args.admin_password.as_deref(),
+    )
+    .await?;
+    let hub = Hub::new(coordinator.clone());
     let background = tokio::spawn(hub.clone().run_background());
 
-    let (sfu, mut server) = start_media_with_routes(settings, Some(hub.router())).await?;
+    let routes = hub.router();
+    let hook: crate::serve::RouterHook = Box::new(move |app: axum::Router| {
+        app.merge(routes)
+            .layer(axum::middleware::from_fn_with_state(
+                coordinator,
+                guard_room_creation,
+            ))
+    });
+    let (sfu, mut server) = start_media_with_routes(settings, Some(hook)).await?;
     let http = server.http_addr();
     let link_ip = if http.ip().is_unspecified() {
         IpAddr::from([127, 0, 0, 1])

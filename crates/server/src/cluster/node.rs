@@ -805,10 +805,30 @@ pub async fn start_media(settings: Settings) -> anyhow::Result<(Sfu, RunningServ
     start_media_with_routes(settings, None).await
 }
 
-/// [`start_media`], also serving `extra` routes on the media server's HTTP listener.
+/// `POST /api/rooms` on a node: 403, sessions are created through the coordinator.
+async fn refuse_rest_room_creation(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if request.method() == axum::http::Method::POST && request.uri().path() == "/api/rooms" {
+        return (
+            axum::http::StatusCode::FORBIDDEN,
+            axum::Json(serde_json::json!({
+                "error": "forbidden",
+                "message": "this server is a node of a coordinator: create sessions there (CREATE_SESSION or /api/plans)"
+            })),
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// [`start_media`], with the media server's router passed through `extra` (extra routes on
+/// the same HTTP listener, layers).
 pub async fn start_media_with_routes(
     settings: Settings,
-    extra: Option<axum::Router>,
+    extra: Option<crate::serve::RouterHook>,
 ) -> anyhow::Result<(Sfu, RunningServer)> {
     settings.validate()?;
     let config = settings.sfu_config();
@@ -828,7 +848,12 @@ pub async fn start_media_with_routes(
 pub async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     let node_settings = NodeSettings::resolve(&args)?;
     let settings = Settings::from_args(args.serve)?;
-    let (sfu, mut server) = start_media(settings).await?;
+    // A node's rooms come from the coordinator (which checks who may create them): its own
+    // `POST /api/rooms` would bypass that, so a node refuses it.
+    let hook: crate::serve::RouterHook = Box::new(|app: axum::Router| {
+        app.layer(axum::middleware::from_fn(refuse_rest_room_creation))
+    });
+    let (sfu, mut server) = start_media_with_routes(settings, Some(hook)).await?;
     let node = Node::new(node_settings, sfu, &server);
     println!(
         "{} as node {} of {} (clients reach {}:{})",
