@@ -6,11 +6,13 @@ export class ApiError extends Error {
   /**
    * @param {string} code
    * @param {string} message
+   * @param {number} [status] the HTTP status (0 when the server was not reached)
    */
-  constructor(code, message) {
+  constructor(code, message, status = 0) {
     super(message);
     this.name = 'ApiError';
     this.code = code;
+    this.status = status;
   }
 }
 
@@ -33,7 +35,7 @@ async function request(path, init) {
     // Not JSON: a proxy's error page, say.
   }
   if (!response.ok) {
-    throw new ApiError(body?.error ?? `http_${response.status}`, body?.message ?? response.statusText);
+    throw new ApiError(body?.error ?? `http_${response.status}`, body?.message ?? response.statusText, response.status);
   }
   return body;
 }

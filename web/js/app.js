@@ -2,14 +2,21 @@
 // the pre-join page, the call, and what follows it.
 
 import { ApiError, lookupRoom } from './api.js';
+import { Launcher } from './launch.js';
 import { initI18n, loadAll, has } from './i18n.js';
 import { LocalMedia } from './media.js';
 import { RoomSession } from './room.js';
+import { watchSessionEnd } from './session-end.js';
 import { ServerError } from './signaling.js';
 import { CallView } from './ui/call.js';
 import { clear, h } from './ui/dom.js';
 import { pageHeader } from './ui/header.js';
+import { renderAdmin } from './ui/admin.js';
+import { renderLogin, renderSignup } from './ui/auth.js';
 import { renderHome, renderUnknownRoom } from './ui/home.js';
+import { renderPlan } from './ui/plan.js';
+import { renderAllPlans } from './ui/plans.js';
+import { explainLaunchError } from './ui/launch-errors.js';
 import { renderPrejoin } from './ui/prejoin.js';
 
 const root = /** @type {HTMLElement} */ (document.getElementById('app'));
@@ -37,6 +44,15 @@ const debug = {
 };
 Object.assign(window, { __orbita: debug });
 
+/** The account pages, by the page kind the server says (or the path). */
+const ACCOUNT_PAGES = {
+  signup: renderSignup,
+  login: renderLogin,
+  admin: renderAdmin,
+  plan: renderPlan,
+  plans: renderAllPlans,
+};
+
 /** Where we are: the server says so in the page, else the path tells. */
 function route() {
   const body = document.body.dataset;
@@ -45,6 +61,8 @@ function route() {
     const code = body.code && body.code !== '{{code}}' ? body.code : decodeURIComponent(match?.[1] ?? '');
     return { page: 'room', code };
   }
+  const named = body.page && body.page in ACCOUNT_PAGES ? body.page : location.pathname.replace(/^\/|\/$/g, '');
+  if (named in ACCOUNT_PAGES) return { page: named, code: '' };
   return { page: 'home', code: '' };
 }
 
@@ -54,6 +72,7 @@ async function main() {
   const { page, code } = route();
   clear(root);
   if (page === 'room') await showRoom(code);
+  else if (page in ACCOUNT_PAGES) await ACCOUNT_PAGES[/** @type {keyof typeof ACCOUNT_PAGES} */ (page)](root);
   else renderHome(root);
   document.body.dataset.ready = 'true';
 }
@@ -68,8 +87,22 @@ async function showRoom(code) {
     participants = (await lookupRoom(code)).participants;
   } catch (e) {
     if (e instanceof ApiError && e.code === 'unknown_code') {
-      renderUnknownRoom(root, code);
-      return;
+      // Not on this server yet: a planned session in its slot starts when someone comes, so
+      // ask the coordinator (it starts it, or says where it runs).
+      const found = await findSession(code);
+      if (found === null) {
+        renderUnknownRoom(root, code);
+        return;
+      }
+      if (found.elsewhere) {
+        location.assign(found.url);
+        return;
+      }
+      if (found.error) {
+        renderUnknownRoom(root, code, found.error.key, found.error.args, found.error.detail);
+        return;
+      }
+      participants = await lookupRoom(code).then((r) => r.participants, () => null);
     }
     // The lookup is a courtesy: joining will say what is wrong.
   }
@@ -77,6 +110,28 @@ async function showRoom(code) {
   debug.local = local;
   await local.start();
   showPrejoin(code, local, participants);
+}
+
+/**
+ * Ask the coordinator for the session with this code (starting a planned one): null when
+ * there is no coordinator or no such session; else where it is, or why it cannot be joined
+ * now (a plan whose slot has not begun, ...).
+ * @param {string} code
+ * @returns {Promise<{elsewhere: boolean, url: string, error?: {key: string, args?: Record<string, string | number>, detail?: string}} | null>}
+ */
+async function findSession(code) {
+  const launcher = new Launcher();
+  try {
+    const url = await launcher.find(code);
+    if (url === null) return null;
+    return { elsewhere: new URL(url, location.href).href !== new URL(location.pathname, location.href).href, url };
+  } catch (e) {
+    const error = explainLaunchError(e, code);
+    if (error.key === 'home.unknown_code') return null;
+    return { elsewhere: false, url: '', error };
+  } finally {
+    launcher.close();
+  }
 }
 
 /**
@@ -110,9 +165,17 @@ function showPrejoin(code, local, participants, error) {
         return;
       }
       view.destroy();
+      // A planned session's end: offer to extend it when the coordinator says it may be.
+      const stopWatching = watchSessionEnd(code, root);
       new CallView(root, session, {
-        onLeave: () => showLeft(code),
-        onFailed: (failure) => showFailed(code, failure, session.appStopped),
+        onLeave: () => {
+          stopWatching();
+          showLeft(code);
+        },
+        onFailed: (failure) => {
+          stopWatching();
+          showFailed(code, failure, session.appStopped);
+        },
       });
     },
   });

@@ -58,6 +58,8 @@ export class Coordinator {
     this.places = new Map();
     /** @type {Map<string, (data: string) => void>} waiters for those, by code */
     this.placeWaiters = new Map();
+    /** @type {((msg: any) => void) | null} notices about a planned session's end */
+    this.onNotice = null;
   }
 
   /** Open the socket; resolves at WELCOME. @returns {Promise<void>} */
@@ -109,6 +111,14 @@ export class Coordinator {
       return;
     }
     if (msg.msg === 'SESSION_ENDED') return; // about a session we were sent to earlier
+    if (msg.msg === 'SESSION_ENDING') {
+      this.onNotice?.(msg);
+      return;
+    }
+    if (msg.msg === 'SESSION_EXTENDED') {
+      // Also the answer to our own EXTEND_SESSION.
+      this.onNotice?.(msg);
+    }
     this.pending?.(msg);
   }
 
@@ -188,6 +198,18 @@ export class Coordinator {
    */
   connectWithCode(code) {
     return this.request({ verb: 'CONNECT_SESSION_WITH_CODE', code }, sessionPlace);
+  }
+
+  /**
+   * Run a planned session longer (in the last minutes of its slot): the new end, as the
+   * coordinator writes it (`day/month/year HH:MM`, UTC).
+   * @param {string} code
+   * @param {number} [minutes] default: the coordinator's `extension_minutes`
+   * @returns {Promise<string>}
+   */
+  extendSession(code, minutes) {
+    const request = minutes === undefined ? { verb: 'EXTEND_SESSION', code } : { verb: 'EXTEND_SESSION', code, minutes };
+    return this.request(request, (msg) => (msg.msg === 'SESSION_EXTENDED' && msg.code === code ? String(msg.until ?? '') : undefined));
   }
 
   /**

@@ -70,6 +70,25 @@ export class Launcher {
   }
 
   /**
+   * The page of the session with this code as the coordinator knows it (a planned session
+   * in its slot is started): null when there is no coordinator; throws `SESSION_NOT_EXIST`
+   * and the other failures.
+   * @param {string} code
+   * @returns {Promise<string | null>}
+   */
+  async find(code) {
+    const coordinator = await this.coordinator();
+    if (!coordinator) return null;
+    const place = await retryWhileStarting(() => coordinator.connectWithCode(code));
+    return placeUrl(place, await placeData(coordinator, place));
+  }
+
+  /** Close the coordinator connection, if open. */
+  close() {
+    this.connecting?.then((c) => c?.close());
+  }
+
+  /**
    * The room page of the session with this code: the coordinator finds it on any of its
    * servers; a room made with this server's REST API (which the coordinator does not know)
    * is found here.

@@ -2,7 +2,8 @@
 // Chromium with fake devices, join rooms, read WebRTC statistics, save screenshots.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -29,17 +30,23 @@ export function chromiumPath() {
 /**
  * Start `orbita serve` on free loopback ports; resolves once it prints where it listens.
  * `stdout()` is everything it printed so far (the session apps it starts print their JSON
- * event lines there too), `log()` its stderr, `pid` its process id.
+ * event lines there too), `log()` its stderr, `pid` its process id, `dataDir` its data
+ * directory (a fresh temporary one, removed by `stop()`).
+ *
+ * Guests may start sessions (`--guests-may-create`, as the tests of calls and apps need)
+ * unless `accounts` is set: then only logged-in agents, supervisors and administrators may.
+ * `env` adds environment variables (`ORBITA_ADMIN_EMAIL`, `ORBITA_ADMIN_PASSWORD`).
  * @param {string[]} [extraArgs]
+ * @param {{accounts?: boolean, env?: Record<string, string>}} [options]
  */
-export async function startServer(extraArgs = []) {
+export async function startServer(extraArgs = [], { accounts = false, env = {} } = {}) {
   const bin = orbitaBinary();
   if (!existsSync(bin)) throw new Error(`${bin} not found: run cargo build --release first`);
-  const child = spawn(
-    bin,
-    ['serve', '--http-addr', '127.0.0.1:0', '--udp-addr', '127.0.0.1:0', '--tcp-addr', '127.0.0.1:0', '--log', process.env.ORBITA_TEST_SERVER_LOG ?? 'warn', ...extraArgs],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const dataDir = mkdtempSync(join(tmpdir(), 'orbita-browser-test-'));
+  const args = ['serve', '--http-addr', '127.0.0.1:0', '--udp-addr', '127.0.0.1:0', '--tcp-addr', '127.0.0.1:0', '--log', process.env.ORBITA_TEST_SERVER_LOG ?? 'warn'];
+  args.push('--data-dir', dataDir);
+  if (!accounts) args.push('--guests-may-create');
+  const child = spawn(bin, [...args, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let log = '';
   let out = '';
   child.stdout.on('data', (chunk) => {
@@ -68,16 +75,19 @@ export async function startServer(extraArgs = []) {
   });
   return {
     base,
+    dataDir,
     pid: /** @type {number} */ (child.pid),
     log: () => log,
     stdout: () => out,
     async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -11,7 +11,7 @@ import { clear, h } from './dom.js';
  * The translation key of an app's name (the default catalogue's apps have one).
  * @param {string} rcName
  */
-function nameKey(rcName) {
+export function nameKey(rcName) {
   return `apps.name.${rcName.toLowerCase().replace(/[^a-z0-9]+/g, '_')}`;
 }
 
@@ -19,9 +19,21 @@ function nameKey(rcName) {
  * A readable name for an app the tables do not know: "my-app_2" -> "My app 2".
  * @param {string} rcName
  */
-function humanName(rcName) {
+export function humanName(rcName) {
   const words = rcName.replace(/[-_]+/g, ' ').trim();
   return words ? words[0].toUpperCase() + words.slice(1) : rcName;
+}
+
+/**
+ * An app's name for people: its translation when the tables have one, else made readable.
+ * @param {HTMLElement} el
+ * @param {string} rcName
+ */
+export function setAppName(el, rcName) {
+  const key = nameKey(rcName);
+  if (has(key)) setText(el, key);
+  else el.textContent = humanName(rcName);
+  return el;
 }
 
 export class AppPicker {

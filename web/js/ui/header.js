@@ -19,8 +19,11 @@ export function languageSwitch() {
   return h('label', { class: 'lang-switch' }, h('span', { class: 'lang-icon', html: icon('language') }), select);
 }
 
-/** The header of the home and pre-join pages. */
-export function pageHeader() {
+/**
+ * The header of the home and pre-join pages (and the account pages, with the account menu).
+ * @param {HTMLElement | null} [extra] shown before the language switch
+ */
+export function pageHeader(extra = null) {
   return h(
     'header',
     { class: 'page-header' },
@@ -30,6 +33,6 @@ export function pageHeader() {
       h('img', { attrs: { src: '/assets/img/icon.svg', alt: '', width: 28, height: 28 } }),
       h('span', { class: 'brand-name', text: 'app.name' }),
     ),
-    languageSwitch(),
+    h('div', { class: 'header-tools' }, extra, languageSwitch()),
   );
 }

@@ -6,7 +6,8 @@ import { PLAIN_ROOM_APP } from '../catalogue.js';
 import { setText } from '../i18n.js';
 import { Launcher } from '../launch.js';
 import { AppPicker } from './apps.js';
-import { h } from './dom.js';
+import { clear, h } from './dom.js';
+import { accountHeader } from './account.js';
 import { pageHeader } from './header.js';
 import { explainLaunchError } from './launch-errors.js';
 
@@ -18,8 +19,18 @@ import { explainLaunchError } from './launch-errors.js';
  */
 function showFailure(el, failure, code) {
   const { key, args, detail } = explainLaunchError(failure, code);
-  setText(el, key, args);
+  clear(el);
+  delete el.dataset.i18n;
+  el.append(h('span', { text: key, args }));
   if (detail) el.append(h('span', { class: 'error-detail', raw: detail }));
+  if (key === 'home.login_required') {
+    el.append(
+      ' ',
+      h('a', { attrs: { href: '/login?next=%2F', id: 'start-login' }, text: 'account.login' }),
+      ' · ',
+      h('a', { attrs: { href: '/signup' }, text: 'account.signup' }),
+    );
+  }
 }
 
 /**
@@ -56,7 +67,8 @@ export function joinForm(launcher, initial = '') {
       return;
     }
     button.disabled = true;
-    error.textContent = '';
+    clear(error);
+    delete error.dataset.i18n;
     try {
       location.assign(await launcher.join(code));
     } catch (e) {
@@ -91,7 +103,8 @@ export function renderHome(root) {
   );
   create.addEventListener('click', async () => {
     create.disabled = true;
-    error.textContent = '';
+    clear(error);
+    delete error.dataset.i18n;
     const rcName = (await ready) ? picker.selected : null;
     setText(create, 'home.starting');
     try {
@@ -103,7 +116,7 @@ export function renderHome(root) {
     }
   });
   root.append(
-    pageHeader(),
+    accountHeader(),
     h(
       'main',
       { class: 'home' },
@@ -127,12 +140,14 @@ export function renderHome(root) {
 }
 
 /**
- * The page for a link whose code no room has.
+ * The page for a link whose code no room has (or whose session cannot be joined yet).
  * @param {HTMLElement} root
  * @param {string} code
  * @param {string} reasonKey translation key of the explanation
+ * @param {Record<string, string | number>} [args] its parameters (besides the code)
+ * @param {string} [detail] the server's words
  */
-export function renderUnknownRoom(root, code, reasonKey = 'room.unknown') {
+export function renderUnknownRoom(root, code, reasonKey = 'room.unknown', args = {}, detail = undefined) {
   root.append(
     pageHeader(),
     h(
@@ -142,7 +157,8 @@ export function renderUnknownRoom(root, code, reasonKey = 'room.unknown') {
         'section',
         { class: 'card home-card notice-card' },
         h('h1', { class: 'card-title', text: 'room.unknown_title' }),
-        h('p', { class: 'notice-text', text: reasonKey, args: { code } }),
+        h('p', { class: 'notice-text', attrs: { id: 'unknown-reason' }, text: reasonKey, args: { code, ...args } }),
+        detail ? h('p', { class: 'error-detail', raw: detail }) : null,
         joinForm(new Launcher()),
         h('a', { class: 'button ghost wide', attrs: { href: '/' }, text: 'room.go_home' }),
       ),

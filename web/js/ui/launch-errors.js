@@ -42,6 +42,13 @@ export function explainLaunchError(error, code = '') {
       return { key: 'home.unknown_app' };
     case 'network':
       return { key: 'error.network' };
+    case 'LOGIN_REQUIRED':
+      return { key: 'home.login_required' };
+    case 'QUOTA_EXCEEDED':
+    case 'DURATION_OVER_QUOTA':
+      return { key: 'home.quota_exceeded', detail };
+    case 'FORBIDDEN':
+      return { key: 'api.forbidden', detail };
     default:
       return { key: 'error.generic', detail };
   }
