@@ -82,7 +82,9 @@ async fn whip_publisher_reaches_the_room() {
         ),
         403
     );
-    let other = format!("http://{}/whip/0{}", server.http_addr(), &code[1..]);
+    // Another code of the same shape: change the first digit (never to itself).
+    let first = if code.starts_with('0') { '1' } else { '0' };
+    let other = format!("http://{}/whip/{first}{}", server.http_addr(), &code[1..]);
     let other_status = status(
         post(other, Some(&token), "application/sdp", offer.clone())
             .await
