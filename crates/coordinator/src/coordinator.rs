@@ -362,9 +362,9 @@ impl Coordinator {
             } => Some(code.clone()),
             _ => None,
         });
-        if let Some(code) = placed {
-            self.record_use(creator.as_ref(), UseKind::Create, &code, 0, now)
-                .await;
+        match placed {
+            Some(code) => self.record_use(creator.as_ref(), &code).await,
+            None => self.release_use(creator.as_ref()).await,
         }
         outcome
     }
@@ -917,11 +917,14 @@ impl Coordinator {
             FromNode::CreateSessionFailed { code, reason } => {
                 warn!(node, code = %code, reason = %reason, "node refused a session");
                 match self.registry.abandon_session(&code, Some(node)).await? {
-                    Some(s) => Ok(vec![Delivery::Client {
-                        user_id: s.creator,
-                        via: s.creator_coordinator,
-                        msg: ToClient::ServersBusy,
-                    }]),
+                    Some(s) => {
+                        self.forget_create(&s).await;
+                        Ok(vec![Delivery::Client {
+                            user_id: s.creator,
+                            via: s.creator_coordinator,
+                            msg: ToClient::ServersBusy,
+                        }])
+                    }
                     None => Ok(Vec::new()),
                 }
             }
@@ -1059,6 +1062,7 @@ impl Coordinator {
             .await?
         {
             if let Some(session) = self.registry.abandon_session(&code, None).await? {
+                self.forget_create(&session).await;
                 warn!(code = %code, node = %session.node_name, "node did not answer CREATE_SESSION");
                 out.deliveries.push(Delivery::Client {
                     user_id: session.creator.clone(),

@@ -33,6 +33,7 @@ on_every_backend!(
     login_sessions_expire,
     admin_manages_roles_and_quotas,
     quotas_limit_creating_and_planning,
+    parallel_requests_never_pass_the_quota,
     extension_stays_within_the_planners_limit,
     first_admin_is_created_only_once,
     websocket_acts_as_its_login,
@@ -949,6 +950,88 @@ async fn quotas_limit_creating_and_planning(url: String) {
     placed(&ask(&kiosk, None, create.clone(), T0).await);
     let e = error_of(&ask(&kiosk, None, plan("15:00", 30), T0).await);
     assert_eq!(e.code, ErrorCode::LoginRequired);
+}
+
+async fn parallel_requests_never_pass_the_quota(url: String) {
+    let c = coordinator(&url, |s| {
+        s.quota_agent = orbita_coordinator::accounts::Quota {
+            sessions_per_period: Some(3),
+            period_hours: 24,
+            max_minutes: None,
+        };
+    })
+    .await;
+    c.register_node(&registration("n1", 100), T0).await.unwrap();
+    let ann = make_user(&c, "ann@example.com", Role::Agent).await;
+    let used = || async { c.accounts().quota_status(&ann, T0).await.unwrap().used };
+
+    // Ten CREATE_SESSIONs at once: exactly three sessions, three uses.
+    let asks = (0..10).map(|_| {
+        let (c, ann) = (c.clone(), ann.clone());
+        tokio::spawn(async move {
+            let create = json!({"verb":"CREATE_SESSION","rc_name":"Demo"});
+            ask(&c, Some(&ann), create, T0).await
+        })
+    });
+    let outcomes: Vec<Outcome> = futures_util::future::join_all(asks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let codes: Vec<String> = outcomes
+        .iter()
+        .filter(|o| o.reply.is_none())
+        .map(placed)
+        .collect();
+    assert_eq!(codes.len(), 3, "{outcomes:?}");
+    for o in outcomes.iter().filter(|o| o.reply.is_some()) {
+        assert_eq!(error_of(o).code, ErrorCode::QuotaExceeded);
+    }
+    assert_eq!(used().await, 3);
+    let stored = count(&c, "SELECT COUNT(*) FROM acc_usage WHERE code LIKE 'r%'").await;
+    assert_eq!(stored, 0, "every reservation became its session's code");
+
+    // The node refuses one of them: that creation no longer counts.
+    c.handle_node(
+        "n1",
+        FromNode::CreateSessionFailed {
+            code: codes[0].clone(),
+            reason: "no room".into(),
+        },
+        T0 + SECOND_MS,
+    )
+    .await;
+    assert_eq!(used().await, 2);
+    let create = json!({"verb":"CREATE_SESSION","rc_name":"Demo"});
+    placed(&ask(&c, Some(&ann), create.clone(), T0 + 2 * SECOND_MS).await);
+    assert_eq!(used().await, 3);
+    let e = error_of(&ask(&c, Some(&ann), create, T0 + 3 * SECOND_MS).await);
+    assert_eq!(e.code, ErrorCode::QuotaExceeded);
+
+    // A plan refused after the quota check (unknown app) gives its use back.
+    c.accounts()
+        .update_user(
+            &make_user(&c, "boss@example.com", Role::Admin).await,
+            ann.id,
+            None,
+            Some(Some(orbita_coordinator::accounts::Quota {
+                sessions_per_period: Some(4),
+                period_hours: 24,
+                max_minutes: None,
+            })),
+        )
+        .await
+        .unwrap();
+    let plan = |rc: &str| json!({"verb":"PLAN_SESSION","rc_name":rc,"date":"16/03/2030","time":"10:00","duration_minutes":"30"});
+    let e = error_of(&ask(&c, Some(&ann), plan("Nope"), T0 + 4 * SECOND_MS).await);
+    assert_eq!(e.code, ErrorCode::UnknownRc, "{e:?}");
+    assert_eq!(used().await, 3);
+    let o = ask(&c, Some(&ann), plan("Demo"), T0 + 5 * SECOND_MS).await;
+    assert!(
+        matches!(o.reply, Some(ToClient::ConnectionCode { .. })),
+        "{o:?}"
+    );
+    assert_eq!(used().await, 4);
 }
 
 const SECOND_MS: Millis = 1000;

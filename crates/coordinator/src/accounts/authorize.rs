@@ -3,7 +3,7 @@
 
 use tracing::warn;
 
-use super::quota::QuotaRefusal;
+use super::quota::{QuotaRefusal, Reservation};
 use super::User;
 use crate::clock::{Millis, MINUTE};
 use crate::coordinator::{Coordinator, Outcome};
@@ -26,6 +26,14 @@ impl UseKind {
             UseKind::Plan => "plan",
         }
     }
+}
+
+/// Leave to create or plan one session: who, and the use of their quota held for it.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// The account, as re-read.
+    pub user: User,
+    reservation: Reservation,
 }
 
 fn error(code: ErrorCode, message: impl Into<String>, retry_ms: Option<Millis>) -> Outcome {
@@ -62,17 +70,18 @@ impl Coordinator {
     /// May `caller` create (`kind` create) or plan (`plan`) a session of `minutes` (0: no
     /// fixed length) now? A guest (`None`) only creates, and only with `guests_may_create`
     /// (`Ok(None)`: go ahead as a guest); an account is re-read (its role or status may have
-    /// changed since it connected), must be active, and within its quota: `Ok(Some(user))`,
-    /// then call [`Coordinator::record_use`] once the session exists. Refusals are the verbs'
-    /// `ERROR`s: `LOGIN_REQUIRED`, `FORBIDDEN`, `QUOTA_EXCEEDED`, `DURATION_OVER_QUOTA`
-    /// (the message names the limit).
+    /// changed since it connected), must be active, and within its quota: `Ok(Some(grant))`
+    /// holds one use of that quota, so parallel requests cannot pass it together; then
+    /// [`Coordinator::record_use`] once the session exists, or [`Coordinator::release_use`]
+    /// if it does not come to be. Refusals are the verbs' `ERROR`s: `LOGIN_REQUIRED`,
+    /// `FORBIDDEN`, `QUOTA_EXCEEDED`, `DURATION_OVER_QUOTA` (the message names the limit).
     pub async fn authorize_creator(
         &self,
         caller: Option<&User>,
         minutes: u64,
         kind: UseKind,
         now: Millis,
-    ) -> Result<Option<User>, Outcome> {
+    ) -> Result<Option<Grant>, Outcome> {
         let Some(caller) = caller else {
             if kind == UseKind::Create && self.settings().guests_may_create {
                 return Ok(None);
@@ -99,31 +108,36 @@ impl Coordinator {
             }
             Err(e) => return Err(internal(e)),
         };
-        let status = accounts.quota_status(&user, now).await.map_err(internal)?;
-        match status.allows(minutes, now) {
-            Ok(()) => Ok(Some(user)),
-            Err(r) => Err(refusal_outcome(&r)),
+        match accounts.reserve_use(&user, kind, minutes, now).await {
+            Ok(Ok(reservation)) => Ok(Some(Grant { user, reservation })),
+            Ok(Err(r)) => Err(refusal_outcome(&r)),
+            Err(e) => Err(internal(e)),
         }
     }
 
-    /// Counts session `code` against `user`'s quota (after [`Coordinator::authorize_creator`]
-    /// allowed it and the session or plan exists). A failure is logged, not returned: the
-    /// session exists already.
-    pub async fn record_use(
-        &self,
-        user: Option<&User>,
-        kind: UseKind,
-        code: &str,
-        minutes: u64,
-        now: Millis,
-    ) {
-        let Some(user) = user else { return };
-        if let Err(e) = self
-            .accounts()
-            .record_use(user, kind, code, minutes, now)
-            .await
-        {
-            warn!(error = %e, user = user.id, code, "could not record a session against the quota");
+    /// The session (or plan) `code` that `grant` allowed exists: the use held for it now
+    /// stands for `code`. A failure is logged, not returned: the session exists already.
+    pub async fn record_use(&self, grant: Option<&Grant>, code: &str) {
+        let Some(g) = grant else { return };
+        if let Err(e) = self.accounts().confirm_use(&g.reservation, code).await {
+            warn!(error = %e, user = g.user.id, code, "could not record a session against the quota");
+        }
+    }
+
+    /// The session that `grant` allowed did not come to be: the use held for it is given
+    /// back. A failure is logged.
+    pub async fn release_use(&self, grant: Option<&Grant>) {
+        let Some(g) = grant else { return };
+        if let Err(e) = self.accounts().release_use(&g.reservation).await {
+            warn!(error = %e, user = g.user.id, "could not give back a use of the quota");
+        }
+    }
+
+    /// Session `s` was refused by its node or never confirmed: its creation stops counting
+    /// against its creator's quota. A failure is logged.
+    pub async fn forget_create(&self, s: &crate::store::SessionRecord) {
+        if let Err(e) = self.accounts().forget_create(&s.code, s.created_ms).await {
+            warn!(error = %e, code = %s.code, "could not give back a use of the quota");
         }
     }
 

@@ -490,43 +490,124 @@ impl Accounts {
         user_id: i64,
         since: Millis,
     ) -> AccResult<(u64, Option<Millis>)> {
-        let q =
-            self.sql("SELECT COUNT(*), MIN(at_ms) FROM acc_usage WHERE user_id = ? AND at_ms > ?");
-        let row = sqlx::query(&q)
-            .bind(user_id)
-            .bind(since)
-            .fetch_one(&self.pool)
-            .await?;
-        let n: i64 = row.try_get(0)?;
-        Ok((n.max(0) as u64, row.try_get(1)?))
+        let mut conn = self.pool.acquire().await?;
+        usage_since_on(&mut conn, &self.sql(USAGE_SINCE), user_id, since).await
     }
 
-    pub(super) async fn insert_usage(
+    /// Under the registry lock: counts `user_id`'s use since `since` and, if `fits` allows
+    /// it, stores one more use (`kind`, `minutes`, at `now`) under the placeholder code
+    /// `token`. `Err(refusal)` when it does not fit (nothing stored). Parallel requests of
+    /// one user are serialised here, so together they never exceed the quota.
+    pub(super) async fn reserve_usage<E>(
         &self,
         user_id: i64,
-        kind: &str,
-        code: &str,
-        minutes: u64,
-        now: Millis,
-    ) -> AccResult<()> {
+        since: Millis,
+        fits: impl FnOnce(u64, Option<Millis>) -> Result<(), E>,
+        row: UseRow<'_>,
+    ) -> AccResult<Result<(), E>> {
+        let UseRow {
+            kind,
+            code: token,
+            minutes,
+            at_ms: now,
+        } = row;
+        let mut tx = self.locked().await?;
+        let (used, oldest) =
+            usage_since_on(&mut tx, &self.sql(USAGE_SINCE), user_id, since).await?;
+        if let Err(e) = fits(used, oldest) {
+            tx.rollback().await?;
+            return Ok(Err(e));
+        }
         let q = self.sql(
             "INSERT INTO acc_usage (user_id, kind, code, minutes, at_ms) VALUES (?, ?, ?, ?, ?)",
         );
         sqlx::query(&q)
             .bind(user_id)
             .bind(kind.to_string())
-            .bind(code.to_string())
+            .bind(token.to_string())
             .bind(minutes as i64)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         // Rows older than the longest possible period count for nothing any more.
         let q = self.sql("DELETE FROM acc_usage WHERE user_id = ? AND at_ms < ?");
         sqlx::query(&q)
             .bind(user_id)
             .bind(now - super::QUOTA_MAX_PERIOD_HOURS as Millis * 3_600_000)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    /// Gives the use stored under placeholder `token` its session's `code`.
+    pub(super) async fn set_usage_code(
+        &self,
+        user_id: i64,
+        token: &str,
+        code: &str,
+    ) -> AccResult<()> {
+        let q = self.sql("UPDATE acc_usage SET code = ? WHERE user_id = ? AND code = ?");
+        sqlx::query(&q)
+            .bind(code.to_string())
+            .bind(user_id)
+            .bind(token.to_string())
             .execute(&self.pool)
             .await?;
         Ok(())
     }
+
+    /// Deletes the uses stored with `code` (a placeholder token, or a session's code) of
+    /// `kind` from `since` on; `user_id` narrows it to one user.
+    pub(super) async fn delete_usage(
+        &self,
+        user_id: Option<i64>,
+        kind: &str,
+        code: &str,
+        since: Millis,
+    ) -> AccResult<u64> {
+        let q = self.sql(if user_id.is_some() {
+            "DELETE FROM acc_usage WHERE kind = ? AND code = ? AND at_ms >= ? AND user_id = ?"
+        } else {
+            "DELETE FROM acc_usage WHERE kind = ? AND code = ? AND at_ms >= ?"
+        });
+        let mut query = sqlx::query(&q)
+            .bind(kind.to_string())
+            .bind(code.to_string())
+            .bind(since);
+        if let Some(id) = user_id {
+            query = query.bind(id);
+        }
+        Ok(query.execute(&self.pool).await?.rows_affected())
+    }
+}
+
+/// One use of a quota, as stored.
+pub(super) struct UseRow<'a> {
+    /// `"create"` or `"plan"`.
+    pub kind: &'a str,
+    /// The session's code, or a reservation's placeholder.
+    pub code: &'a str,
+    /// The session's length (0: no fixed length).
+    pub minutes: u64,
+    /// When.
+    pub at_ms: Millis,
+}
+
+const USAGE_SINCE: &str =
+    "SELECT COUNT(*), MIN(at_ms) FROM acc_usage WHERE user_id = ? AND at_ms > ?";
+
+async fn usage_since_on(
+    conn: &mut sqlx::AnyConnection,
+    q: &str,
+    user_id: i64,
+    since: Millis,
+) -> AccResult<(u64, Option<Millis>)> {
+    let row = sqlx::query(q)
+        .bind(user_id)
+        .bind(since)
+        .fetch_one(&mut *conn)
+        .await?;
+    let n: i64 = row.try_get(0)?;
+    Ok((n.max(0) as u64, row.try_get(1)?))
 }

@@ -32,9 +32,9 @@ use crate::config::Settings;
 use crate::store::{Backend, Registry};
 
 pub use admin::MAX_REASON_CHARS;
-pub use authorize::UseKind;
+pub use authorize::{Grant, UseKind};
 pub use logins::Login;
-pub use quota::{QuotaRefusal, QuotaStatus};
+pub use quota::{QuotaRefusal, QuotaStatus, Reservation};
 
 /// What an account may do (docs/roles.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use super::{AccResult, Accounts, Quota, Role, User};
+use super::db::UseRow;
+use super::{AccResult, Accounts, Quota, Role, UseKind, User};
 use crate::clock::{Millis, MINUTE};
 
 /// A quota and how much of it is used (`GET /api/auth/me`'s `quota`).
@@ -121,28 +122,85 @@ impl Accounts {
     /// A user's quota and their use of it at `now`.
     pub async fn quota_status(&self, user: &User, now: Millis) -> AccResult<QuotaStatus> {
         let q = self.effective_quota(user).await?;
-        let period = (q.period_hours as Millis).saturating_mul(60 * MINUTE);
+        let period = period_ms(&q);
         let (used, oldest) = self.usage_since(user.id, now - period).await?;
-        Ok(QuotaStatus {
-            sessions_per_period: q.sessions_per_period,
-            period_hours: q.period_hours,
-            max_minutes: q.max_minutes,
-            used,
-            frees_at: oldest.map(|t| t + period),
-        })
+        Ok(status_of(&q, used, oldest))
     }
 
-    /// Records that `user` created (`kind` create) or planned (`plan`) session `code` of
-    /// `minutes` (0: no fixed length) at `now`; it counts against their quota for a period.
-    pub async fn record_use(
+    /// Takes one use of `user`'s quota for a session of `minutes` (0: no fixed length) at
+    /// `now`, if the quota allows it: the check and the count are one step under the
+    /// registry's lock, so parallel requests never go over the quota together. Then
+    /// [`Accounts::confirm_use`] with the session's code once it exists, or
+    /// [`Accounts::release_use`] if it never comes to be.
+    pub async fn reserve_use(
         &self,
         user: &User,
-        kind: super::UseKind,
-        code: &str,
+        kind: UseKind,
         minutes: u64,
         now: Millis,
-    ) -> AccResult<()> {
-        self.insert_usage(user.id, kind.as_str(), code, minutes, now)
+    ) -> AccResult<Result<Reservation, QuotaRefusal>> {
+        let q = self.effective_quota(user).await?;
+        let period = period_ms(&q);
+        // A placeholder code no session has (codes are digits): "r" and 15 hex digits.
+        let token = format!("r{:015x}", rand::random::<u64>() >> 4);
+        let row = UseRow {
+            kind: kind.as_str(),
+            code: &token,
+            minutes,
+            at_ms: now,
+        };
+        let fits = |used, oldest| status_of(&q, used, oldest).allows(minutes, now);
+        Ok(self
+            .reserve_usage(user.id, now - period, fits, row)
+            .await?
+            .map(|()| Reservation {
+                user_id: user.id,
+                kind,
+                token,
+                at_ms: now,
+            }))
+    }
+
+    /// The reserved use now stands for session (or plan) `code`.
+    pub async fn confirm_use(&self, r: &Reservation, code: &str) -> AccResult<()> {
+        self.set_usage_code(r.user_id, &r.token, code).await
+    }
+
+    /// The reserved use is given back (the session never came to be).
+    pub async fn release_use(&self, r: &Reservation) -> AccResult<()> {
+        self.delete_usage(Some(r.user_id), r.kind.as_str(), &r.token, r.at_ms)
             .await
+            .map(drop)
+    }
+
+    /// Session `code`, created at `created_ms`, was refused by its node or never confirmed:
+    /// its creation no longer counts against its creator's quota.
+    pub async fn forget_create(&self, code: &str, created_ms: Millis) -> AccResult<()> {
+        self.delete_usage(None, UseKind::Create.as_str(), code, created_ms)
+            .await
+            .map(drop)
+    }
+}
+
+/// A use of a user's quota taken by [`Accounts::reserve_use`], until the session exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    user_id: i64,
+    kind: UseKind,
+    token: String,
+    at_ms: Millis,
+}
+
+fn period_ms(q: &Quota) -> Millis {
+    (q.period_hours as Millis).saturating_mul(60 * MINUTE)
+}
+
+fn status_of(q: &Quota, used: u64, oldest: Option<Millis>) -> QuotaStatus {
+    QuotaStatus {
+        sessions_per_period: q.sessions_per_period,
+        period_hours: q.period_hours,
+        max_minutes: q.max_minutes,
+        used,
+        frees_at: oldest.map(|t| t + period_ms(q)),
     }
 }

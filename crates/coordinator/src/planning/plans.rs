@@ -313,52 +313,62 @@ impl Coordinator {
             .authorize_creator(caller, minutes, UseKind::Plan, now)
             .await
             .map_err(Refusal::of_outcome)?;
-        let caller = owner.as_ref();
-        self.known_rc(&req.rc_name).await?;
-        let details = PlanDetails {
-            owner_id: caller.map(|u| u.id),
-            tz: req.tz.name().to_string(),
-            customer_name: customer.name,
-            customer_phone: customer.phone,
-            customer_email: customer.email,
-            note: customer.note,
-        };
-        let (unplanned_ms, code_length, max_codes) = self.plan_limits();
-        let mut rng = StdRng::from_rng(&mut rand::rng());
-        let plan = self
-            .registry()
-            .plan_with_details(
-                &req.rc_name,
-                start,
-                end,
-                user_id,
-                &details,
-                unplanned_ms,
-                code_length,
-                max_codes,
-                now,
-                &mut rng,
-            )
-            .await
-            .map_err(|e| match e {
-                PlaceError::Busy => Refusal::verb(
-                    ErrorCode::SlotTaken,
-                    format!(
-                        "every server of {:?} is booked at some time between {} and {minutes} minutes later ({})",
-                        req.rc_name,
-                        format_local(req.tz, start),
-                        req.tz.name()
+        let caller = owner.as_ref().map(|g| &g.user);
+        let booked = async {
+            self.known_rc(&req.rc_name).await?;
+            let details = PlanDetails {
+                owner_id: caller.map(|u| u.id),
+                tz: req.tz.name().to_string(),
+                customer_name: customer.name,
+                customer_phone: customer.phone,
+                customer_email: customer.email,
+                note: customer.note,
+            };
+            let (unplanned_ms, code_length, max_codes) = self.plan_limits();
+            let mut rng = StdRng::from_rng(&mut rand::rng());
+            let plan = self
+                .registry()
+                .plan_with_details(
+                    &req.rc_name,
+                    start,
+                    end,
+                    user_id,
+                    &details,
+                    unplanned_ms,
+                    code_length,
+                    max_codes,
+                    now,
+                    &mut rng,
+                )
+                .await
+                .map_err(|e| match e {
+                    PlaceError::Busy => Refusal::verb(
+                        ErrorCode::SlotTaken,
+                        format!(
+                            "every server of {:?} is booked at some time between {} and {minutes} minutes later ({})",
+                            req.rc_name,
+                            format_local(req.tz, start),
+                            req.tz.name()
+                        ),
                     ),
-                ),
-                PlaceError::CodesExhausted => Refusal::verb(
-                    ErrorCode::CodesExhausted,
-                    "too many sessions are live or planned; try again later",
-                ),
-                PlaceError::Store(e) => self.plan_internal(e),
-            })?;
-        info!(code = %plan.code, rc_name = %plan.rc_name, start, end, owner = ?details.owner_id, "session planned");
-        self.record_use(caller, UseKind::Plan, &plan.code, minutes, now)
-            .await;
+                    PlaceError::CodesExhausted => Refusal::verb(
+                        ErrorCode::CodesExhausted,
+                        "too many sessions are live or planned; try again later",
+                    ),
+                    PlaceError::Store(e) => self.plan_internal(e),
+                })?;
+            info!(code = %plan.code, rc_name = %plan.rc_name, start, end, owner = ?details.owner_id, "session planned");
+            Ok::<_, Refusal>((plan, details))
+        }
+        .await;
+        let (plan, details) = match booked {
+            Ok(booked) => booked,
+            Err(refusal) => {
+                self.release_use(owner.as_ref()).await;
+                return Err(refusal);
+            }
+        };
+        self.record_use(owner.as_ref(), &plan.code).await;
         self.plans_changed().await;
         Ok(PlanEntry {
             plan,

@@ -184,7 +184,11 @@ async fn guard_room_creation(
         }
     };
     let response = next.run(request).await;
-    if response.status() != StatusCode::CREATED || user.is_none() {
+    if user.is_none() {
+        return response;
+    }
+    if response.status() != StatusCode::CREATED {
+        coordinator.release_use(user.as_ref()).await;
         return response;
     }
     // The room's code, for the quota's record (the body is a small JSON object).
@@ -203,9 +207,7 @@ async fn guard_room_creation(
         .ok()
         .and_then(|v| v["code"].as_str().map(str::to_string))
         .unwrap_or_default();
-    coordinator
-        .record_use(user.as_ref(), UseKind::Create, &code, 0, now)
-        .await;
+    coordinator.record_use(user.as_ref(), &code).await;
     axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
