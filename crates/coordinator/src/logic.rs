@@ -84,7 +84,18 @@ pub fn max_concurrent(intervals: &[(Millis, Millis)], from: Millis, to: Millis) 
 
 /// Whether one more interval `[from, to)` fits under `capacity` given those already booked.
 pub fn slot_fits(booked: &[(Millis, Millis)], from: Millis, to: Millis, capacity: u64) -> bool {
-    (max_concurrent(booked, from, to) as u64) < capacity
+    slot_fits_over(0, booked, from, to, capacity)
+}
+
+/// [`slot_fits`] with `running` more intervals that cover all of `[from, to)`.
+pub fn slot_fits_over(
+    running: u64,
+    booked: &[(Millis, Millis)],
+    from: Millis,
+    to: Millis,
+    capacity: u64,
+) -> bool {
+    running.saturating_add(max_concurrent(booked, from, to) as u64) < capacity
 }
 
 /// Where `now` stands against the extension window of a slot ending at `end`: the window is
@@ -352,6 +363,10 @@ mod tests {
         assert!(!slot_fits(&booked, 0, h, 2));
         assert!(slot_fits(&booked, 0, h, 3));
         assert!(!slot_fits(&[], 0, h, 0));
+        assert!(slot_fits_over(1, &booked, 2 * h, 3 * h, 3));
+        assert!(!slot_fits_over(1, &booked, 2 * h, 3 * h, 2));
+        assert!(!slot_fits_over(1, &booked, 0, h, 3));
+        assert!(slot_fits_over(1, &booked, 0, h, 4));
     }
 
     #[test]

@@ -271,6 +271,10 @@ pub struct OutboxItem {
 }
 
 const SESSION_COLS: &str = "code, rc_name, node_name, state, creator, creator_coordinator, ip, port, created_ms, last_activity_ms, ends_ms, from_plan";
+/// Nodes (as `n`) that take sessions now.
+const UP: &str = "n.status = 'up'";
+/// Nodes (as `n`) whose capacity plans may count on: up, or listed in servers.json.
+const SERVING: &str = "(n.status = 'up' OR n.from_file = 1)";
 const NODE_COLS: &str = "name, ip, port, max_sessions, status, from_file, link_owner, last_seen_ms, reported_sessions, reported_participants, cpu_permille";
 
 /// A `TEXT` column: MySQL's TEXT reaches `Any` as a BLOB, the others' as text.
@@ -747,25 +751,24 @@ impl Registry {
         rng: &mut (impl Rng + Send),
     ) -> Result<Placement, PlaceError> {
         let mut tx = self.begin().await?;
-        let q = self.sql(
-            "SELECT n.name, n.max_sessions, n.reported_participants, n.link_owner FROM coord_nodes n \
-             JOIN coord_apps a ON a.node_name = n.name WHERE a.rc_name = ? AND n.status = 'up' ORDER BY n.name",
-        );
-        let rows: Vec<(String, i64, i64, String)> = sqlx::query_as(&q)
+        // The app's nodes with their session counts (index coord_sessions_node): the cost
+        // grows with the app's nodes, not with every session of the registry.
+        let q = self.sql(&format!(
+            "SELECT n.name, n.max_sessions, n.reported_participants, n.link_owner, \
+             (SELECT COUNT(*) FROM coord_sessions s WHERE s.node_name = n.name) FROM coord_nodes n \
+             JOIN coord_apps a ON a.node_name = n.name WHERE a.rc_name = ? AND {UP} ORDER BY n.name"
+        ));
+        let rows: Vec<(String, i64, i64, String, i64)> = sqlx::query_as(&q)
             .bind(req.rc_name.clone())
             .fetch_all(&mut *tx)
             .await?;
-        let counts = self.session_counts(&mut tx).await?;
-        let group: HashSet<String> = rows.iter().map(|r| r.0.clone()).collect();
-        let owners: HashMap<String, String> =
-            rows.iter().map(|r| (r.0.clone(), r.3.clone())).collect();
         let loads: Vec<NodeLoad> = rows
             .iter()
             .filter(|r| !req.exclude.contains(&r.0))
             .map(|r| NodeLoad {
                 name: r.0.clone(),
                 max_sessions: r.1.clamp(0, u32::MAX as i64) as u32,
-                sessions: counts.get(&r.0).copied().unwrap_or(0) as u32,
+                sessions: r.4.clamp(0, u32::MAX as i64) as u32,
                 participants: r.2.clamp(0, u32::MAX as i64) as u32,
             })
             .collect();
@@ -773,17 +776,13 @@ impl Registry {
             return Err(PlaceError::Busy);
         };
         if req.plan.is_none() {
-            // Leave room for plans that begin while this session is expected to run.
+            // Leave room for plans that begin while this session is expected to run: every
+            // session on these nodes is taken to run all through [now, now + unplanned_ms).
             let capacity: u64 = rows.iter().map(|r| r.1.max(0) as u64).sum();
+            let running: u64 = rows.iter().map(|r| r.4.max(0) as u64).sum();
             let (from, to) = (now, now + req.unplanned_ms);
-            let mut booked: Vec<(Millis, Millis)> = Vec::new();
-            for (node, n) in &counts {
-                if group.contains(node) {
-                    booked.extend(std::iter::repeat_n((from, to), *n as usize));
-                }
-            }
-            booked.extend(self.plans_on(&mut tx, &group, from, to, true).await?);
-            if !logic::slot_fits(&booked, from, to, capacity) {
+            let booked = self.plans_on(&mut tx, &req.rc_name, UP, from, to).await?;
+            if !logic::slot_fits_over(running, &booked, from, to, capacity) {
                 return Err(PlaceError::Busy);
             }
         }
@@ -810,7 +809,11 @@ impl Registry {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        let link_owner = owners.get(&chosen.name).cloned().unwrap_or_default();
+        let link_owner = rows
+            .iter()
+            .find(|r| r.0 == chosen.name)
+            .map(|r| r.3.clone())
+            .unwrap_or_default();
         Ok(Placement {
             code,
             node: chosen.name,
@@ -818,54 +821,30 @@ impl Registry {
         })
     }
 
-    async fn session_counts(&self, tx: &mut Tx) -> Result<HashMap<String, i64>> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT node_name, COUNT(*) FROM coord_sessions GROUP BY node_name")
-                .fetch_all(&mut **tx)
-                .await?;
-        Ok(rows.into_iter().collect())
-    }
-
-    /// Slots of plans overlapping `[from, to)` whose app some node of `group` serves
-    /// (conservative when nodes serve several apps). `unstarted_only`: skip plans whose
-    /// session is already running (it is counted as a session).
+    /// Slots of plans not yet started (a started one is counted as a session) overlapping
+    /// `[from, to)` whose app some node serving `rc_name` (and matching `node_filter`, on
+    /// `n`) serves too: conservative when nodes serve several apps.
     async fn plans_on(
         &self,
         tx: &mut Tx,
-        group: &HashSet<String>,
+        rc_name: &str,
+        node_filter: &str,
         from: Millis,
         to: Millis,
-        unstarted_only: bool,
     ) -> Result<Vec<(Millis, Millis)>> {
-        let apps: Vec<(String, String)> =
-            sqlx::query_as("SELECT node_name, rc_name FROM coord_apps")
-                .fetch_all(&mut **tx)
-                .await?;
-        let group_apps: HashSet<String> = apps
-            .into_iter()
-            .filter(|(n, _)| group.contains(n))
-            .map(|(_, rc)| rc)
-            .collect();
-        let q = self.sql("SELECT code, rc_name, start_ms, end_ms FROM coord_plans WHERE end_ms > ? AND start_ms < ?");
-        let plans: Vec<(String, String, i64, i64)> = sqlx::query_as(&q)
+        let q = self.sql(&format!(
+            "SELECT p.start_ms, p.end_ms FROM coord_plans p WHERE p.end_ms > ? AND p.start_ms < ? \
+             AND p.rc_name IN (SELECT a2.rc_name FROM coord_apps a2 \
+               JOIN coord_apps a1 ON a1.node_name = a2.node_name \
+               JOIN coord_nodes n ON n.name = a1.node_name WHERE a1.rc_name = ? AND {node_filter}) \
+             AND NOT EXISTS (SELECT 1 FROM coord_sessions s WHERE s.code = p.code AND s.from_plan = 1)"
+        ));
+        Ok(sqlx::query_as(&q)
             .bind(from)
             .bind(to)
+            .bind(rc_name.to_string())
             .fetch_all(&mut **tx)
-            .await?;
-        let started: HashSet<String> = if unstarted_only {
-            sqlx::query_scalar::<_, String>("SELECT code FROM coord_sessions WHERE from_plan = 1")
-                .fetch_all(&mut **tx)
-                .await?
-                .into_iter()
-                .collect()
-        } else {
-            HashSet::new()
-        };
-        Ok(plans
-            .into_iter()
-            .filter(|(code, rc, _, _)| group_apps.contains(rc) && !started.contains(code))
-            .map(|(_, _, s, e)| (s, e))
-            .collect())
+            .await?)
     }
 
     async fn allocate_code(
@@ -1270,22 +1249,29 @@ impl Registry {
         now: Millis,
         except: Option<&str>,
     ) -> Result<(u64, Vec<(Millis, Millis)>)> {
-        let q = self.sql(
-            "SELECT n.name, n.max_sessions FROM coord_nodes n JOIN coord_apps a ON a.node_name = n.name \
-             WHERE a.rc_name = ? AND (n.status = 'up' OR n.from_file = 1)",
-        );
-        let rows: Vec<(String, i64)> = sqlx::query_as(&q)
+        let q = self.sql(&format!(
+            "SELECT n.max_sessions FROM coord_nodes n JOIN coord_apps a ON a.node_name = n.name \
+             WHERE a.rc_name = ? AND {SERVING}"
+        ));
+        let maxes: Vec<i64> = sqlx::query_scalar(&q)
             .bind(rc_name.to_string())
             .fetch_all(&mut **tx)
             .await?;
-        let capacity: u64 = rows.iter().map(|r| r.1.max(0) as u64).sum();
-        let group: HashSet<String> = rows.into_iter().map(|r| r.0).collect();
+        let capacity: u64 = maxes.iter().map(|&m| m.max(0) as u64).sum();
         // Started plans are left out here: their sessions are counted below.
-        let mut booked = self.plans_on(tx, &group, from, to, true).await?;
-        let q = format!("SELECT {SESSION_COLS} FROM coord_sessions");
-        for row in sqlx::query(&q).fetch_all(&mut **tx).await? {
+        let mut booked = self.plans_on(tx, rc_name, SERVING, from, to).await?;
+        let q = self.sql(&format!(
+            "SELECT {SESSION_COLS} FROM coord_sessions WHERE node_name IN \
+             (SELECT n.name FROM coord_nodes n JOIN coord_apps a ON a.node_name = n.name \
+              WHERE a.rc_name = ? AND {SERVING})"
+        ));
+        for row in sqlx::query(&q)
+            .bind(rc_name.to_string())
+            .fetch_all(&mut **tx)
+            .await?
+        {
             let s = session_of(&row)?;
-            if group.contains(&s.node_name) && except != Some(s.code.as_str()) {
+            if except != Some(s.code.as_str()) {
                 let until = s.ends_ms.unwrap_or(s.created_ms.max(now) + unplanned_ms);
                 booked.push((s.created_ms, until));
             }

@@ -663,7 +663,7 @@ async fn agents_manage_only_their_own_plans(url: String) {
                 .await
                 .unwrap()
         ),
-        [code.clone()]
+        std::slice::from_ref(&code)
     );
     assert_eq!(
         codes(
@@ -671,7 +671,7 @@ async fn agents_manage_only_their_own_plans(url: String) {
                 .await
                 .unwrap()
         ),
-        [bobs.clone()]
+        std::slice::from_ref(&bobs)
     );
     let r = c
         .list_plans(&bob, Scope::All, window.0, window.1)
@@ -694,7 +694,7 @@ async fn agents_manage_only_their_own_plans(url: String) {
         )
         .await
         .unwrap();
-    assert_eq!(codes(none), [code.clone()]);
+    assert_eq!(codes(none), std::slice::from_ref(&code));
 
     // Bob can neither see, move nor cancel Ann's plan.
     let at = ptz::parse_hhmm("15:00").unwrap();
@@ -1187,7 +1187,7 @@ async fn rest_plans_and_slots(url: String) {
             "bad_time_zone",
         ),
         (
-            format!("/api/slots?rc_name=Demo&date=2026-02-30"),
+            "/api/slots?rc_name=Demo&date=2026-02-30".to_string(),
             "bad_date",
         ),
         (format!("/api/slots?date={day}"), "bad_request"),
