@@ -38,30 +38,6 @@ pub enum RangeError {
     TooLarge,
 }
 
-/// A node as placement sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeLoad {
-    /// The node's name.
-    pub name: String,
-    /// Sessions it may hold.
-    pub max_sessions: u32,
-    /// Sessions it holds now (live and starting, as the registry counts them).
-    pub sessions: u32,
-    /// Participants it reported in its last heartbeat.
-    pub participants: u32,
-}
-
-/// Picks the node for a new session: one with room, fewest sessions, then fewest
-/// participants, then by name (deterministic).
-pub fn choose_node(nodes: &[NodeLoad]) -> Option<&NodeLoad> {
-    nodes
-        .iter()
-        .filter(|n| n.sessions < n.max_sessions)
-        .min_by(|a, b| {
-            (a.sessions, a.participants, &a.name).cmp(&(b.sessions, b.participants, &b.name))
-        })
-}
-
 /// The most intervals `[start, end)` that overlap at any single moment of `[from, to)`.
 pub fn max_concurrent(intervals: &[(Millis, Millis)], from: Millis, to: Millis) -> usize {
     let mut events: Vec<(Millis, i32)> = Vec::new();
@@ -322,32 +298,6 @@ mod tests {
         ] {
             assert_eq!(parse_range(bad, 100), Err(RangeError::Malformed), "{bad:?}");
         }
-    }
-
-    fn n(name: &str, max: u32, sessions: u32, participants: u32) -> NodeLoad {
-        NodeLoad {
-            name: name.into(),
-            max_sessions: max,
-            sessions,
-            participants,
-        }
-    }
-
-    #[test]
-    fn placement_prefers_least_loaded_with_room() {
-        assert_eq!(choose_node(&[]), None);
-        assert_eq!(choose_node(&[n("a", 1, 1, 0)]), None);
-        let nodes = [
-            n("a", 4, 2, 1),
-            n("b", 4, 1, 9),
-            n("c", 1, 0, 0),
-            n("d", 2, 2, 0),
-        ];
-        assert_eq!(choose_node(&nodes).unwrap().name, "c");
-        let nodes = [n("a", 4, 1, 5), n("b", 4, 1, 2), n("c", 4, 2, 0)];
-        assert_eq!(choose_node(&nodes).unwrap().name, "b");
-        let nodes = [n("b", 4, 1, 2), n("a", 4, 1, 2)];
-        assert_eq!(choose_node(&nodes).unwrap().name, "a");
     }
 
     #[test]

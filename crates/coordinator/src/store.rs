@@ -27,7 +27,7 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 
 use crate::clock::Millis;
 use crate::config::{Plan, ServersFileEntry};
-use crate::logic::{self, NodeLoad};
+use crate::logic;
 use crate::verbs::{Heartbeat, RcInfo, Registration, ServerEntry};
 
 mod plans_admin;
@@ -72,6 +72,23 @@ impl Backend {
             _ => Err(StoreError::Other(format!(
                 "database URL {url:?}: the scheme must be sqlite:, postgres: or mysql:"
             ))),
+        }
+    }
+
+    /// `column` for ORDER BY in byte order, as Rust orders strings (PostgreSQL would use the
+    /// database's collation; MySQL tables are `utf8mb4_bin`, SQLite compares bytes).
+    pub(crate) fn bytewise(self, column: &str) -> String {
+        match self {
+            Backend::Postgres => format!("{column} COLLATE \"C\""),
+            Backend::Sqlite | Backend::MySql => column.to_string(),
+        }
+    }
+
+    /// `expr` (an integer SUM: NUMERIC in PostgreSQL, DECIMAL in MySQL) as a 64-bit integer.
+    pub(crate) fn as_bigint(self, expr: &str) -> String {
+        match self {
+            Backend::MySql => format!("CAST({expr} AS SIGNED)"),
+            Backend::Sqlite | Backend::Postgres => format!("CAST({expr} AS BIGINT)"),
         }
     }
 
@@ -751,38 +768,60 @@ impl Registry {
         rng: &mut (impl Rng + Send),
     ) -> Result<Placement, PlaceError> {
         let mut tx = self.begin().await?;
-        // The app's nodes with their session counts (index coord_sessions_node): the cost
-        // grows with the app's nodes, not with every session of the registry.
+        // The node: an up one serving the app with room, fewest sessions (live and starting),
+        // then fewest participants (its last heartbeat), then by name. Chosen by the database
+        // (sessions counted by index coord_sessions_node), so only one row comes back: rows
+        // cross from the database one by one, and a whole node list per request was most of
+        // CREATE_SESSION's cost.
+        let excluded = if req.exclude.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " AND n.name NOT IN ({})",
+                vec!["?"; req.exclude.len()].join(", ")
+            )
+        };
         let q = self.sql(&format!(
-            "SELECT n.name, n.max_sessions, n.reported_participants, n.link_owner, \
-             (SELECT COUNT(*) FROM coord_sessions s WHERE s.node_name = n.name) FROM coord_nodes n \
-             JOIN coord_apps a ON a.node_name = n.name WHERE a.rc_name = ? AND {UP} ORDER BY n.name"
+            "SELECT name, link_owner FROM (SELECT n.name, n.max_sessions, n.reported_participants, \
+             n.link_owner, (SELECT COUNT(*) FROM coord_sessions s WHERE s.node_name = n.name) AS sessions \
+             FROM coord_nodes n JOIN coord_apps a ON a.node_name = n.name \
+             WHERE a.rc_name = ? AND {UP}{excluded}) t \
+             WHERE sessions < max_sessions ORDER BY sessions, reported_participants, {} LIMIT 1",
+            self.backend.bytewise("name")
         ));
-        let rows: Vec<(String, i64, i64, String, i64)> = sqlx::query_as(&q)
-            .bind(req.rc_name.clone())
-            .fetch_all(&mut *tx)
-            .await?;
-        let loads: Vec<NodeLoad> = rows
-            .iter()
-            .filter(|r| !req.exclude.contains(&r.0))
-            .map(|r| NodeLoad {
-                name: r.0.clone(),
-                max_sessions: r.1.clamp(0, u32::MAX as i64) as u32,
-                sessions: r.4.clamp(0, u32::MAX as i64) as u32,
-                participants: r.2.clamp(0, u32::MAX as i64) as u32,
-            })
-            .collect();
-        let Some(chosen) = logic::choose_node(&loads).cloned() else {
+        let mut query = sqlx::query_as(&q).bind(req.rc_name.clone());
+        for name in &req.exclude {
+            query = query.bind(name.clone());
+        }
+        let chosen: Option<(String, String)> = query.fetch_optional(&mut *tx).await?;
+        let Some((node, link_owner)) = chosen else {
             return Err(PlaceError::Busy);
         };
         if req.plan.is_none() {
             // Leave room for plans that begin while this session is expected to run: every
-            // session on these nodes is taken to run all through [now, now + unplanned_ms).
-            let capacity: u64 = rows.iter().map(|r| r.1.max(0) as u64).sum();
-            let running: u64 = rows.iter().map(|r| r.4.max(0) as u64).sum();
+            // session on the app's nodes is taken to run all through [now, now + unplanned_ms).
+            let group = format!(
+                "FROM coord_nodes n JOIN coord_apps a ON a.node_name = n.name WHERE a.rc_name = ? AND {UP}"
+            );
+            let q = self.sql(&format!(
+                "SELECT (SELECT {} {group}), \
+                 (SELECT COUNT(*) FROM coord_sessions s WHERE s.node_name IN (SELECT n.name {group}))",
+                self.backend.as_bigint("COALESCE(SUM(n.max_sessions), 0)")
+            ));
+            let (capacity, running): (i64, i64) = sqlx::query_as(&q)
+                .bind(req.rc_name.clone())
+                .bind(req.rc_name.clone())
+                .fetch_one(&mut *tx)
+                .await?;
             let (from, to) = (now, now + req.unplanned_ms);
             let booked = self.plans_on(&mut tx, &req.rc_name, UP, from, to).await?;
-            if !logic::slot_fits_over(running, &booked, from, to, capacity) {
+            if !logic::slot_fits_over(
+                running.max(0) as u64,
+                &booked,
+                from,
+                to,
+                capacity.max(0) as u64,
+            ) {
                 return Err(PlaceError::Busy);
             }
         }
@@ -799,7 +838,7 @@ impl Registry {
         sqlx::query(&q)
             .bind(code.clone())
             .bind(req.rc_name.clone())
-            .bind(chosen.name.clone())
+            .bind(node.clone())
             .bind(req.creator.clone())
             .bind(req.creator_coordinator.clone())
             .bind(now)
@@ -809,14 +848,9 @@ impl Registry {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        let link_owner = rows
-            .iter()
-            .find(|r| r.0 == chosen.name)
-            .map(|r| r.3.clone())
-            .unwrap_or_default();
         Ok(Placement {
             code,
-            node: chosen.name,
+            node,
             link_owner,
         })
     }

@@ -476,6 +476,14 @@ async fn create_places_least_loaded_until_busy(url: String) {
         .await,
     );
     assert_eq!(n5, "c");
+    // Equal load: by name in byte order, as everywhere (upper case first), on every backend.
+    register(&c, "a1", 2, &["Tie"], T0).await;
+    register(&c, "Z1", 2, &["Tie"], T0).await;
+    let tie = json!({"verb":"CREATE_SESSION","rc_name":"Tie"});
+    let (n6, _) = create_request(&ask(&c, "u6", addr(1), tie.clone(), T0).await);
+    assert_eq!(n6, "Z1");
+    let (n7, _) = create_request(&ask(&c, "u7", addr(1), tie, T0).await);
+    assert_eq!(n7, "a1");
     // Ending a session frees its room.
     c.end_session(&c1, EndReason::Ended, None).await.unwrap();
     let (n6, _) = create_request(
