@@ -85,7 +85,8 @@ pub struct Settings {
     /// The window failed logins are counted in, and how long a lock-out lasts (minutes).
     pub login_lockout_minutes: u64,
     /// Believe `X-Forwarded-Proto` / `X-Forwarded-For` (set only behind a proxy you run):
-    /// cookies get `Secure` for `https`, sign-ups are counted per forwarded address.
+    /// cookies get `Secure` for `https`; sign-ups and code guesses are counted per forwarded
+    /// address (the last `X-Forwarded-For` entry, the one the proxy added).
     pub trust_proxy_headers: bool,
     /// Quota of the `agent` role until an administrator sets another.
     pub quota_agent: Quota,

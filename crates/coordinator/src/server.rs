@@ -221,7 +221,11 @@ async fn client_ws(
     ws: WebSocketUpgrade,
     request: axum::extract::Request,
 ) -> Response {
-    let ip = client_ip(request.extensions().get::<ConnectInfo<SocketAddr>>());
+    let ip = crate::accounts::http::client_addr(
+        client_ip(request.extensions().get::<ConnectInfo<SocketAddr>>()),
+        request.headers(),
+        hub.coordinator.settings().trust_proxy_headers,
+    );
     let cap = transport_cap(hub.coordinator.settings().max_message_bytes);
     // The connection acts as the account its login (cookie, Bearer or ?token=) names.
     let accounts = hub.coordinator.accounts();

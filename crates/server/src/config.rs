@@ -59,6 +59,9 @@ pub struct Settings {
     pub shutdown_timeout_secs: u64,
     /// Signalling messages a connection may send per second (bursts of twice that).
     pub messages_per_second: u32,
+    /// Behind a reverse proxy you run: code guesses count against the last `X-Forwarded-For`
+    /// entry (the address the proxy saw), not the proxy's own address.
+    pub trust_proxy_headers: bool,
     /// Log filter (tracing `EnvFilter` syntax); `None`: `RUST_LOG`, else `info`.
     pub log: Option<String>,
 }
@@ -83,6 +86,7 @@ impl Default for Settings {
             ice_disconnect_grace_secs: 15,
             shutdown_timeout_secs: 5,
             messages_per_second: 50,
+            trust_proxy_headers: false,
             log: None,
         }
     }
@@ -218,6 +222,20 @@ pub struct ServeArgs {
     #[arg(long, env = "ORBITA_MESSAGES_PER_SECOND", value_name = "N")]
     pub messages_per_second: Option<u32>,
 
+    /// Behind a reverse proxy you run (nginx with TLS): believe its `X-Forwarded-For` (the
+    /// last entry, which the proxy appends) for per-address limits such as the code-guess
+    /// lock-out, and (`orbita serve`) its `X-Forwarded-Proto` (login cookies get `Secure`).
+    /// Without it every client behind the proxy shares the proxy's address. Default: false.
+    #[arg(
+        long,
+        env = "ORBITA_TRUST_PROXY_HEADERS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub trust_proxy_headers: Option<bool>,
+
     /// Log filter, e.g. `info` or `orbita_sfu=debug,info`. Default: RUST_LOG, else `info`.
     #[arg(long, env = "ORBITA_LOG", value_name = "FILTER")]
     pub log: Option<String>,
@@ -245,6 +263,7 @@ pub struct FileSettings {
     pub ice_disconnect_grace_secs: Option<u64>,
     pub shutdown_timeout_secs: Option<u64>,
     pub messages_per_second: Option<u32>,
+    pub trust_proxy_headers: Option<bool>,
     pub log: Option<String>,
 }
 
@@ -300,6 +319,7 @@ impl Settings {
             ice_disconnect_grace_secs: pick!(ice_disconnect_grace_secs),
             shutdown_timeout_secs: pick!(shutdown_timeout_secs),
             messages_per_second: pick!(messages_per_second),
+            trust_proxy_headers: pick!(trust_proxy_headers),
             log: args.log.or(file.log).or(d.log),
         };
         settings.validate()?;
@@ -570,7 +590,7 @@ mod tests {
     }
 
     /// Every setting's TOML key, plus `config`.
-    const KEYS: [&str; 19] = [
+    const KEYS: [&str; 20] = [
         "http_addr",
         "public_url",
         "udp_addr",
@@ -588,6 +608,7 @@ mod tests {
         "ice_disconnect_grace_secs",
         "shutdown_timeout_secs",
         "messages_per_second",
+        "trust_proxy_headers",
         "log",
         "config",
     ];

@@ -23,6 +23,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use orbita_coordinator::accounts::http::client_addr;
 use serde::Serialize;
 
 use crate::metrics::{self, ControlStats};
@@ -156,10 +157,12 @@ fn code_param(path: Result<Path<String>, PathRejection>) -> Result<String, ApiEr
 async fn get_room(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<RoomBody>, ApiError> {
     let code = code_param(path)?;
-    if let Err(secs) = state.guesses.check(peer.ip()) {
+    let client = client_addr(peer.ip(), &headers, state.settings.trust_proxy_headers);
+    if let Err(secs) = state.guesses.check(client) {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "locked_out",
@@ -172,7 +175,7 @@ async fn get_room(
             participants: room.participants,
         })),
         None => {
-            state.guesses.miss(peer.ip());
+            state.guesses.miss(client);
             Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "unknown_code",
@@ -297,12 +300,24 @@ mod tests {
     }
 
     async fn call(app: &Router, method: &str, uri: &str) -> (StatusCode, String) {
-        let request = Request::builder()
+        call_via(app, method, uri, None).await
+    }
+
+    /// A request from 192.0.2.7 (a proxy, when `forwarded_for` gives its X-Forwarded-For).
+    async fn call_via(
+        app: &Router,
+        method: &str,
+        uri: &str,
+        forwarded_for: Option<&str>,
+    ) -> (StatusCode, String) {
+        let mut request = Request::builder()
             .method(method)
             .uri(uri)
-            .extension(ConnectInfo(SocketAddr::from(([192, 0, 2, 7], 40000))))
-            .body(Body::empty())
-            .unwrap();
+            .extension(ConnectInfo(SocketAddr::from(([192, 0, 2, 7], 40000))));
+        if let Some(v) = forwarded_for {
+            request = request.header("x-forwarded-for", v);
+        }
+        let request = request.body(Body::empty()).unwrap();
         let response = app.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
@@ -357,6 +372,39 @@ mod tests {
         let (status, page) = call(&app, "GET", "/r/%3Cscript%3E").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert!(!page.contains("<script>"), "code must be escaped: {page}");
+    }
+
+    #[tokio::test]
+    async fn behind_a_trusted_proxy_guesses_count_per_forwarded_address() {
+        let guess = |n: u32| format!("/api/rooms/{n:04}");
+        let (proxied, _) = app(Settings {
+            trust_proxy_headers: true,
+            ..Settings::default()
+        });
+        // 198.51.100.1 guesses until locked out; it may not shift the blame by prepending
+        // another address (the proxy appends the real one last).
+        for n in 1..=crate::guesses::MAX_MISSES {
+            let (status, _) = call_via(&proxied, "GET", &guess(n), Some("198.51.100.1")).await;
+            assert_eq!(status, StatusCode::NOT_FOUND);
+        }
+        let spoofed = Some("198.51.100.2, 198.51.100.1");
+        let (status, _) = call_via(&proxied, "GET", &guess(0), spoofed).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        // Everyone else behind the same proxy is still served.
+        let (status, body) = call_via(&proxied, "GET", &guess(0), Some("198.51.100.2")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        let (status, _) = call(&proxied, "GET", &guess(0)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        // Not trusted (the default): the header is ignored and the proxy's address counts.
+        let (direct, _) = app(Settings::default());
+        for n in 1..=crate::guesses::MAX_MISSES {
+            let forwarded = format!("198.51.100.{n}");
+            let (status, _) = call_via(&direct, "GET", &guess(n), Some(&forwarded)).await;
+            assert_eq!(status, StatusCode::NOT_FOUND);
+        }
+        let (status, _) = call_via(&direct, "GET", &guess(0), Some("203.0.113.9")).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     }
 
     #[tokio::test]

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use orbita_coordinator::accounts::http::client_addr;
 use orbita_protocol::{parse_client_msg, ClientMsg, ErrorCode, ServerMsg, PROTOCOL_VERSION};
 use tokio::sync::{mpsc, watch};
 
@@ -43,8 +44,10 @@ const CLOSE_HANDSHAKE_WAIT: Duration = Duration::from_secs(1);
 pub async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let client = client_addr(peer.ip(), &headers, state.settings.trust_proxy_headers);
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => {
@@ -67,7 +70,7 @@ pub async fn upgrade(
     upgrade
         .max_message_size(TRANSPORT_MAX_MESSAGE_BYTES)
         .max_frame_size(TRANSPORT_MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| Connection::new(state, guard, peer.ip()).run(socket))
+        .on_upgrade(move |socket| Connection::new(state, guard, client).run(socket))
 }
 
 /// A code as shown in messages: long junk is cut short.

@@ -184,24 +184,37 @@ pub struct ClientInfo {
 impl ClientInfo {
     /// From a request's parts.
     pub fn of(parts_ext: &axum::http::Extensions, headers: &HeaderMap, trust_proxy: bool) -> Self {
-        let mut addr = parts_ext
+        let peer = parts_ext
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        let addr = client_addr(peer, headers, trust_proxy);
         let mut https = parts_ext.get::<Https>().is_some();
         if trust_proxy {
             let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-            if let Some(ip) = header("x-forwarded-for")
-                .and_then(|v| v.split(',').next())
-                .and_then(|v| v.trim().parse().ok())
-            {
-                addr = ip;
-            }
             if header("x-forwarded-proto").is_some_and(|p| p.trim().eq_ignore_ascii_case("https")) {
                 https = true;
             }
         }
         ClientInfo { addr, https }
     }
+}
+
+/// The address a request came from: the TCP peer, or, with `trust_proxy` (behind a reverse
+/// proxy you run), the last `X-Forwarded-For` entry: the one your proxy appended (nginx's
+/// `$proxy_add_x_forwarded_for`). Entries before it are whatever the client sent, so they are
+/// never believed: a client cannot pick the address its code guesses or sign-ups count against.
+pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trust_proxy: bool) -> IpAddr {
+    if !trust_proxy {
+        return peer;
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(peer)
 }
 
 impl FromRequestParts<Arc<Coordinator>> for ClientInfo {
@@ -574,4 +587,35 @@ async fn put_quotas(
         c.accounts().set_role_quota(*role, q).await?;
     }
     Ok(Json(quotas_json(c.accounts()).await?).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_forwarded_address_is_the_one_the_proxy_appended() {
+        let peer = IpAddr::from([192, 0, 2, 7]);
+        let mut headers = HeaderMap::new();
+        assert_eq!(client_addr(peer, &headers, true), peer);
+        headers.append(
+            "x-forwarded-for",
+            "203.0.113.1, 198.51.100.4".parse().unwrap(),
+        );
+        assert_eq!(client_addr(peer, &headers, false), peer);
+        assert_eq!(
+            client_addr(peer, &headers, true),
+            IpAddr::from([198, 51, 100, 4])
+        );
+        // A second header line: its last entry.
+        headers.append("x-forwarded-for", "2001:db8::1".parse().unwrap());
+        assert_eq!(
+            client_addr(peer, &headers, true),
+            "2001:db8::1".parse::<IpAddr>().unwrap()
+        );
+        // Not an address: the peer.
+        let mut bad = HeaderMap::new();
+        bad.insert("x-forwarded-for", "198.51.100.4, unknown".parse().unwrap());
+        assert_eq!(client_addr(peer, &bad, true), peer);
+    }
 }

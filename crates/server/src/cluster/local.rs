@@ -64,11 +64,6 @@ pub struct AllInOneArgs {
     #[arg(long, env = "ORBITA_GUESTS_MAY_CREATE")]
     pub guests_may_create: bool,
 
-    /// Behind a reverse proxy you run (nginx with TLS): believe its `X-Forwarded-Proto`
-    /// (login cookies get `Secure` for https) and `X-Forwarded-For` (per-address limits).
-    #[arg(long, env = "ORBITA_TRUST_PROXY_HEADERS")]
-    pub trust_proxy_headers: bool,
-
     /// The first administrator's e-mail: with ORBITA_ADMIN_PASSWORD, creates that account at
     /// start while no administrator exists (else use `orbita admin create-user`).
     #[arg(long, env = "ORBITA_ADMIN_EMAIL", value_name = "EMAIL")]
@@ -249,7 +244,7 @@ pub async fn run_all_in_one(args: AllInOneArgs) -> anyhow::Result<()> {
         cluster_secret: secret.clone(),
         code_length: settings.code_length,
         guests_may_create: args.guests_may_create,
-        trust_proxy_headers: args.trust_proxy_headers,
+        trust_proxy_headers: settings.trust_proxy_headers,
         ..CoordSettings::default()
     };
     coordinator_settings
