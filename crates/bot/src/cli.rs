@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use crate::stats::BotStats;
 use crate::{Bot, BotOptions};
 
 /// Arguments of `orbita bot`.
@@ -57,8 +58,18 @@ impl BotArgs {
 }
 
 /// Join, print a progress line every second, leave after `--duration` (or Ctrl-C, or when
-/// the server ends the session) and print the report.
+/// the server ends the session) and print the report on standard output.
 pub async fn run(args: BotArgs) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut report = Vec::new();
+    run_to(args, &mut report).await?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&report)?;
+    Ok(stdout.flush()?)
+}
+
+/// [`run`], writing the report (JSON with `--json`, else text) to `out`; returns what it says.
+pub async fn run_to(args: BotArgs, out: &mut impl std::io::Write) -> anyhow::Result<BotStats> {
     let mut bot = Bot::join(args.options()).await?;
     eprintln!(
         "joined room {} as {} ({:?})",
@@ -88,11 +99,12 @@ pub async fn run(args: BotArgs) -> anyhow::Result<()> {
     }
     let stats = bot.leave().await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&stats)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&stats)?)?;
     } else {
-        print!("{}", stats.report());
+        write!(out, "{}", stats.report())?;
     }
-    Ok(())
+    out.flush()?;
+    Ok(stats)
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //!
 //! Every function of the coordinator takes `now` as an argument, so tests run on virtual time.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since 1970-01-01T00:00:00Z.
@@ -20,6 +22,46 @@ pub fn now_ms() -> Millis {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as Millis)
         .unwrap_or(0)
+}
+
+/// Where a running coordinator reads the time for the requests it serves (HTTP, WebSocket,
+/// the node link, the sweep): the wall clock, or in tests a clock moved by hand, so limits
+/// that last minutes or hours are tested without waiting.
+#[derive(Debug, Clone, Default)]
+pub struct Clock(Option<Arc<AtomicI64>>);
+
+impl Clock {
+    /// The wall clock ([`now_ms`]).
+    pub fn system() -> Clock {
+        Clock(None)
+    }
+
+    /// A clock that reads `start` until [`Clock::advance`]d or [`Clock::set`].
+    pub fn manual(start: Millis) -> Clock {
+        Clock(Some(Arc::new(AtomicI64::new(start))))
+    }
+
+    /// The time now.
+    pub fn now(&self) -> Millis {
+        match &self.0 {
+            None => now_ms(),
+            Some(t) => t.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Moves a manual clock on by `by` (no effect on the wall clock).
+    pub fn advance(&self, by: Millis) {
+        if let Some(t) = &self.0 {
+            t.fetch_add(by, Ordering::SeqCst);
+        }
+    }
+
+    /// Sets a manual clock to `to` (no effect on the wall clock).
+    pub fn set(&self, to: Millis) {
+        if let Some(t) = &self.0 {
+            t.store(to, Ordering::SeqCst);
+        }
+    }
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
@@ -126,6 +168,20 @@ pub fn format_instant(at: Millis) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_manual_clock_moves_only_by_hand() {
+        let c = Clock::manual(1_000);
+        let shared = c.clone();
+        assert_eq!(c.now(), 1_000);
+        shared.advance(500);
+        assert_eq!(c.now(), 1_500);
+        c.set(7);
+        assert_eq!(shared.now(), 7);
+        let wall = Clock::system();
+        wall.set(7);
+        assert!(wall.now() > 1_600_000_000_000);
+    }
 
     #[test]
     fn dates_and_times() {

@@ -10,14 +10,15 @@ use std::path::PathBuf;
 
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use tracing::{info, warn};
 
 use crate::accounts::{Accounts, UseKind, User};
-use crate::clock::{self, Millis};
+use crate::clock::{self, Clock, Millis};
 use crate::config::{self, Plan, ServersFileEntry, Settings};
 use crate::logic::{
-    self, ceil_secs, ExtensionWindow, GuessThrottle, RangeError, ThrottleSettings, Throttled,
+    self, ceil_secs, random_hex, ExtensionWindow, GuessThrottle, RangeError, ThrottleSettings,
+    Throttled,
 };
 use crate::planning;
 use crate::store::{EndedSession, PlaceError, PlaceRequest, Registry, SessionRecord, StoreError};
@@ -97,13 +98,7 @@ pub struct Coordinator {
     accounts: Accounts,
     throttle: Mutex<GuessThrottle>,
     plans_file: Option<PathBuf>,
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut rng = StdRng::from_rng(&mut rand::rng());
-    (0..bytes)
-        .map(|_| format!("{:02x}", rng.random::<u8>()))
-        .collect()
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -164,7 +159,19 @@ impl Coordinator {
             settings,
             registry,
             throttle: Mutex::new(throttle),
+            clock: Clock::system(),
         }
+    }
+
+    /// Reads the time from `clock` instead of the wall clock (tests move it by hand).
+    pub fn with_clock(mut self, clock: Clock) -> Coordinator {
+        self.clock = clock;
+        self
+    }
+
+    /// The time now, for requests served ([`Clock`]; the wall clock unless set otherwise).
+    pub fn now(&self) -> Millis {
+        self.clock.now()
     }
 
     /// This coordinator's id (the `via` of deliveries it should make itself).
@@ -308,12 +315,6 @@ impl Coordinator {
                 return Outcome::error(
                     ErrorCode::BadRange,
                     format!("range {range:?} is not \"X-Y\" with X <= Y, e.g. \"0-20\""),
-                )
-            }
-            Err(RangeError::TooLarge) => {
-                return Outcome::error(
-                    ErrorCode::RangeTooLarge,
-                    format!("range {range:?} asks for more than {max} servers at once"),
                 )
             }
         };

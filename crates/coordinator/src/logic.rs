@@ -8,7 +8,9 @@ use rand::Rng;
 
 use crate::clock::{Millis, SECOND};
 
-/// Parses `"X-Y"` (zero-based, inclusive) into `(offset, count)`; `count = Y - X + 1`.
+/// Parses `"X-Y"` (zero-based, inclusive) into `(offset, count)`; `count = Y - X + 1`, at most
+/// `max_count`: a longer range answers its first `max_count` entries (the spec's own example,
+/// `"20-213"`, is longer than the default limit), and the client pages on from there.
 pub fn parse_range(range: &str, max_count: usize) -> Result<(usize, usize), RangeError> {
     let (x, y) = range.trim().split_once('-').ok_or(RangeError::Malformed)?;
     let digits = |s: &str| !s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit());
@@ -22,11 +24,7 @@ pub fn parse_range(range: &str, max_count: usize) -> Result<(usize, usize), Rang
     if y < x {
         return Err(RangeError::Malformed);
     }
-    let count = y - x + 1;
-    if count > max_count {
-        return Err(RangeError::TooLarge);
-    }
-    Ok((x, count))
+    Ok((x, (y - x + 1).min(max_count)))
 }
 
 /// Why a range was refused.
@@ -34,8 +32,6 @@ pub fn parse_range(range: &str, max_count: usize) -> Result<(usize, usize), Rang
 pub enum RangeError {
     /// Not `X-Y` with X <= Y.
     Malformed,
-    /// More entries than allowed at once.
-    TooLarge,
 }
 
 /// The most intervals `[start, end)` that overlap at any single moment of `[from, to)`.
@@ -104,6 +100,14 @@ pub fn random_code(len: usize, rng: &mut impl Rng) -> String {
         .collect()
 }
 
+/// `bytes` random bytes as hex digits (tokens, secrets, ids), from the thread's CSPRNG.
+pub fn random_hex(bytes: usize) -> String {
+    let mut rng = rand::rng();
+    (0..bytes)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
+}
+
 /// Whether `code` has the configured shape.
 pub fn is_valid_code(code: &str, len: usize) -> bool {
     code.len() == len && code.bytes().all(|b| b.is_ascii_digit())
@@ -114,7 +118,8 @@ pub fn code_space(len: usize) -> f64 {
     10f64.powi(len as i32)
 }
 
-/// A token bucket (virtual time).
+/// A token bucket: `per_second` on average, in bursts of up to `burst` (virtual time: the
+/// caller passes `now`).
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
     rate_per_ms: f64,
@@ -278,11 +283,28 @@ mod tests {
     use crate::clock::MINUTE;
 
     #[test]
+    fn token_bucket_allows_a_burst_then_the_rate() {
+        let mut bucket = TokenBucket::new(50.0, 100.0, 0);
+        assert_eq!((0..150).filter(|_| bucket.take(0).is_ok()).count(), 100);
+        // The next token comes in 20 ms; a tenth of a second refills five.
+        assert_eq!(bucket.take(0), Err(20));
+        assert_eq!((0..10).filter(|_| bucket.take(100).is_ok()).count(), 5);
+        // A long pause refills only up to the burst; time going back refills nothing.
+        assert_eq!(
+            (0..150).filter(|_| bucket.take(60_100).is_ok()).count(),
+            100
+        );
+        assert!(bucket.take(50_000).is_err());
+    }
+
+    #[test]
     fn ranges() {
         assert_eq!(parse_range("0-20", 100), Ok((0, 21)));
         assert_eq!(parse_range("20-213", 200), Ok((20, 194)));
         assert_eq!(parse_range("5-5", 1), Ok((5, 1)));
-        assert_eq!(parse_range("20-213", 100), Err(RangeError::TooLarge));
+        // Longer than the limit: the first entries of the range, up to the limit.
+        assert_eq!(parse_range("20-213", 100), Ok((20, 100)));
+        assert_eq!(parse_range("0-999999999", 100), Ok((0, 100)));
         for bad in [
             "",
             "5",

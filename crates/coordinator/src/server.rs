@@ -32,7 +32,6 @@ use tracing::{debug, info, warn};
 use crate::accounts::http::Https;
 use crate::accounts::User;
 use crate::auth;
-use crate::clock::now_ms;
 use crate::coordinator::{Coordinator, Delivery};
 use crate::logic::{ceil_secs, TokenBucket};
 use crate::verbs::{ErrorCode, ErrorReply, FromNode, ToClient, ToNode};
@@ -152,7 +151,7 @@ impl Hub {
             } else if let Err(e) = self
                 .coordinator
                 .registry()
-                .push_outbox(&via, kind, &target, &body, now_ms())
+                .push_outbox(&via, kind, &target, &body, self.coordinator.now())
                 .await
             {
                 warn!(error = %e, via, "could not queue a message for another coordinator");
@@ -187,7 +186,7 @@ impl Hub {
         outbox.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = sweep.tick() => match self.coordinator.sweep(now_ms()).await {
+                _ = sweep.tick() => match self.coordinator.sweep(self.coordinator.now()).await {
                     Ok(s) => self.deliver(s.deliveries).await,
                     Err(e) => warn!(error = %e, "sweep failed"),
                 },
@@ -229,7 +228,7 @@ async fn client_ws(
     let cap = transport_cap(hub.coordinator.settings().max_message_bytes);
     // The connection acts as the account its login (cookie, Bearer or ?token=) names.
     let accounts = hub.coordinator.accounts();
-    let now = now_ms();
+    let now = hub.coordinator.now();
     let caller = match query_token(request.uri().query()) {
         Some(token) => accounts.user_from_token(token, now).await,
         None => accounts.user_from_headers(request.headers(), now).await,
@@ -266,7 +265,7 @@ async fn client_session(hub: Arc<Hub>, mut socket: WebSocket, ip: IpAddr, caller
     let mut bucket = TokenBucket::new(
         settings.messages_per_second,
         settings.messages_per_second * 2.0,
-        now_ms(),
+        coordinator.now(),
     );
     debug!(user_id, %ip, account = caller.as_ref().map(|u| u.id), "client connected");
     if send_text(&mut socket, coordinator.welcome(&user_id).to_json()).await {
@@ -276,7 +275,7 @@ async fn client_session(hub: Arc<Hub>, mut socket: WebSocket, ip: IpAddr, caller
                     let Some(Ok(msg)) = incoming else { break };
                     let reply = match msg {
                         Message::Text(text) => {
-                            let now = now_ms();
+                            let now = coordinator.now();
                             if let Err(wait) = bucket.take(now) {
                                 Some(ToClient::Error(ErrorReply {
                                     code: ErrorCode::RateLimited,
@@ -397,7 +396,7 @@ async fn node_session(hub: Arc<Hub>, mut socket: WebSocket, ip: IpAddr) {
         close(&mut socket, 1008, "bad registration").await;
         return;
     }
-    let registered = match coordinator.register_node(&reg, now_ms()).await {
+    let registered = match coordinator.register_node(&reg, coordinator.now()).await {
         Ok(r) => r,
         Err(e) => {
             warn!(error = %e, "node registration failed");
@@ -424,7 +423,7 @@ async fn node_session(hub: Arc<Hub>, mut socket: WebSocket, ip: IpAddr) {
                     match msg {
                         Message::Text(text) => match serde_json::from_str::<FromNode>(text.as_str()) {
                             Ok(msg) => {
-                                let d = coordinator.handle_node(&name, msg, now_ms()).await;
+                                let d = coordinator.handle_node(&name, msg, coordinator.now()).await;
                                 hub.deliver(d).await;
                             }
                             Err(e) => {

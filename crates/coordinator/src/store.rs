@@ -288,10 +288,11 @@ pub struct OutboxItem {
 }
 
 const SESSION_COLS: &str = "code, rc_name, node_name, state, creator, creator_coordinator, ip, port, created_ms, last_activity_ms, ends_ms, from_plan";
-/// Nodes (as `n`) that take sessions now.
-const UP: &str = "n.status = 'up'";
-/// Nodes (as `n`) whose capacity plans may count on: up, or listed in servers.json.
-const SERVING: &str = "(n.status = 'up' OR n.from_file = 1)";
+/// The nodes (as `n`, their app rows as `a`) that serve the app bound as `?` and take sessions
+/// now: linked and up. Placement and planning both count only these: a server listed in
+/// servers.json whose node is not linked cannot start a session, so plans never count on it.
+const APP_NODES_UP: &str = "FROM coord_nodes n JOIN coord_apps a ON a.node_name = n.name \
+                            WHERE a.rc_name = ? AND n.status = 'up'";
 const NODE_COLS: &str = "name, ip, port, max_sessions, status, from_file, link_owner, last_seen_ms, reported_sessions, reported_participants, cpu_permille";
 
 /// A `TEXT` column: MySQL's TEXT reaches `Any` as a BLOB, the others' as text.
@@ -784,8 +785,7 @@ impl Registry {
         let q = self.sql(&format!(
             "SELECT name, link_owner FROM (SELECT n.name, n.max_sessions, n.reported_participants, \
              n.link_owner, (SELECT COUNT(*) FROM coord_sessions s WHERE s.node_name = n.name) AS sessions \
-             FROM coord_nodes n JOIN coord_apps a ON a.node_name = n.name \
-             WHERE a.rc_name = ? AND {UP}{excluded}) t \
+             {APP_NODES_UP}{excluded}) t \
              WHERE sessions < max_sessions ORDER BY sessions, reported_participants, {} LIMIT 1",
             self.backend.bytewise("name")
         ));
@@ -800,9 +800,7 @@ impl Registry {
         if req.plan.is_none() {
             // Leave room for plans that begin while this session is expected to run: every
             // session on the app's nodes is taken to run all through [now, now + unplanned_ms).
-            let group = format!(
-                "FROM coord_nodes n JOIN coord_apps a ON a.node_name = n.name WHERE a.rc_name = ? AND {UP}"
-            );
+            let group = APP_NODES_UP;
             let q = self.sql(&format!(
                 "SELECT (SELECT {} {group}), \
                  (SELECT COUNT(*) FROM coord_sessions s WHERE s.node_name IN (SELECT n.name {group}))",
@@ -814,7 +812,7 @@ impl Registry {
                 .fetch_one(&mut *tx)
                 .await?;
             let (from, to) = (now, now + req.unplanned_ms);
-            let booked = self.plans_on(&mut tx, &req.rc_name, UP, from, to).await?;
+            let booked = self.plans_on(&mut tx, &req.rc_name, from, to).await?;
             if !logic::slot_fits_over(
                 running.max(0) as u64,
                 &booked,
@@ -856,21 +854,18 @@ impl Registry {
     }
 
     /// Slots of plans not yet started (a started one is counted as a session) overlapping
-    /// `[from, to)` whose app some node serving `rc_name` (and matching `node_filter`, on
-    /// `n`) serves too: conservative when nodes serve several apps.
+    /// `[from, to)` whose app some up node serving `rc_name` serves too: conservative when
+    /// nodes serve several apps.
     async fn plans_on(
         &self,
         tx: &mut Tx,
         rc_name: &str,
-        node_filter: &str,
         from: Millis,
         to: Millis,
     ) -> Result<Vec<(Millis, Millis)>> {
         let q = self.sql(&format!(
             "SELECT p.start_ms, p.end_ms FROM coord_plans p WHERE p.end_ms > ? AND p.start_ms < ? \
-             AND p.rc_name IN (SELECT a2.rc_name FROM coord_apps a2 \
-               JOIN coord_apps a1 ON a1.node_name = a2.node_name \
-               JOIN coord_nodes n ON n.name = a1.node_name WHERE a1.rc_name = ? AND {node_filter}) \
+             AND p.rc_name IN (SELECT a2.rc_name FROM coord_apps a2 WHERE a2.node_name IN (SELECT n.name {APP_NODES_UP})) \
              AND NOT EXISTS (SELECT 1 FROM coord_sessions s WHERE s.code = p.code AND s.from_plan = 1)"
         ));
         Ok(sqlx::query_as(&q)
@@ -1283,21 +1278,17 @@ impl Registry {
         now: Millis,
         except: Option<&str>,
     ) -> Result<(u64, Vec<(Millis, Millis)>)> {
-        let q = self.sql(&format!(
-            "SELECT n.max_sessions FROM coord_nodes n JOIN coord_apps a ON a.node_name = n.name \
-             WHERE a.rc_name = ? AND {SERVING}"
-        ));
+        let q = self.sql(&format!("SELECT n.max_sessions {APP_NODES_UP}"));
         let maxes: Vec<i64> = sqlx::query_scalar(&q)
             .bind(rc_name.to_string())
             .fetch_all(&mut **tx)
             .await?;
         let capacity: u64 = maxes.iter().map(|&m| m.max(0) as u64).sum();
         // Started plans are left out here: their sessions are counted below.
-        let mut booked = self.plans_on(tx, rc_name, SERVING, from, to).await?;
+        let mut booked = self.plans_on(tx, rc_name, from, to).await?;
         let q = self.sql(&format!(
             "SELECT {SESSION_COLS} FROM coord_sessions WHERE node_name IN \
-             (SELECT n.name FROM coord_nodes n JOIN coord_apps a ON a.node_name = n.name \
-              WHERE a.rc_name = ? AND {SERVING})"
+             (SELECT n.name {APP_NODES_UP})"
         ));
         for row in sqlx::query(&q)
             .bind(rc_name.to_string())

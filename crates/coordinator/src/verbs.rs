@@ -162,8 +162,6 @@ pub enum ErrorCode {
     BadField,
     /// `range` is not `"X-Y"` with X <= Y.
     BadRange,
-    /// `range` asks for more than `max_servers_per_request` entries.
-    RangeTooLarge,
     /// No server offers this `rc_name`.
     UnknownRc,
     /// `date` is not a valid `day/month/year`.
@@ -228,7 +226,7 @@ impl ErrorCode {
 }
 
 /// Every error code with its wire name (for docs and tests).
-pub const ALL_ERROR_CODES: [(ErrorCode, &str); 30] = [
+pub const ALL_ERROR_CODES: [(ErrorCode, &str); 29] = [
     (ErrorCode::MalformedJson, "MALFORMED_JSON"),
     (ErrorCode::MessageTooLarge, "MESSAGE_TOO_LARGE"),
     (ErrorCode::BinaryNotSupported, "BINARY_NOT_SUPPORTED"),
@@ -236,7 +234,6 @@ pub const ALL_ERROR_CODES: [(ErrorCode, &str); 30] = [
     (ErrorCode::UnknownVerb, "UNKNOWN_VERB"),
     (ErrorCode::BadField, "BAD_FIELD"),
     (ErrorCode::BadRange, "BAD_RANGE"),
-    (ErrorCode::RangeTooLarge, "RANGE_TOO_LARGE"),
     (ErrorCode::UnknownRc, "UNKNOWN_RC"),
     (ErrorCode::BadDate, "BAD_DATE"),
     (ErrorCode::BadTime, "BAD_TIME"),

@@ -828,22 +828,6 @@ pub fn phase_report(
     }
 }
 
-fn raise_fd_limit() -> u64 {
-    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
-    unsafe {
-        let mut r: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
-            return u64::MAX;
-        }
-        if r.rlim_cur < r.rlim_max {
-            r.rlim_cur = r.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
-            libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
-        }
-        r.rlim_cur as u64
-    }
-}
-
 /// The soft open-files limit of process `pid` (/proc/PID/limits).
 fn fd_limit_of(pid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
@@ -957,7 +941,7 @@ pub async fn run(args: &CoordinatorLoadArgs) -> anyhow::Result<CoordReport> {
     }
     // Every node link and client is a socket here and at the coordinator.
     let need = (args.nodes + args.clients + 64) as u64;
-    let have = raise_fd_limit();
+    let have = crate::raise_fd_limit();
     if have < need {
         bail!(
             "the open-files limit is {have}, below the {need} this run needs ({} node links + {} clients + spare): raise it (ulimit -n) or use fewer --nodes",

@@ -775,16 +775,22 @@ impl ReportInputs<'_> {
     }
 }
 
-/// Every participant holds a WebSocket and one or two UDP sockets: allow as many open files
-/// as the hard limit permits.
-fn raise_fd_limit() {
+/// Every participant (or fake node) holds a WebSocket and sockets of its own: allow as many
+/// open files as the hard limit permits. Returns the soft limit then in force (`u64::MAX` when
+/// it cannot be read).
+pub(crate) fn raise_fd_limit() -> u64 {
     // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
     unsafe {
         let mut r: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return u64::MAX;
+        }
+        if r.rlim_cur < r.rlim_max {
             r.rlim_cur = r.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
         }
+        r.rlim_cur as u64
     }
 }
 

@@ -37,7 +37,6 @@ pub mod guesses;
 pub mod http;
 pub mod metrics;
 pub mod pages;
-pub mod ratelimit;
 pub mod rooms;
 pub mod serve;
 pub mod state;

@@ -13,9 +13,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use orbita_coordinator::logic::{random_code, random_hex};
 use orbita_sfu::RoomId;
 use parking_lot::Mutex;
-use rand::Rng;
 
 use crate::backend::MediaBackend;
 
@@ -188,9 +188,7 @@ impl RoomRegistry {
         // At most half the codes are taken, so each draw succeeds with probability >= 1/2.
         let mut rng = rand::rng();
         let code = loop {
-            let code: String = (0..self.rules.code_length)
-                .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
-                .collect();
+            let code = random_code(self.rules.code_length, &mut rng);
             if !inner.rooms.contains_key(&code) {
                 break code;
             }
@@ -198,7 +196,7 @@ impl RoomRegistry {
         // `Sfu::create_room` only hands the room to a worker, so it is fine under the lock,
         // which keeps the code reserved and the id recorded in one step.
         let id = self.backend.create_room(&code);
-        let publish_token = new_token(&mut rng);
+        let publish_token = random_hex(16);
         inner.rooms.insert(
             code.clone(),
             Room {
@@ -232,7 +230,7 @@ impl RoomRegistry {
             return Err(CreateError::AtCapacity { capacity });
         }
         let id = self.backend.create_room(code);
-        let publish_token = new_token(&mut rand::rng());
+        let publish_token = random_hex(16);
         inner.rooms.insert(
             code.to_string(),
             Room {
@@ -372,13 +370,6 @@ impl RoomRegistry {
             .map(|r| r.participants)
             .sum()
     }
-}
-
-/// 128 random bits as 32 hex digits.
-fn new_token(rng: &mut impl rand::Rng) -> String {
-    (0..16)
-        .map(|_| format!("{:02x}", rng.random::<u8>()))
-        .collect()
 }
 
 /// A participant's place in a room; dropping it gives the place back.

@@ -217,7 +217,7 @@ pub async fn run_serve(settings: Settings) -> anyhow::Result<()> {
     let mut server = start(settings).await?;
     println!("{}", server.banner());
     tokio::select! {
-        signal = shutdown_signal() => {
+        signal = crate::cluster::shutdown_signal() => {
             tracing::info!("{signal} received; shutting down");
         }
         result = server.wait() => {
@@ -225,22 +225,4 @@ pub async fn run_serve(settings: Settings) -> anyhow::Result<()> {
         }
     }
     server.shutdown().await
-}
-
-/// Resolve on SIGINT or SIGTERM, naming the signal.
-async fn shutdown_signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).expect("cannot listen for SIGTERM");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
-    }
 }

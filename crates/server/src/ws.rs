@@ -26,10 +26,10 @@ use crate::backend::MediaParticipant;
 use crate::config::TRANSPORT_MAX_MESSAGE_BYTES;
 use crate::connections::ConnectionGuard;
 use crate::http::ApiError;
-use crate::ratelimit::TokenBucket;
 use crate::rooms::{EnterError, Seat};
 use crate::serve::SHUTDOWN_REASON;
 use crate::state::AppState;
+use orbita_coordinator::logic::TokenBucket;
 
 /// Messages the SFU may queue for one participant before it counts as a slow consumer.
 pub const SINK_CAPACITY: usize = 256;
@@ -124,6 +124,8 @@ struct Connection {
     /// The client's address (code-guessing lock-out).
     peer: IpAddr,
     bucket: TokenBucket,
+    /// When the connection opened: the bucket's time is milliseconds since then.
+    opened: Instant,
     joined: Option<Joined>,
     close_requested: watch::Receiver<bool>,
     /// Whether `server_shutdown` was sent (so shutdown does not send it twice).
@@ -136,7 +138,8 @@ impl Connection {
         let rate = state.settings.messages_per_second;
         Connection {
             peer,
-            bucket: TokenBucket::new(rate, rate.saturating_mul(2), Instant::now()),
+            bucket: TokenBucket::new(f64::from(rate), f64::from(rate.saturating_mul(2).max(1)), 0),
+            opened: Instant::now(),
             joined: None,
             close_requested: state.connections.close_requested(),
             told_shutdown: false,
@@ -252,7 +255,8 @@ impl Connection {
 
     /// Rate and size checks every data message passes first; `Some` is the refusal.
     fn admit(&mut self, bytes: usize) -> Option<Action> {
-        if !self.bucket.try_take(Instant::now()) {
+        let now = self.opened.elapsed().as_millis() as i64;
+        if self.bucket.take(now).is_err() {
             let rate = self.state.settings.messages_per_second;
             return Some(Action::Reply(ServerMsg::error(
                 ErrorCode::RateLimited,

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { expectVideoFlowing, launchBrowser, newPerson, screenshot, selfId, sleep, startServer, stats, waitFor } from './helpers.js';
+import { expectVideoFlowing, launchBrowser, newPerson, screenshot, during, selfId, startServer, stats, waitFor } from './helpers.js';
 
 /** A phone, for the second person. */
 const PHONE = {
@@ -240,17 +240,18 @@ describe('app sessions', { concurrency: false }, () => {
     // Moves are throttled: at most one per 50 ms, however many the mouse makes.
     const start = await framePoint(alice, 0.1, 0.1);
     const end = await framePoint(alice, 0.9, 0.9);
+    since = applied().length;
     await alice.mouse.move(start.x, start.y);
-    await sleep(100);
+    await expectApplied(since, (i) => i.type === 'pointer' && near(i.x, 0.1) && near(i.y, 0.1), 'the start of the sweep applied');
     const sent = (await stats(alice)).inputsSent;
     const began = Date.now();
     await alice.mouse.move(end.x, end.y, { steps: 60 });
-    await sleep(100);
+    // The last position goes out too (at the end of its throttle window) and is applied.
+    await expectApplied(since, (i) => i.type === 'pointer' && near(i.x, 0.9) && near(i.y, 0.9), 'the last position of the sweep applied');
     const elapsed = Date.now() - began;
     const sweep = (await stats(alice)).inputsSent - sent;
     console.log(`a 60-step sweep in ${elapsed} ms sent ${sweep} moves`);
     assert.ok(sweep >= 1 && sweep <= Math.ceil(elapsed / 50) + 1, `the sweep sent ${sweep} moves in ${elapsed} ms`);
-    await expectApplied(since, (i) => i.type === 'pointer' && near(i.x, 0.9) && near(i.y, 0.9), 'the last position of the sweep applied');
     // Off the app, nothing more is sent.
     await alice.mouse.move(5, 5);
   });
@@ -277,9 +278,10 @@ describe('app sessions', { concurrency: false }, () => {
     }
     await bob.mouse.down();
     await bob.mouse.up();
-    await sleep(2_000);
-    assert.equal(applied().length, before, 'no input applied from Bob');
+    // Nothing goes out, not even at the end of a throttle window (50 ms).
+    await during(300);
     assert.equal((await stats(bob)).inputsSent, 0, 'Bob sent no input');
+    assert.equal(applied().length, before, 'no input applied from Bob');
     await screenshot(bob, 'apps-room-phone');
   });
 
@@ -314,7 +316,7 @@ describe('app sessions', { concurrency: false }, () => {
     since = applied().length;
     const q = await framePoint(alice, 0.5, 0.5);
     await alice.mouse.move(q.x, q.y, { steps: 4 });
-    await sleep(1_500);
+    await during(300); // longer than a throttle window (50 ms): a late send would show
     assert.equal((await stats(alice)).inputsSent, aliceSent, 'Alice sent no input after giving control');
     assert.ok(!applied().slice(since).some((e) => e.input.type === 'pointer' && near(e.input.x, 0.5) && near(e.input.y, 0.5)));
     await screenshot(bob, 'apps-room-phone-control');

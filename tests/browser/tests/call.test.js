@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
   createRoom,
+  during,
   expectAudioFlowing,
   expectVideoFlowing,
   inbound,
@@ -13,7 +14,7 @@ import {
   newPerson,
   screenshot,
   selfId,
-  sleep,
+  settled,
   startServer,
   stats,
   waitFor,
@@ -102,19 +103,18 @@ describe('a call between browsers', { concurrency: false }, () => {
   test('mute shows as muted in the other, and outbound audio stops', async () => {
     const micBytes = async () => ((await stats(alice)).outbound.microphone ?? []).reduce((sum, r) => sum + (r.bytesSent ?? 0), 0);
     const before = await micBytes();
-    await sleep(500);
-    assert.ok((await micBytes()) > before, 'audio flows before muting');
+    await waitFor(async () => (await micBytes()) > before, { message: 'audio flows before muting' });
 
     await alice.locator('#control-mic').click();
     await bob.locator(`.tile[data-participant="${aliceId}"][data-mic-muted="true"] .mic-badge:not([hidden])`).waitFor({ timeout: 10_000 });
-    await sleep(600); // let what was in flight go out
-    const muted1 = await micBytes();
-    await sleep(1500);
+    // What was in flight goes out; then the count stays for a while.
+    const muted1 = await settled(micBytes, { quiet: 600, message: 'outbound audio to stop' });
+    await during(1500);
     const muted2 = await micBytes();
     assert.equal(muted2, muted1, `no audio bytes are sent while muted (${muted1} -> ${muted2})`);
     // Bob's received bytes of Alice's audio stop growing as well.
-    const r1 = await inbound(bob, aliceId, 'microphone');
-    await sleep(1000);
+    const r1 = await settled(() => inbound(bob, aliceId, 'microphone'), { quiet: 600, message: 'Bob\'s inbound audio to stop' });
+    await during(1000);
     const r2 = await inbound(bob, aliceId, 'microphone');
     assert.equal(r2?.bytesReceived, r1?.bytesReceived, 'Bob receives no audio from muted Alice');
     console.log(`mute: Alice's mic sent ${before} bytes before, stayed at ${muted1} -> ${muted2} while muted`);
@@ -175,7 +175,7 @@ describe('a call between browsers', { concurrency: false }, () => {
     // Alice's own encoder sends nothing above the cap: layers above it are off and send no
     // bytes (an inactive layer keeps reporting the size it last had).
     const out1 = (await stats(alice)).outbound.camera ?? [];
-    await sleep(1000);
+    await during(1000);
     const out = (await stats(alice)).outbound.camera ?? [];
     for (const layer of out) {
       const before = out1.find((l) => l.rid === layer.rid);
@@ -268,7 +268,7 @@ describe('a call between browsers', { concurrency: false }, () => {
     const context = alice.context();
     await context.setOffline(true);
     await alice.locator('#banner:not([hidden])').waitFor({ timeout: 30_000 });
-    await sleep(1500);
+    await during(1500); // offline for a while, as a dropped connection would be
     await context.setOffline(false);
     await alice.locator('#banner').waitFor({ state: 'hidden', timeout: 40_000 });
     aliceId = await selfId(alice);

@@ -13,11 +13,11 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = resolve(here, '..', '..', '..');
 export const screenshotDir = resolve(here, '..', 'screenshots');
 
-/** The release binary (CARGO_TARGET_DIR is honoured, as scripts/test does). */
+/** The binary scripts/test built (profile `ci`; ORBITA_BIN or CARGO_TARGET_DIR are honoured). */
 export function orbitaBinary() {
   if (process.env.ORBITA_BIN) return process.env.ORBITA_BIN;
   const target = process.env.CARGO_TARGET_DIR ? resolve(repoRoot, process.env.CARGO_TARGET_DIR) : join(repoRoot, 'target');
-  return join(target, 'release', 'orbita');
+  return join(target, 'ci', 'orbita');
 }
 
 /** Chromium from Debian; never a downloaded browser. */
@@ -41,7 +41,7 @@ export function chromiumPath() {
  */
 export async function startServer(extraArgs = [], { accounts = false, env = {} } = {}) {
   const bin = orbitaBinary();
-  if (!existsSync(bin)) throw new Error(`${bin} not found: run cargo build --release first`);
+  if (!existsSync(bin)) throw new Error(`${bin} not found: run cargo build --profile ci first (or set ORBITA_BIN)`);
   const dataDir = mkdtempSync(join(tmpdir(), 'orbita-browser-test-'));
   const args = ['serve', '--http-addr', '127.0.0.1:0', '--udp-addr', '127.0.0.1:0', '--tcp-addr', '127.0.0.1:0', '--log', process.env.ORBITA_TEST_SERVER_LOG ?? 'warn'];
   args.push('--data-dir', dataDir);
@@ -186,6 +186,41 @@ export async function waitFor(check, { timeout = 20_000, interval = 250, message
   }
 }
 
+/**
+ * Lets `ms` pass on purpose: a window in which a test checks that something does NOT happen
+ * (no bytes sent while muted, no input applied), or a state held for a while (offline). Never
+ * to wait for something to happen: that is {@link waitFor}.
+ * @param {number} ms
+ */
+export function during(ms) {
+  return sleep(ms);
+}
+
+/**
+ * Reads `read()` until its value has stayed the same for `quiet` ms (what was in flight has
+ * arrived); returns that value.
+ * @template T
+ * @param {() => Promise<T>} read
+ * @param {{quiet?: number, timeout?: number, message?: string}} [options]
+ * @returns {Promise<T>}
+ */
+export async function settled(read, { quiet = 500, timeout = 20_000, message = 'a value to settle' } = {}) {
+  const deadline = Date.now() + timeout;
+  let value = await read();
+  let since = Date.now();
+  for (;;) {
+    await sleep(100);
+    const next = await read();
+    if (JSON.stringify(next) !== JSON.stringify(value)) {
+      value = next;
+      since = Date.now();
+    } else if (Date.now() - since >= quiet) {
+      return value;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${message} (last: ${JSON.stringify(value)})`);
+  }
+}
+
 /** @param {import('playwright-core').Page} page */
 export function stats(page) {
   return page.evaluate(() => window.__orbita.stats());
@@ -257,4 +292,3 @@ export async function screenshot(page, name) {
   return path;
 }
 
-export { sleep };

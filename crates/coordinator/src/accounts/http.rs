@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use tracing::warn;
 
 use super::{tokens, AccountError, Accounts, Quota, Role, Status, User};
-use crate::clock::{now_ms, Millis};
+use crate::clock::Millis;
 use crate::coordinator::Coordinator;
 
 /// Largest request body (64 KiB).
@@ -241,7 +241,7 @@ pub async fn require(
 ) -> Result<User, ApiError> {
     let user = coord
         .accounts()
-        .user_from_headers(headers, now_ms())
+        .user_from_headers(headers, coord.now())
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(ApiError::not_logged_in)?;
@@ -307,7 +307,7 @@ async fn signup(
             &b.name,
             b.time_zone.as_deref(),
             &client.addr.to_string(),
-            now_ms(),
+            c.now(),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(json!({"user": user.to_json()}))).into_response())
@@ -328,7 +328,7 @@ async fn login(
     JsonBody(b): JsonBody<LoginBody>,
 ) -> Result<Response, ApiError> {
     let accounts = c.accounts();
-    let login = accounts.login(&b.email, &b.password, now_ms()).await?;
+    let login = accounts.login(&b.email, &b.password, c.now()).await?;
     let user = login.user.to_json();
     if b.token {
         return Ok(Json(json!({"user": user, "token": login.token})).into_response());
@@ -358,7 +358,7 @@ async fn logout(
 
 async fn me(State(c): Coord, headers: HeaderMap) -> Result<Response, ApiError> {
     let user = require(&c, &headers, ANY_ROLE).await?;
-    let quota = c.accounts().quota_status(&user, now_ms()).await?;
+    let quota = c.accounts().quota_status(&user, c.now()).await?;
     Ok(Json(json!({"user": user.to_json(), "quota": quota})).into_response())
 }
 
@@ -378,7 +378,7 @@ async fn change_password(
     let token = Accounts::request_token(&headers);
     match c
         .accounts()
-        .change_password(&user, token, &b.old_password, &b.new_password, now_ms())
+        .change_password(&user, token, &b.old_password, &b.new_password, c.now())
         .await
     {
         Ok(_) => Ok(StatusCode::NO_CONTENT.into_response()),

@@ -3,15 +3,13 @@
 
 use aws_lc_rs::digest;
 use axum::http::{header, HeaderMap};
-use rand::Rng;
 
 /// The login cookie's name.
 pub const COOKIE: &str = "orbita_session";
 
 /// A fresh token (64 hex digits).
 pub fn new_token() -> String {
-    let bytes: [u8; 32] = rand::rng().random();
-    hex(&bytes)
+    crate::logic::random_hex(32)
 }
 
 fn hex(bytes: &[u8]) -> String {

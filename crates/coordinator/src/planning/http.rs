@@ -22,7 +22,7 @@ use super::plans::{zone_or_refuse, Customer, PlanRequest, Refusal, Scope, DEFAUL
 use super::tz::{self, format_local, format_local_time, format_utc, parse_hhmm, parse_iso_date};
 use crate::accounts::http::{require, ApiError, JsonBody, ANY_ROLE};
 use crate::accounts::User;
-use crate::clock::{now_ms, Millis, DAY, MINUTE};
+use crate::clock::{Millis, DAY, MINUTE};
 use crate::store::PlanEntry;
 use crate::verbs::{ErrorCode, ErrorReply};
 use crate::Coordinator;
@@ -154,7 +154,7 @@ async fn slots(
     let zone = zone_for(q.tz.as_deref(), &caller)?;
     let step = q.step_minutes.unwrap_or(DEFAULT_STEP_MINUTES);
     let list = c
-        .day_slots(rc_name, date, zone, q.duration_minutes, step, now_ms())
+        .day_slots(rc_name, date, zone, q.duration_minutes, step, c.now())
         .await?;
     let slots: Vec<Value> = list
         .iter()
@@ -226,7 +226,7 @@ async fn create_plan(
     };
     let planned_by = format!("account:{}", caller.id);
     let entry = c
-        .book_plan(&planned_by, Some(&caller), &request, now_ms())
+        .book_plan(&planned_by, Some(&caller), &request, c.now())
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -269,7 +269,7 @@ async fn list_plans(
             )))
         }
     };
-    let now = now_ms();
+    let now = c.now();
     let from = instant(&q.from, "from", now)?;
     let horizon = (c.settings().plan_horizon_days as Millis + 1) * DAY;
     let to = instant(&q.to, "to", from.saturating_add(horizon))?;
@@ -305,7 +305,7 @@ async fn move_plan(
 ) -> Result<Response, ApiError> {
     let caller = require(&c, &headers, ANY_ROLE).await?;
     let b: MoveBody = body(b)?;
-    let now = now_ms();
+    let now = c.now();
     let date = date_field(&b.date)?;
     let time = time_field(&b.time)?;
     // Without a zone the plan keeps its own.
@@ -328,6 +328,6 @@ async fn cancel_plan(
     Path(code): Path<String>,
 ) -> Result<Response, ApiError> {
     let caller = require(&c, &headers, ANY_ROLE).await?;
-    c.cancel_plan(&caller, &code, now_ms()).await?;
+    c.cancel_plan(&caller, &code, c.now()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -345,7 +345,7 @@ impl Coordinator {
                     PlaceError::Busy => Refusal::verb(
                         ErrorCode::SlotTaken,
                         format!(
-                            "every server of {:?} is booked at some time between {} and {minutes} minutes later ({})",
+                            "no running server of {:?} has room at some time between {} and {minutes} minutes later ({})",
                             req.rc_name,
                             format_local(req.tz, start),
                             req.tz.name()
@@ -414,7 +414,7 @@ impl Coordinator {
             )),
             PlanChangeError::Busy => Refusal::verb(
                 ErrorCode::SlotTaken,
-                "every server of the plan's app is booked at some time of the new slot",
+                "no running server of the plan's app has room at some time of the new slot",
             ),
             PlanChangeError::Store(e) => self.plan_internal(e),
         }

@@ -318,9 +318,5 @@ pub async fn run_all_in_one(args: AllInOneArgs) -> anyhow::Result<()> {
 
 /// 128 random bits as hex: the in-process node's cluster secret.
 fn random_secret() -> String {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    (0..16)
-        .map(|_| format!("{:02x}", rng.random::<u8>()))
-        .collect()
+    orbita_coordinator::logic::random_hex(16)
 }

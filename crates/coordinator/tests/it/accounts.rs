@@ -4,26 +4,23 @@
 //! session expiry, quotas, the first administrator, and WebSocket clients acting as their
 //! login.
 
-mod accounts_support;
-mod common;
-
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use accounts_support::{make_user, Answer, Api, Auth, PASSWORD};
 use axum::http::{Method, StatusCode};
 use futures_util::{SinkExt, StreamExt};
 use orbita_coordinator::accounts::{tokens, AccountError, Role, Status, User};
-use orbita_coordinator::clock::{Millis, MINUTE};
+use orbita_coordinator::clock::{Clock, Millis, MINUTE, SECOND};
 use orbita_coordinator::config::Settings;
-use orbita_coordinator::verbs::{
-    ErrorCode, ErrorReply, FromNode, RcInfo, Registration, ToClient, ToNode,
-};
-use orbita_coordinator::{now_ms, server, Coordinator, Delivery, Outcome, Registry};
+use orbita_coordinator::verbs::{ErrorCode, ErrorReply, FromNode, ToClient, ToNode};
+use orbita_coordinator::{now_ms, server, Coordinator, Delivery, Outcome};
 use serde_json::{json, Value};
 use sqlx::Row;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::api::{make_user, Answer, Api, Auth, PASSWORD};
+use crate::support::{self, registration, T0};
 
 on_every_backend!(
     signup_approval_login_password_logout,
@@ -39,21 +36,8 @@ on_every_backend!(
     websocket_acts_as_its_login,
 );
 
-/// 2030-03-15 12:00:00 UTC.
-const T0: Millis = 1_899_806_400_000;
-
 async fn coordinator(url: &str, tweak: impl FnOnce(&mut Settings)) -> Arc<Coordinator> {
-    let mut s = Settings {
-        coordinator_id: "A".into(),
-        cluster_secret: "secret".into(),
-        ..Settings::default()
-    };
-    tweak(&mut s);
-    s.validate().unwrap();
-    let registry = Registry::connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("{url}: {e}"));
-    Arc::new(Coordinator::with_registry(s, registry))
+    Arc::new(support::coordinator(url, tweak).await)
 }
 
 fn ip() -> IpAddr {
@@ -600,7 +584,13 @@ async fn bad_inputs_are_refused_and_change_nothing(url: String) {
 }
 
 async fn failed_logins_lock_the_email_out(url: String) {
-    let c = coordinator(&url, |_| {}).await;
+    // The HTTP handlers read the coordinator's clock: moved by hand here.
+    let clock = Clock::manual(T0);
+    let c = Arc::new(
+        support::coordinator(&url, |_| {})
+            .await
+            .with_clock(clock.clone()),
+    );
     let api = Api::new(c.clone());
     make_user(&c, "ann@example.com", Role::Agent).await;
     for i in 0..10 {
@@ -610,41 +600,40 @@ async fn failed_logins_lock_the_email_out(url: String) {
             (StatusCode::UNAUTHORIZED, "bad_credentials"),
             "{i}"
         );
+        clock.advance(SECOND);
     }
-    // Locked: even the right password is refused now.
+    // Locked: even the right password is refused now, for 15 minutes from the last failure.
     let a = login(&api, "ann@example.com", PASSWORD, true).await;
     assert_eq!(
         (a.status, a.error()),
         (StatusCode::TOO_MANY_REQUESTS, "locked_out")
     );
-    let retry: u64 = a.headers["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((890..=900).contains(&retry), "{retry}");
+    let retry: i64 = a.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert_eq!(retry, 15 * 60 - 1);
     // Other e-mails are not affected.
     make_user(&c, "bob@example.com", Role::Agent).await;
     assert_eq!(
         login(&api, "bob@example.com", PASSWORD, true).await.status,
         StatusCode::OK
     );
-    // After 15 minutes (virtual time) the right password works again.
-    let later = now_ms() + 15 * MINUTE + 1000;
-    let l = c
-        .accounts()
-        .login("ann@example.com", PASSWORD, later)
-        .await
-        .unwrap();
-    assert_eq!(l.user.email, "ann@example.com");
+    // A second before the lock ends it still holds; then the right password works again.
+    clock.advance((retry - 1) * SECOND);
+    let a = login(&api, "ann@example.com", PASSWORD, true).await;
+    assert_eq!(a.error(), "locked_out", "{a:?}");
+    assert_eq!(a.headers["retry-after"], "1");
+    clock.advance(SECOND);
+    let a = login(&api, "ann@example.com", PASSWORD, true).await;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    assert_eq!(a.body["user"]["email"], "ann@example.com");
     assert_eq!(
         count(&c, "SELECT COUNT(*) FROM acc_login_failures").await,
         0
     );
     // Failures spread wider than the window never lock.
-    let t = later + MINUTE;
     for i in 0..20 {
-        let r = c
-            .accounts()
-            .login("ann@example.com", "wrong password!", t + i * 2 * MINUTE)
-            .await;
-        assert!(matches!(r, Err(AccountError::BadCredentials)), "{i}: {r:?}");
+        clock.advance(2 * MINUTE);
+        let a = login(&api, "ann@example.com", "wrong password!", true).await;
+        assert_eq!(a.error(), "bad_credentials", "{i}: {a:?}");
     }
 }
 
@@ -794,23 +783,8 @@ async fn admin_manages_roles_and_quotas(url: String) {
 
 // ---------------------------------------------------------------------- quotas on the verbs
 
-fn registration(name: &str, max: u32) -> Registration {
-    Registration {
-        server_name: name.into(),
-        ip: "10.0.0.1".into(),
-        port: "7000".into(),
-        max_sessions: max,
-        apps: vec![RcInfo {
-            rc_name: "Demo".into(),
-            info: json!({"description":[{"en":"demo"}]}),
-        }],
-        auth: String::new(),
-    }
-}
-
 async fn ask(c: &Coordinator, caller: Option<&User>, req: Value, now: Millis) -> Outcome {
-    c.handle_client_text("u1", caller, ip(), &req.to_string(), now)
-        .await
+    support::ask(c, "u1", caller, ip(), req, now).await
 }
 
 fn error_of(o: &Outcome) -> ErrorReply {
@@ -833,7 +807,9 @@ fn placed(o: &Outcome) -> String {
 
 async fn quotas_limit_creating_and_planning(url: String) {
     let c = coordinator(&url, |_| {}).await;
-    c.register_node(&registration("n1", 100), T0).await.unwrap();
+    c.register_node(&registration("n1", 100, &["Demo"]), T0)
+        .await
+        .unwrap();
     let ann = make_user(&c, "ann@example.com", Role::Agent).await;
     let create = json!({"verb":"CREATE_SESSION","rc_name":"Demo"});
 
@@ -961,7 +937,9 @@ async fn parallel_requests_never_pass_the_quota(url: String) {
         };
     })
     .await;
-    c.register_node(&registration("n1", 100), T0).await.unwrap();
+    c.register_node(&registration("n1", 100, &["Demo"]), T0)
+        .await
+        .unwrap();
     let ann = make_user(&c, "ann@example.com", Role::Agent).await;
     let used = || async { c.accounts().quota_status(&ann, T0).await.unwrap().used };
 
@@ -1038,7 +1016,8 @@ const SECOND_MS: Millis = 1000;
 
 async fn extension_stays_within_the_planners_limit(url: String) {
     let c = coordinator(&url, |s| s.session_idle_secs = 1_000_000).await;
-    c.register_node(&registration("n1", 5), T0).await.unwrap();
+    let n1 = registration("n1", 5, &["Demo"]);
+    c.register_node(&n1, T0).await.unwrap();
     let admin = make_user(&c, "boss@example.com", Role::Admin).await;
     let ann = make_user(&c, "ann@example.com", Role::Agent).await;
     c.accounts()
@@ -1067,21 +1046,21 @@ async fn extension_stays_within_the_planners_limit(url: String) {
     };
     // A guest starts it in its slot; the node confirms.
     let start = T0 + 60 * MINUTE;
-    let o = c
-        .handle_client_text(
-            "guest",
-            None,
-            ip(),
-            &json!({"verb":"CONNECT_SESSION_WITH_CODE","code":code}).to_string(),
-            start,
-        )
-        .await;
+    let o = support::ask(
+        &c,
+        "guest",
+        None,
+        ip(),
+        json!({"verb":"CONNECT_SESSION_WITH_CODE","code":code}),
+        start,
+    )
+    .await;
     assert_eq!(placed(&o), code);
     c.handle_node(
         "n1",
         FromNode::ConnectToSession {
-            ip: "10.0.0.1".into(),
-            port: "7000".into(),
+            ip: n1.ip.clone(),
+            port: n1.port.clone(),
             code: code.clone(),
         },
         start,
@@ -1090,15 +1069,10 @@ async fn extension_stays_within_the_planners_limit(url: String) {
     // The guest (anyone with the code) may extend, but not beyond Ann's 70 minutes in all.
     let extend = |minutes: u64| json!({"verb":"EXTEND_SESSION","code":code,"minutes":minutes});
     let at = start + 55 * MINUTE;
-    let e = error_of(
-        &c.handle_client_text("guest", None, ip(), &extend(15).to_string(), at)
-            .await,
-    );
+    let e = error_of(&support::ask(&c, "guest", None, ip(), extend(15), at).await);
     assert_eq!(e.code, ErrorCode::DurationOverQuota);
     assert!(e.message.contains("70 minutes"), "{}", e.message);
-    let o = c
-        .handle_client_text("guest", None, ip(), &extend(10).to_string(), at)
-        .await;
+    let o = support::ask(&c, "guest", None, ip(), extend(10), at).await;
     assert!(
         matches!(o.reply, Some(ToClient::SessionExtended { .. })),
         "{o:?}"

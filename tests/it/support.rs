@@ -26,8 +26,7 @@ pub fn test_settings() -> Settings {
 pub async fn start_server(settings: Settings) -> RunningServer {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_test_writer()
         .try_init();
@@ -37,7 +36,11 @@ pub async fn start_server(settings: Settings) -> RunningServer {
 /// `POST /api/rooms` and return the code.
 pub async fn create_room(server: &RunningServer) -> String {
     let url = format!("http://{}/api/rooms", server.http_addr());
-    let resp = reqwest::Client::new().post(&url).send().await.expect("POST /api/rooms");
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .send()
+        .await
+        .expect("POST /api/rooms");
     assert_eq!(resp.status().as_u16(), 201, "room created");
     let body: serde_json::Value = resp.json().await.expect("JSON body");
     let code = body["code"].as_str().expect("a code").to_string();

@@ -2,8 +2,6 @@
 //! stdout events, exit on end of stdin or SIGTERM (with the WHIP DELETE), an error exit code
 //! when the endpoint refuses.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,7 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use serde_json::Value;
 
-use common::{WhipServer, TOKEN};
+use crate::support::{WhipServer, TOKEN};
 use orbita_demo_app::ivf::parse_vp8_header;
 
 struct App {

@@ -5,13 +5,9 @@
 //! on virtual time; the REST ones on the wall clock (the HTTP handlers read it), with slots
 //! days ahead.
 
-mod accounts_support;
-mod common;
-
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use accounts_support::{Api, Auth, PASSWORD};
 use axum::http::{Method, StatusCode};
 use chrono::{Datelike, Days, NaiveDate, TimeZone};
 use orbita_coordinator::accounts::{Quota, Role, User};
@@ -19,11 +15,12 @@ use orbita_coordinator::clock::{Millis, MINUTE, SECOND};
 use orbita_coordinator::config::Settings;
 use orbita_coordinator::planning::tz::{self as ptz, day_bounds, parse_iso_date};
 use orbita_coordinator::planning::{Customer, PlanRequest, Refusal, Scope, Slot};
-use orbita_coordinator::verbs::{
-    ErrorCode, ErrorReply, FromNode, RcInfo, Registration, ToClient, ToNode,
-};
-use orbita_coordinator::{now_ms, Coordinator, Delivery, Outcome, Registry};
+use orbita_coordinator::verbs::{ErrorCode, ErrorReply, FromNode, ToClient, ToNode};
+use orbita_coordinator::{now_ms, Coordinator, Delivery, Outcome};
 use serde_json::{json, Value};
+
+use crate::support::api::{Api, Auth, PASSWORD};
+use crate::support::{self, register, registration, T0};
 
 on_every_backend!(
     slots_follow_capacity_exactly,
@@ -35,58 +32,20 @@ on_every_backend!(
     concurrent_bookings_and_moves_never_overbook,
 );
 
-/// 2030-03-15 12:00:00 UTC (a Friday).
-const T0: Millis = 1_899_806_400_000;
-
 fn addr(n: u8) -> IpAddr {
     IpAddr::from([192, 0, 2, n])
 }
 
+/// This suite's coordinator: guests may create sessions; nodes and sessions stay for days
+/// of virtual time without heartbeats.
 async fn coordinator(url: &str, tweak: impl FnOnce(&mut Settings)) -> Coordinator {
-    let mut s = Settings {
-        coordinator_id: "A".into(),
-        cluster_secret: "secret".into(),
-        guests_may_create: true,
-        heartbeat_timeout_secs: 24 * 3600,
-        session_idle_secs: 24 * 3600,
-        ..Settings::default()
-    };
-    tweak(&mut s);
-    s.validate().unwrap();
-    let registry = Registry::connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("{url}: {e}"));
-    Coordinator::with_registry(s, registry)
-}
-
-fn registration(name: &str, max: u32, apps: &[&str]) -> Registration {
-    Registration {
-        server_name: name.into(),
-        ip: "10.0.0.1".into(),
-        port: format!("70{:02}", name.len()),
-        max_sessions: max,
-        apps: apps
-            .iter()
-            .map(|a| RcInfo {
-                rc_name: a.to_string(),
-                info: json!({"description":[{"en":a.to_string()}]}),
-            })
-            .collect(),
-        auth: String::new(),
-    }
-}
-
-async fn register(
-    c: &Coordinator,
-    name: &str,
-    max: u32,
-    apps: &[&str],
-    now: Millis,
-) -> Registration {
-    let reg = registration(name, max, apps);
-    let answer = c.register_node(&reg, now).await.unwrap();
-    assert!(matches!(answer, ToNode::Registered { .. }), "{answer:?}");
-    reg
+    support::coordinator(url, |s| {
+        s.guests_may_create = true;
+        s.heartbeat_timeout_secs = 24 * 3600;
+        s.session_idle_secs = 24 * 3600;
+        tweak(s)
+    })
+    .await
 }
 
 async fn user(c: &Coordinator, email: &str, name: &str, role: Role) -> User {
@@ -145,8 +104,7 @@ fn connection_code(o: &Outcome) -> String {
 }
 
 async fn ws(c: &Coordinator, caller: Option<&User>, req: Value, now: Millis) -> Outcome {
-    c.handle_client_text("client", caller, addr(1), &req.to_string(), now)
-        .await
+    support::ask(c, "client", caller, addr(1), req, now).await
 }
 
 /// The slot list as `("HH:MM", free)` in `zone`.
@@ -171,15 +129,15 @@ fn free_at(list: &[(String, bool)], label: &str) -> bool {
 /// Has `user` ask for session `code` at `now` and the node it is placed on confirm it: the
 /// session is then live. Returns that node's name.
 async fn start_session(c: &Coordinator, user: &str, code: &str, now: Millis) -> String {
-    let o = c
-        .handle_client_text(
-            user,
-            None,
-            addr(2),
-            &json!({"verb":"CONNECT_SESSION_WITH_CODE","code":code}).to_string(),
-            now,
-        )
-        .await;
+    let o = support::ask(
+        c,
+        user,
+        None,
+        addr(2),
+        json!({"verb":"CONNECT_SESSION_WITH_CODE","code":code}),
+        now,
+    )
+    .await;
     confirm_placed(c, &o, now).await
 }
 
@@ -769,11 +727,12 @@ async fn owned_plans_extend_only_into_a_free_next_slot(url: String) {
         let c = &c;
         let code = code.clone();
         async move {
-            c.handle_client_text(
+            support::ask(
+                c,
                 "first",
                 None,
                 addr(2),
-                &json!({"verb":"EXTEND_SESSION","code":code,"minutes":minutes}).to_string(),
+                json!({"verb":"EXTEND_SESSION","code":code,"minutes":minutes}),
                 now,
             )
             .await

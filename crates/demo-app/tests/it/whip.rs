@@ -2,8 +2,6 @@
 //! frames with a keyframe first, input that changes the decoded picture, keyframe requests,
 //! DELETE at the end, and a refused publish.
 
-mod common;
-
 use std::io::Read;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -12,7 +10,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use serde_json::Value;
 
-use common::{Control, Received, WhipServer, TOKEN};
+use crate::support::{Control, Received, WhipServer, TOKEN};
 use orbita_demo_app::ivf::parse_vp8_header;
 use orbita_demo_app::scene::{find_marker, read_counter, I420Frame, MARKER};
 use orbita_demo_app::{run_app, AppConfig, EventSink, StopReason};

@@ -1,11 +1,9 @@
 //! `orbita load` in a small bounded scenario against a real in-process server: every
 //! participant joins and receives media, and nothing is lost.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 
 /// 2 rooms x (1 publisher + 3 subscribers), 720p simulcast + Opus, 5 s measured: all 8 join,
 /// all 6 subscribers receive audio and video (keyframes included) with no loss, and the

@@ -1,28 +1,29 @@
 //! The coordinator's logic on its registry, with virtual time, run the same on SQLite,
 //! PostgreSQL and MariaDB (see tests/common/mod.rs: a database that is down fails the test).
 
-mod common;
-
 use std::net::IpAddr;
 
 use orbita_coordinator::accounts::{Role, User};
 use orbita_coordinator::clock::{self, Millis, MINUTE, SECOND};
 use orbita_coordinator::config::{parse_servers, Settings};
 use orbita_coordinator::verbs::{
-    ClientRequest, EndReason, ErrorCode, FromNode, Heartbeat, RcInfo, Registration, ToClient,
-    ToNode,
+    ClientRequest, EndReason, ErrorCode, FromNode, Heartbeat, Registration, ToClient, ToNode,
 };
-use orbita_coordinator::{Coordinator, Delivery, Outcome, Registry};
+use orbita_coordinator::{Coordinator, Delivery, Outcome};
 use serde_json::json;
+
+use crate::support::{self, register, registration, T0};
 
 on_every_backend!(
     get_servers_pages_the_catalogue,
+    the_specs_range_example_answers_up_to_the_limit,
     servers_file_sync_follows_edits,
     create_places_least_loaded_until_busy,
     join_by_code_reaches_the_node,
     codes_are_unique_and_freed,
     code_guessing_is_throttled,
     plans_respect_capacity,
+    plans_count_only_servers_that_can_start_them,
     planned_session_starts_in_its_slot_and_ends_with_it,
     unplanned_sessions_leave_room_for_plans,
     heartbeat_timeout_ends_sessions,
@@ -34,66 +35,18 @@ on_every_backend!(
     only_live_planned_sessions_can_be_extended,
 );
 
-/// 2030-03-15 12:00:00 UTC.
-const T0: Millis = 1_899_806_400_000;
-
 fn addr(n: u8) -> IpAddr {
     IpAddr::from([192, 0, 2, n])
 }
 
+/// This suite's coordinator: `id`, and guests may create sessions.
 async fn coordinator(url: &str, id: &str, tweak: impl FnOnce(&mut Settings)) -> Coordinator {
-    let mut s = Settings {
-        coordinator_id: id.into(),
-        cluster_secret: "secret".into(),
-        guests_may_create: true,
-        ..Settings::default()
-    };
-    tweak(&mut s);
-    s.validate().unwrap();
-    let registry = Registry::connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("{url}: {e}"));
-    Coordinator::with_registry(s, registry)
-}
-
-fn app(rc: &str) -> RcInfo {
-    RcInfo {
-        rc_name: rc.into(),
-        info: json!({"description":[{"en":format!("{rc} in English")},{"ru":format!("{rc} по-русски")}]}),
-    }
-}
-
-fn registration(name: &str, max: u32, apps: &[&str]) -> Registration {
-    Registration {
-        server_name: name.into(),
-        ip: format!("10.0.0.{}", name.len()),
-        port: format!("70{:02}", name.bytes().map(u32::from).sum::<u32>() % 100),
-        max_sessions: max,
-        apps: apps.iter().map(|a| app(a)).collect(),
-        auth: String::new(),
-    }
-}
-
-async fn register(
-    c: &Coordinator,
-    name: &str,
-    max: u32,
-    apps: &[&str],
-    now: Millis,
-) -> Registration {
-    let reg = registration(name, max, apps);
-    let answer = c.register_node(&reg, now).await.unwrap();
-    assert!(
-        matches!(
-            answer,
-            ToNode::Registered {
-                heartbeat_interval_seconds: 5,
-                ..
-            }
-        ),
-        "{answer:?}"
-    );
-    reg
+    support::coordinator(url, |s| {
+        s.coordinator_id = id.into();
+        s.guests_may_create = true;
+        tweak(s)
+    })
+    .await
 }
 
 async fn ask(
@@ -109,8 +62,7 @@ async fn ask(
     } else {
         None
     };
-    c.handle_client_text(user, caller.as_ref(), from, &req.to_string(), now)
-        .await
+    support::ask(c, user, caller.as_ref(), from, req, now).await
 }
 
 /// An administrator (no quota) who plans the sessions of these tests.
@@ -217,6 +169,33 @@ fn told_nodes(d: &[Delivery]) -> Vec<(String, ToNode)> {
         .collect()
 }
 
+/// The spec's own example, `"20-213"`, on the default limit (100 entries per request) and a
+/// catalogue of 150 apps: entries 20 to 119, in catalogue order.
+async fn the_specs_range_example_answers_up_to_the_limit(url: String) {
+    let c = coordinator(&url, "A", |_| {}).await;
+    assert_eq!(c.settings().max_servers_per_request, 100);
+    let file: Vec<_> = (0..150)
+        .map(|i| json!({"server_name":"s1","ip":"0.0.0.1","port":"111","rc_info":{"rc_name":format!("App{i:03}"),"info":{}}}))
+        .collect();
+    c.reload_servers(&parse_servers(&json!(file).to_string()).unwrap())
+        .await
+        .unwrap();
+    let o = ask(
+        &c,
+        "u",
+        addr(1),
+        json!({"verb":"GET_SERVERS","range":"20-213"}),
+        T0,
+    )
+    .await;
+    let Some(ToClient::ServersFound { servers }) = o.reply else {
+        panic!("{o:?}")
+    };
+    let names: Vec<String> = servers.iter().map(|s| s.rc_info.rc_name.clone()).collect();
+    let want: Vec<String> = (20..120).map(|i| format!("App{i:03}")).collect();
+    assert_eq!(names, want);
+}
+
 async fn get_servers_pages_the_catalogue(url: String) {
     let c = coordinator(&url, "A", |s| s.max_servers_per_request = 3).await;
     let servers = parse_servers(
@@ -291,19 +270,20 @@ async fn get_servers_pages_the_catalogue(url: String) {
         ),
         ErrorCode::BadRange
     );
-    assert_eq!(
-        error_code(
-            &ask(
-                &c,
-                "u",
-                addr(1),
-                json!({"verb":"GET_SERVERS","range":"0-3"}),
-                T0
-            )
-            .await
-        ),
-        ErrorCode::RangeTooLarge
-    );
+    // Longer than max_servers_per_request (3): the range's first 3 entries.
+    let o = ask(
+        &c,
+        "u",
+        addr(1),
+        json!({"verb":"GET_SERVERS","range":"0-3"}),
+        T0,
+    )
+    .await;
+    let Some(ToClient::ServersFound { servers }) = o.reply else {
+        panic!("{o:?}")
+    };
+    let names: Vec<_> = servers.iter().map(|s| s.rc_info.rc_name.as_str()).collect();
+    assert_eq!(names, ["RcA", "RcB", "RcC"]);
 
     // The registered node goes down: its apps leave the list; the file's stay.
     c.sweep(T0 + 16 * SECOND).await.unwrap();
@@ -764,6 +744,65 @@ async fn code_guessing_is_throttled(url: String) {
         );
     }
     c.registry().close().await;
+}
+
+/// A server listed only in servers.json (its node never linked) is in the catalogue but can
+/// start no session: no plan counts on it (else the customer would meet SERVERS_BUSY at the
+/// booked time). Once its node links, its capacity is planned and the plan starts there.
+async fn plans_count_only_servers_that_can_start_them(url: String) {
+    let c = coordinator(&url, "A", |_| {}).await;
+    let file = json!([
+        {"server_name":"listed","ip":"0.0.0.1","port":"111","max_sessions":"2","rc_info":{"rc_name":"Demo","info":{}}}
+    ]);
+    c.reload_servers(&parse_servers(&file.to_string()).unwrap())
+        .await
+        .unwrap();
+    let o = ask(
+        &c,
+        "u",
+        addr(1),
+        json!({"verb":"GET_SERVERS","range":"0-9"}),
+        T0,
+    )
+    .await;
+    assert!(
+        matches!(o.reply, Some(ToClient::ServersFound { ref servers }) if servers.len() == 1),
+        "{o:?}"
+    );
+    let plan = json!({"verb":"PLAN_SESSION","rc_name":"Demo","date":"16/03/2030","time":"10:00"});
+    let o = ask(&c, "u", addr(1), plan.clone(), T0).await;
+    let Some(ToClient::Error(e)) = &o.reply else {
+        panic!("{o:?}")
+    };
+    assert_eq!(e.code, ErrorCode::SlotTaken);
+    assert!(e.message.contains("no running server"), "{}", e.message);
+    assert!(c.registry().plans().await.unwrap().is_empty());
+    let o = ask(
+        &c,
+        "u",
+        addr(1),
+        json!({"verb":"CREATE_SESSION","rc_name":"Demo"}),
+        T0,
+    )
+    .await;
+    assert_eq!(o.reply, Some(ToClient::ServersBusy));
+
+    // Its node links: the plan is taken, and at its time the session starts on that node.
+    register(&c, "listed", 2, &["Demo"], T0).await;
+    let o = ask(&c, "u", addr(1), plan, T0).await;
+    let Some(ToClient::ConnectionCode { code }) = o.reply else {
+        panic!("{o:?}")
+    };
+    let start = clock::parse_date("16/03/2030").unwrap() + clock::parse_time("10:00").unwrap();
+    let o = ask(
+        &c,
+        "v",
+        addr(2),
+        json!({"verb":"CONNECT_SESSION_WITH_CODE","code":code}),
+        start,
+    )
+    .await;
+    assert_eq!(create_request(&o), ("listed".to_string(), code));
 }
 
 async fn plans_respect_capacity(url: String) {
@@ -1489,7 +1528,9 @@ async fn stage_one_opens_from_files() {
         kept.iter().map(|p| p.code.as_str()).collect::<Vec<_>>(),
         ["0042"]
     );
-    // A new plan is written back to the file (the listed server counts for capacity).
+    // The listed server's node links (plans count only on servers that can start them); a
+    // new plan is written back to the file.
+    register(&c, "SomeName1", 1, &["SomeRC"], T0).await;
     let o = c
         .handle_client_text(
             "u",

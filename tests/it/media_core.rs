@@ -1,10 +1,8 @@
 //! End to end: bots (real str0m WebRTC clients) in rooms of a real Orbita server on loopback.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use orbita_bot::stats::RoomEventKind;
 use orbita_protocol::MediaKind;
 
@@ -192,22 +190,18 @@ async fn shutdown_tells_participants() {
         )
         .await
         .or_else(|_| {
+            // Not yet ended: told of the shutdown is enough.
             let s = bot.stats();
-            if s.events
+            let told = s
+                .events
                 .iter()
-                .any(|e| matches!(e.kind, RoomEventKind::ServerShutdown { .. }))
-            {
+                .any(|e| matches!(e.kind, RoomEventKind::ServerShutdown { .. }));
+            if told {
                 Ok(s)
             } else {
-                Err(s)
+                Err(format!("{:?}", s.events))
             }
         })
-        .unwrap_or_else(|s| {
-            panic!(
-                "{} was not told of the shutdown: {:?}",
-                bot.name(),
-                s.events
-            )
-        });
+        .unwrap_or_else(|events| panic!("{} was not told of the shutdown: {events}", bot.name()));
     }
 }

@@ -3,72 +3,25 @@
 //! REST calls through the HTTP router, WebSocket verbs through the coordinator with the
 //! caller's login, and the outcome must be the cell's.
 
-mod accounts_support;
-mod common;
-
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use accounts_support::{make_user, Api, Auth, PASSWORD};
 use axum::http::{Method, StatusCode};
 use orbita_coordinator::accounts::{AccountError, Role, User};
 use orbita_coordinator::clock::{format_date_time, MINUTE};
-use orbita_coordinator::config::Settings;
-use orbita_coordinator::verbs::{FromNode, RcInfo, Registration, ToClient, ToNode};
-use orbita_coordinator::{now_ms, Coordinator, Delivery, Outcome, Registry};
+use orbita_coordinator::verbs::{FromNode, ToClient, ToNode};
+use orbita_coordinator::{now_ms, Coordinator, Delivery};
 use serde_json::{json, Value};
 
-const CALLERS: [&str; 5] = ["guest", "agent", "supervisor", "admin", "pending"];
+use crate::support::api::{make_user, Api, Auth, PASSWORD};
+use crate::support::roles_doc::{roles_table, CALLERS};
+use crate::support::{self, registration};
 
-/// The table of docs/roles.md: (call, cells in [`CALLERS`] order).
+/// The first table of docs/roles.md (the media server's has its own test).
 fn matrix() -> Vec<(String, Vec<String>)> {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/roles.md"))
-        .unwrap();
-    let mut rows = Vec::new();
-    let mut header_seen = false;
-    for line in doc.lines().map(str::trim) {
-        if !line.starts_with('|') {
-            // The first table only (the media server's has its own test).
-            if header_seen {
-                break;
-            }
-            continue;
-        }
-        let cells: Vec<String> = line
-            .trim_matches('|')
-            .split('|')
-            .map(|c| c.trim().to_string())
-            .collect();
-        if !header_seen {
-            assert_eq!(cells[0], "call", "the first table's header");
-            assert_eq!(
-                cells[1..],
-                CALLERS.map(String::from),
-                "columns of docs/roles.md"
-            );
-            header_seen = true;
-            continue;
-        }
-        if cells[0].starts_with("---") {
-            continue;
-        }
-        assert_eq!(cells.len(), 6, "row {line}");
-        rows.push((cells[0].clone(), cells[1..].to_vec()));
-    }
+    let rows = roles_table(include_str!("../../../../docs/roles.md"), "call");
     assert!(rows.len() >= 20, "only {} rows", rows.len());
     rows
-}
-
-async fn ask(
-    c: &Coordinator,
-    id: String,
-    who: Option<User>,
-    ip: std::net::IpAddr,
-    req: Value,
-    now: orbita_coordinator::Millis,
-) -> Outcome {
-    c.handle_client_text(&id, who.as_ref(), ip, &req.to_string(), now)
-        .await
 }
 
 struct World {
@@ -79,20 +32,6 @@ struct World {
     n: AtomicU32,
     day: String,
     ws_day: String,
-}
-
-fn registration() -> Registration {
-    Registration {
-        server_name: "n1".into(),
-        ip: "10.0.0.1".into(),
-        port: "7000".into(),
-        max_sessions: 500,
-        apps: vec![RcInfo {
-            rc_name: "Demo".into(),
-            info: json!({"description":[{"en":"demo"}]}),
-        }],
-        auth: String::new(),
-    }
 }
 
 impl World {
@@ -335,15 +274,7 @@ impl World {
             }
             other => panic!("docs/roles.md row {other} has no verb in this test"),
         };
-        let outcome = ask(
-            target,
-            format!("client{n}"),
-            who.cloned(),
-            ip,
-            req,
-            now_ms(),
-        )
-        .await;
+        let outcome = support::ask(target, &format!("client{n}"), who, ip, req, now_ms()).await;
         let ok = match (&outcome.reply, call) {
             (Some(ToClient::Error(e)), _) => return e.code.as_str().to_string(),
             (Some(ToClient::ServersFound { .. }), "`GET_SERVERS`") => true,
@@ -376,32 +307,26 @@ impl World {
         let now = now_ms();
         let o = if planned {
             let (date, time) = format_date_time(now);
-            let o = c
-                .handle_client_text(
-                    "planner",
-                    Some(admin),
-                    std::net::IpAddr::from([203, 0, 113, 1]),
-                    &json!({"verb":"PLAN_SESSION","rc_name":"Demo","date":date,"time":time,"duration_minutes":"5"}).to_string(),
-                    now,
-                )
-                .await;
+            let o = support::ask(c, "planner", Some(admin), std::net::IpAddr::from([203, 0, 113, 1]), json!({"verb":"PLAN_SESSION","rc_name":"Demo","date":date,"time":time,"duration_minutes":"5"}), now).await;
             let Some(ToClient::ConnectionCode { code }) = o.reply else {
                 panic!("{o:?}")
             };
-            c.handle_client_text(
+            support::ask(
+                c,
                 "starter",
                 None,
                 std::net::IpAddr::from([203, 0, 113, 2]),
-                &json!({"verb":"CONNECT_SESSION_WITH_CODE","code":code}).to_string(),
+                json!({"verb":"CONNECT_SESSION_WITH_CODE","code":code}),
                 now,
             )
             .await
         } else {
-            c.handle_client_text(
+            support::ask(
+                c,
                 "creator",
                 Some(admin),
                 std::net::IpAddr::from([203, 0, 113, 3]),
-                &json!({"verb":"CREATE_SESSION","rc_name":"Demo"}).to_string(),
+                json!({"verb":"CREATE_SESSION","rc_name":"Demo"}),
                 now,
             )
             .await
@@ -417,11 +342,12 @@ impl World {
                 _ => None,
             })
             .unwrap_or_else(|| panic!("{o:?}"));
+        let n1 = registration("n1", 500, &["Demo"]);
         c.handle_node(
-            "n1",
+            &n1.server_name,
             FromNode::ConnectToSession {
-                ip: "10.0.0.1".into(),
-                port: "7000".into(),
+                ip: n1.ip,
+                port: n1.port,
                 code: code.clone(),
             },
             now,
@@ -433,26 +359,24 @@ impl World {
 
 #[tokio::test]
 async fn docs_roles_matrix_holds() {
-    let db = common::TestDb::new(common::Kind::Sqlite, "roles_matrix").await;
-    let open = |guests: bool, id: &str| {
+    let db = support::db::TestDb::new(support::db::Kind::Sqlite, "roles_matrix").await;
+    let open = |guests: bool, id: &'static str| {
         let url = db.url.clone();
-        let id = id.to_string();
         async move {
-            let settings = Settings {
-                coordinator_id: id,
-                cluster_secret: "secret".into(),
-                guests_may_create: guests,
-                ..Settings::default()
-            };
-            Arc::new(Coordinator::with_registry(
-                settings,
-                Registry::connect(&url).await.unwrap(),
-            ))
+            Arc::new(
+                support::coordinator(&url, |s| {
+                    s.coordinator_id = id.into();
+                    s.guests_may_create = guests;
+                })
+                .await,
+            )
         }
     };
     let c = open(false, "A").await;
     let kiosk = open(true, "K").await;
-    c.register_node(&registration(), now_ms()).await.unwrap();
+    c.register_node(&registration("n1", 500, &["Demo"]), now_ms())
+        .await
+        .unwrap();
     let mut users = Vec::new();
     for (name, role) in [
         ("agent", Role::Agent),

@@ -3,17 +3,17 @@
 //!   listener (RFC 4571 framing) and its audio is forwarded to a UDP bot;
 //! - codecs: H.264 and VP9 are negotiated when the client offers only them.
 
-mod common;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use futures_util::{SinkExt, StreamExt};
-use orbita_protocol::{ClientMsg, MediaKind, PcKind, PublishTrack, ServerMsg, TrackSource, PROTOCOL_VERSION};
+use orbita_protocol::{
+    ClientMsg, MediaKind, PcKind, PublishTrack, ServerMsg, TrackSource, PROTOCOL_VERSION,
+};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, MediaKind as StrKind, MediaTime, Mid};
@@ -21,10 +21,13 @@ use str0m::net::{Protocol, Receive, TcpType};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn send(ws: &mut Ws, msg: &ClientMsg) {
-    ws.send(Message::Text(serde_json::to_string(msg).unwrap().into())).await.unwrap();
+    ws.send(Message::Text(serde_json::to_string(msg).unwrap().into()))
+        .await
+        .unwrap();
 }
 
 /// The next server message matching `want`, skipping others (events, subscriber offers).
@@ -32,7 +35,11 @@ async fn recv_until(ws: &mut Ws, mut want: impl FnMut(&ServerMsg) -> bool) -> Se
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let msg = tokio::time::timeout(left, ws.next()).await.expect("server answers").unwrap().unwrap();
+        let msg = tokio::time::timeout(left, ws.next())
+            .await
+            .expect("server answers")
+            .unwrap()
+            .unwrap();
         if let Message::Text(t) = msg {
             let msg: ServerMsg = serde_json::from_str(&t).unwrap();
             if let ServerMsg::Error { .. } = msg {
@@ -47,7 +54,15 @@ async fn recv_until(ws: &mut Ws, mut want: impl FnMut(&ServerMsg) -> bool) -> Se
 
 async fn join_raw(url: &str, code: &str, name: &str) -> (Ws, String) {
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    send(&mut ws, &ClientMsg::Join { v: PROTOCOL_VERSION, code: code.into(), name: name.into() }).await;
+    send(
+        &mut ws,
+        &ClientMsg::Join {
+            v: PROTOCOL_VERSION,
+            code: code.into(),
+            name: name.into(),
+        },
+    )
+    .await;
     match recv_until(&mut ws, |m| matches!(m, ServerMsg::Joined { .. })).await {
         ServerMsg::Joined { participant_id, .. } => (ws, participant_id),
         _ => unreachable!(),
@@ -61,17 +76,37 @@ async fn publish_offer(
     media: &[(StrKind, TrackSource)],
 ) -> (SdpPendingOffer, String, Vec<Mid>) {
     let mut api = rtc.sdp_api();
-    let mids: Vec<Mid> = media.iter().map(|(k, _)| api.add_media(*k, Direction::SendOnly, None, None, None)).collect();
+    let mids: Vec<Mid> = media
+        .iter()
+        .map(|(k, _)| api.add_media(*k, Direction::SendOnly, None, None, None))
+        .collect();
     let (offer, pending) = api.apply().expect("an offer");
     let tracks = mids
         .iter()
         .zip(media)
-        .map(|(mid, (_, source))| PublishTrack { mid: mid.to_string(), source: *source, layers: vec![], muted: false })
+        .map(|(mid, (_, source))| PublishTrack {
+            mid: mid.to_string(),
+            source: *source,
+            layers: vec![],
+            muted: false,
+        })
         .collect();
-    send(ws, &ClientMsg::Offer { pc: PcKind::Publisher, sdp: offer.to_sdp_string(), tracks }).await;
+    send(
+        ws,
+        &ClientMsg::Offer {
+            pc: PcKind::Publisher,
+            sdp: offer.to_sdp_string(),
+            tracks,
+        },
+    )
+    .await;
     let answer = match recv_until(ws, |m| matches!(m, ServerMsg::Answer { .. })).await {
         ServerMsg::Answer { sdp, tracks, .. } => {
-            assert_eq!(tracks.len(), media.len(), "every offered track is published");
+            assert_eq!(
+                tracks.len(),
+                media.len(),
+                "every offered track is published"
+            );
             sdp
         }
         _ => unreachable!(),
@@ -95,7 +130,10 @@ async fn h264_and_vp9_are_negotiated_when_offered() {
     let code = create_room(&server).await;
     for (codec, name) in [(Codec::H264, "H264"), (Codec::Vp9, "VP9")] {
         let (mut ws, _) = join_raw(&server.ws_url(), &code, name).await;
-        let config = RtcConfig::new().set_crypto_provider(crypto()).clear_codecs().enable_opus(true, false);
+        let config = RtcConfig::new()
+            .set_crypto_provider(crypto())
+            .clear_codecs()
+            .enable_opus(true, false);
         let config = match codec {
             Codec::H264 => config.enable_h264(true),
             _ => config.enable_vp9(true),
@@ -104,8 +142,14 @@ async fn h264_and_vp9_are_negotiated_when_offered() {
         rtc.add_local_candidate(Candidate::host("127.0.0.1:9".parse().unwrap(), "udp").unwrap());
         let (_pending, answer, _) =
             publish_offer(&mut ws, &mut rtc, &[(StrKind::Video, TrackSource::Camera)]).await;
-        assert!(answer.contains(&format!(" {name}/90000")), "{name} in the answer:\n{answer}");
-        assert!(!answer.contains(" VP8/90000"), "only what was offered:\n{answer}");
+        assert!(
+            answer.contains(&format!(" {name}/90000")),
+            "{name} in the answer:\n{answer}"
+        );
+        assert!(
+            !answer.contains(" VP8/90000"),
+            "only what was offered:\n{answer}"
+        );
     }
     server.shutdown().await.unwrap();
 }
@@ -132,11 +176,23 @@ async fn ice_tcp_client_is_forwarded() {
     // An active TCP candidate (port 9 by convention, RFC 6544): the only way this client talks.
     let local: SocketAddr = "127.0.0.1:9".parse().unwrap();
     rtc.add_local_candidate(
-        Candidate::builder().tcp().host(local).tcptype(TcpType::Active).build().unwrap(),
+        Candidate::builder()
+            .tcp()
+            .host(local)
+            .tcptype(TcpType::Active)
+            .build()
+            .unwrap(),
     );
-    let (pending, answer, mids) =
-        publish_offer(&mut ws, &mut rtc, &[(StrKind::Audio, TrackSource::Microphone)]).await;
-    assert!(answer.contains(" tcp ") && answer.contains("tcptype passive"), "{answer}");
+    let (pending, answer, mids) = publish_offer(
+        &mut ws,
+        &mut rtc,
+        &[(StrKind::Audio, TrackSource::Microphone)],
+    )
+    .await;
+    assert!(
+        answer.contains(" tcp ") && answer.contains("tcptype passive"),
+        "{answer}"
+    );
     rtc.sdp_api()
         .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
         .unwrap();
@@ -185,7 +241,9 @@ async fn ice_tcp_client_is_forwarded() {
             }
             // Send 20 ms of Opus when due.
             if connected && Instant::now() >= next_audio {
-                let pt = rtc.writer(mid).and_then(|w| w.payload_params().next().map(|p| p.pt()));
+                let pt = rtc
+                    .writer(mid)
+                    .and_then(|w| w.payload_params().next().map(|p| p.pt()));
                 if let (Some(pt), Some(w)) = (pt, rtc.writer(mid)) {
                     let packet = opus[(sent as usize) % opus.len()].clone();
                     let rtp_time = MediaTime::new(sent * 960, Frequency::FORTY_EIGHT_KHZ);
@@ -209,17 +267,33 @@ async fn ice_tcp_client_is_forwarded() {
 
     let stats = listener
         .wait_for(
-            |s| s.tracks.iter().any(|t| t.participant_id == tcp_pid && t.kind == MediaKind::Audio && t.frames >= 50),
+            |s| {
+                s.tracks.iter().any(|t| {
+                    t.participant_id == tcp_pid && t.kind == MediaKind::Audio && t.frames >= 50
+                })
+            },
             MEDIA_TIMEOUT,
         )
         .await;
     stop.store(true, Ordering::Relaxed);
     let sent = client.join().expect("client thread").expect("client ran");
     let stats = stats.expect("the UDP bot receives the TCP client's audio");
-    assert!(sent >= 50, "the TCP client connected and sent audio ({sent} packets)");
-    let t = stats.tracks.iter().find(|t| t.participant_id == tcp_pid).unwrap();
+    assert!(
+        sent >= 50,
+        "the TCP client connected and sent audio ({sent} packets)"
+    );
+    let t = stats
+        .tracks
+        .iter()
+        .find(|t| t.participant_id == tcp_pid)
+        .unwrap();
     assert_eq!(t.lost_packets, 0, "TCP is lossless end to end: {t:?}");
-    let metrics = reqwest::get(format!("http://{}/metrics", server.http_addr())).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("http://{}/metrics", server.http_addr()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("orbita_participants"), "{metrics}");
     server.shutdown().await.unwrap();
 }

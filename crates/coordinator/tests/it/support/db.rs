@@ -190,13 +190,13 @@ pub async fn run(
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
-            $( #[tokio::test] async fn $name() { super::common::run(super::common::Kind::Sqlite, stringify!($name), |u| Box::pin(super::$name(u))).await } )*
+            $( #[tokio::test] async fn $name() { $crate::support::db::run($crate::support::db::Kind::Sqlite, stringify!($name), |u| Box::pin(super::$name(u))).await } )*
         }
         mod postgres {
-            $( #[tokio::test] async fn $name() { super::common::run(super::common::Kind::Postgres, stringify!($name), |u| Box::pin(super::$name(u))).await } )*
+            $( #[tokio::test] async fn $name() { $crate::support::db::run($crate::support::db::Kind::Postgres, stringify!($name), |u| Box::pin(super::$name(u))).await } )*
         }
         mod mysql {
-            $( #[tokio::test] async fn $name() { super::common::run(super::common::Kind::MySql, stringify!($name), |u| Box::pin(super::$name(u))).await } )*
+            $( #[tokio::test] async fn $name() { $crate::support::db::run($crate::support::db::Kind::MySql, stringify!($name), |u| Box::pin(super::$name(u))).await } )*
         }
     };
 }

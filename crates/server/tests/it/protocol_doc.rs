@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use orbita_protocol::{parse_client_msg, ServerMsg};
 use serde_json::Value;
 
-const DOC: &str = include_str!("../../../docs/protocol.md");
+const DOC: &str = include_str!("../../../../docs/protocol.md");
 
 /// The bodies of the ```json code blocks in `section` (from its `## ` heading to the next).
 fn json_blocks<'a>(doc: &'a str, section: &str) -> Vec<&'a str> {

@@ -254,15 +254,26 @@ async fn too_many_messages_are_rate_limited_without_disconnecting() {
             _ => panic!("unexpected {msg}"),
         }
     }
-    // The burst of 2 x 5 gets through, plus what refills while the 30 are sent.
-    assert!(
-        (10..=15).contains(&pongs),
-        "a burst of 2 x 5 gets through, got {pongs}"
-    );
+    // The burst of 2 x 5 gets through (plus what refills while the 30 are sent; the bucket's
+    // arithmetic is tested in virtual time in ratelimit.rs), the rest is refused, none lost.
+    assert!(pongs >= 10, "a burst of 2 x 5 gets through, got {pongs}");
+    assert!(limited >= 1, "30 at once are over 5 per second");
     assert_eq!(pongs + limited, 30);
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    send(&mut ws, json!({"type": "ping", "id": 99})).await;
-    assert_eq!(recv(&mut ws).await, json!({"type": "pong", "id": 99}));
+    // The connection stays: once the bucket refills a ping is answered again. Ask at the
+    // rate allowed until one is (each refused one is answered too, so nothing is lost).
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut answered = false;
+    for id in 100..150 {
+        tick.tick().await;
+        send(&mut ws, json!({"type": "ping", "id": id})).await;
+        let msg = recv(&mut ws).await;
+        if msg == json!({"type": "pong", "id": id}) {
+            answered = true;
+            break;
+        }
+        assert_eq!(msg["code"], "rate_limited", "{msg}");
+    }
+    assert!(answered, "the limited connection is served again");
     server.shutdown().await.unwrap();
 }
 

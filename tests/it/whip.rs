@@ -1,14 +1,12 @@
 //! WHIP ingest: a str0m client publishes Opus into a room by one HTTP POST (as OBS does); a bot
 //! in the room receives it; DELETE ends it. Bad requests get the right HTTP status.
 
-mod common;
-
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use orbita_bot::stats::RoomEventKind;
 use orbita_protocol::MediaKind;
 use str0m::change::SdpAnswer;

@@ -2,8 +2,6 @@
 //! on loopback (kernel-chosen ports), a client on the coordinator's WebSocket, bots in the
 //! sessions.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -11,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
-use common::MEDIA_TIMEOUT;
+use crate::support::MEDIA_TIMEOUT;
 use futures_util::{SinkExt, StreamExt};
 use orbita_bot::{Bot, BotOptions};
 use orbita_protocol::MediaKind;
@@ -791,37 +789,13 @@ async fn all_in_one_app_session() {
 
 // ------------------------------------------------------------------ media server roles
 
-const ROLE_CALLERS: [&str; 5] = ["guest", "agent", "supervisor", "admin", "pending"];
+#[path = "../../crates/coordinator/tests/it/support/roles_doc.rs"]
+mod roles_doc;
+use roles_doc::{roles_table, CALLERS as ROLE_CALLERS};
 
-/// The media server's table of docs/roles.md: (call, cells in [`ROLE_CALLERS`] order).
+/// The media server's table of docs/roles.md.
 fn media_server_matrix() -> Vec<(String, Vec<String>)> {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/roles.md"))
-        .expect("docs/roles.md");
-    let mut rows = Vec::new();
-    let mut in_table = false;
-    for line in doc.lines().map(str::trim) {
-        if !line.starts_with('|') {
-            if in_table {
-                break;
-            }
-            continue;
-        }
-        let cells: Vec<String> = line
-            .trim_matches('|')
-            .split('|')
-            .map(|c| c.trim().to_string())
-            .collect();
-        if cells[0] == "media server call" {
-            assert_eq!(cells[1..], ROLE_CALLERS.map(String::from), "{line}");
-            in_table = true;
-            continue;
-        }
-        if !in_table || cells[0].starts_with("---") {
-            continue;
-        }
-        assert_eq!(cells.len(), 6, "row {line}");
-        rows.push((cells[0].clone(), cells[1..].to_vec()));
-    }
+    let rows = roles_table(include_str!("../../docs/roles.md"), "media server call");
     assert!(
         rows.len() >= 4,
         "the media server table of docs/roles.md: {rows:?}"

@@ -463,9 +463,29 @@ async fn cli_runs_for_its_duration_and_reports() {
         json: true,
         bind_ip: "127.0.0.1".parse().unwrap(),
     };
-    let started = Instant::now();
-    orbita_bot::cli::run(args).await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(8));
+    let mut out = Vec::new();
+    orbita_bot::cli::run_to(args, &mut out).await.unwrap();
+    // The JSON report: the echo participant's audio and video were received, frames and
+    // keyframes counted, nothing lost, and it stayed the 1 s it was told to.
+    let report: serde_json::Value = serde_json::from_slice(&out).expect("a JSON report");
+    assert_eq!(report["code"], "4821", "{report}");
+    assert_eq!(report["name"], "cli", "{report}");
+    assert_eq!(report["running"], false, "{report}");
+    assert!(report["elapsed_ms"].as_u64().unwrap() >= 1000, "{report}");
+    for (track, kind) in [("echo-v", "video"), ("echo-a", "audio")] {
+        let t = report["tracks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["track_id"] == track)
+            .unwrap_or_else(|| panic!("no {track} in {report}"));
+        assert_eq!(t["participant_id"], ECHO, "{t}");
+        assert_eq!(t["kind"], kind, "{t}");
+        assert!(t["frames"].as_u64().unwrap() > 0, "{t}");
+        assert!(t["bytes"].as_u64().unwrap() > 0, "{t}");
+        assert_eq!(t["lost_packets"], 0, "{t}");
+    }
+    assert!(report["errors"].as_array().unwrap().is_empty(), "{report}");
 
     let mut args_err = orbita_bot::cli::BotArgs {
         url: server().await,
@@ -479,7 +499,11 @@ async fn cli_runs_for_its_duration_and_reports() {
         json: false,
         bind_ip: "127.0.0.1".parse().unwrap(),
     };
-    let err = orbita_bot::cli::run(args_err.clone()).await.unwrap_err();
+    let mut out = Vec::new();
+    let err = orbita_bot::cli::run_to(args_err.clone(), &mut out)
+        .await
+        .unwrap_err();
+    assert!(out.is_empty(), "no report without a join");
     assert!(format!("{err:#}").contains("unknown_code"), "{err:#}");
     args_err.url = "ws://127.0.0.1:9/ws".into();
     assert!(orbita_bot::cli::run(args_err).await.is_err());

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use orbita_coordinator::accounts::{Role, User};
 use orbita_coordinator::server::Hub;
-use orbita_coordinator::{now_ms, Coordinator};
+use orbita_coordinator::Coordinator;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -140,7 +140,7 @@ impl Api {
 /// An active account made directly (as `orbita admin create-user` does).
 pub async fn make_user(c: &Coordinator, email: &str, role: Role) -> User {
     c.accounts()
-        .create_user(email, "Test user", PASSWORD, role, now_ms())
+        .create_user(email, "Test user", PASSWORD, role, c.now())
         .await
         .unwrap()
 }

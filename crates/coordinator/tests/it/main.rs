@@ -1,0 +1,11 @@
+//! The coordinator's integration tests, one test binary (see support/ for what they share).
+
+#[macro_use]
+mod support;
+
+mod accounts;
+mod docs;
+mod planning;
+mod registry;
+mod roles_matrix;
+mod server;

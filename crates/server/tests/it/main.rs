@@ -1,0 +1,4 @@
+//! The control plane's tests, one test binary.
+
+mod protocol_doc;
+mod signalling;

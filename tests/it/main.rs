@@ -1,0 +1,11 @@
+//! End-to-end tests: bots and real `orbita` processes against the server, one test binary
+//! (helpers in support.rs).
+
+mod support;
+
+mod bad_input;
+mod cluster;
+mod load;
+mod media_core;
+mod transport_and_codecs;
+mod whip;
