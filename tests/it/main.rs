@@ -8,4 +8,5 @@ mod cluster;
 mod load;
 mod media_core;
 mod transport_and_codecs;
+mod turn;
 mod whip;

@@ -114,6 +114,8 @@ export class RoomSession extends EventTarget {
     this.appStopped = null;
     /** App input messages sent (the tests read it). */
     this.inputsSent = 0;
+    /** What a TURN relay answered when it refused us (`401 Unauthorized`), if one did. @type {string | null} */
+    this.relayRefused = null;
     /** When input was last sent (a `not_allowed` just after losing control is expected). */
     this.lastInputAt = -Infinity;
   }
@@ -199,10 +201,12 @@ export class RoomSession extends EventTarget {
     });
     subscriber.addEventListener('failure', () => this.rejoin('subscriber'));
     subscriber.pc.addEventListener('connectionstatechange', () => this.checkMedia());
+    subscriber.pc.addEventListener('icecandidateerror', (event) => this.onIceCandidateError(event));
 
     const publisher = new Publisher(signaling, config);
     this.publisher = publisher;
     publisher.pc.addEventListener('connectionstatechange', () => this.checkMedia());
+    publisher.pc.addEventListener('icecandidateerror', (event) => this.onIceCandidateError(event));
 
     if (this.quality !== 'auto') signaling.send({ type: 'set_quality', max: this.quality });
     await this.publishAll();
@@ -300,6 +304,20 @@ export class RoomSession extends EventTarget {
     }
     this.rejoining = false;
     this.update();
+  }
+
+  /**
+   * A TURN relay that refuses us (401: its secret is not the server's; 4xx: it will not relay
+   * for us) is said once: without the relay, people behind strict firewalls cannot connect.
+   * @param {Event} event
+   */
+  onIceCandidateError(event) {
+    const e = /** @type {RTCPeerConnectionIceErrorEvent} */ (event);
+    if (!/^turns?:/i.test(e.url ?? '') || e.errorCode < 400 || e.errorCode >= 500) return;
+    console.info('orbita: TURN relay refused', e.url, e.errorCode, e.errorText);
+    if (this.relayRefused !== null) return;
+    this.relayRefused = `${e.errorCode} ${e.errorText}`.trim();
+    this.notice('notice.relay_refused', {}, 'error', `${e.url}: ${this.relayRefused}`);
   }
 
   /** Look at both peer connections: start an ICE restart when one dropped. */
@@ -741,6 +759,7 @@ export class RoomSession extends EventTarget {
       rejoins: this.rejoins,
       controlHolder: this.controlHolder,
       inputsSent: this.inputsSent,
+      relayRefused: this.relayRefused,
     };
   }
 }

@@ -62,8 +62,38 @@ pub struct Settings {
     /// Behind a reverse proxy you run: code guesses count against the last `X-Forwarded-For`
     /// entry (the address the proxy saw), not the proxy's own address.
     pub trust_proxy_headers: bool,
+    /// `stun:` URLs given to clients at join.
+    pub stun_urls: Vec<String>,
+    /// `turn:` / `turns:` URLs of relays (coturn with `use-auth-secret`) given to clients at
+    /// join with time-limited credentials made from [`turn_secret`](Self::turn_secret).
+    pub turn_urls: Vec<String>,
+    /// The relays' shared secret (coturn's `static-auth-secret`); required with `turn_urls`.
+    pub turn_secret: Option<Secret>,
+    /// How long the TURN credentials given at join stay valid, in seconds (a relay refuses to
+    /// refresh an allocation once they expire, so longer than the longest call).
+    pub turn_credential_ttl_secs: u64,
     /// Log filter (tracing `EnvFilter` syntax); `None`: `RUST_LOG`, else `info`.
     pub log: Option<String>,
+}
+
+/// A secret setting: compared and cloned as its text, never printed (`Debug` shows
+/// `<hidden>`).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<hidden>")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
 }
 
 impl Default for Settings {
@@ -87,9 +117,25 @@ impl Default for Settings {
             shutdown_timeout_secs: 5,
             messages_per_second: 50,
             trust_proxy_headers: false,
+            stun_urls: Vec::new(),
+            turn_urls: Vec::new(),
+            turn_secret: None,
+            turn_credential_ttl_secs: 86_400,
             log: None,
         }
     }
+}
+
+/// Whether `url` is an ICE server URL of one of `schemes`: a host after the scheme, no spaces
+/// or commas (RFC 7064/7065 shapes: `turn:host[:port][?transport=udp|tcp]`).
+fn ice_url_ok(url: &str, schemes: &[&str]) -> bool {
+    schemes.iter().any(|scheme| {
+        url.strip_prefix(scheme).is_some_and(|rest| {
+            !rest.is_empty()
+                && !rest.starts_with('/')
+                && !rest.contains(|c: char| c.is_whitespace() || c == ',')
+        })
+    })
 }
 
 /// An ICE-TCP address setting: an address, or `off` (also the empty string) for none.
@@ -236,6 +282,42 @@ pub struct ServeArgs {
     )]
     pub trust_proxy_headers: Option<bool>,
 
+    /// STUN servers given to clients, comma separated (`stun:host:3478`). Default: none (no
+    /// public STUN server is ever used unless named here).
+    #[arg(
+        long,
+        env = "ORBITA_STUN_URLS",
+        value_name = "URL,...",
+        value_delimiter = ','
+    )]
+    pub stun_urls: Option<Vec<String>>,
+
+    /// TURN relays given to clients, comma separated (`turn:host:3478?transport=udp`,
+    /// `turns:host:5349?transport=tcp`), each participant with its own time-limited
+    /// credentials made from --turn-secret (coturn `use-auth-secret`). Default: none.
+    #[arg(
+        long,
+        env = "ORBITA_TURN_URLS",
+        value_name = "URL,...",
+        value_delimiter = ','
+    )]
+    pub turn_urls: Option<Vec<String>>,
+
+    /// The TURN relays' shared secret (coturn's `static-auth-secret`); required with
+    /// --turn-urls. Prefer the variable or the file to the flag (flags show in `ps`).
+    #[arg(
+        long,
+        env = "ORBITA_TURN_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub turn_secret: Option<Secret>,
+
+    /// Seconds the TURN credentials given at join stay valid (longer than the longest call:
+    /// a relay will not refresh an allocation on expired credentials). Default: 86400.
+    #[arg(long, env = "ORBITA_TURN_CREDENTIAL_TTL_SECS", value_name = "SECS")]
+    pub turn_credential_ttl_secs: Option<u64>,
+
     /// Log filter, e.g. `info` or `orbita_sfu=debug,info`. Default: RUST_LOG, else `info`.
     #[arg(long, env = "ORBITA_LOG", value_name = "FILTER")]
     pub log: Option<String>,
@@ -264,6 +346,10 @@ pub struct FileSettings {
     pub shutdown_timeout_secs: Option<u64>,
     pub messages_per_second: Option<u32>,
     pub trust_proxy_headers: Option<bool>,
+    pub stun_urls: Option<Vec<String>>,
+    pub turn_urls: Option<Vec<String>>,
+    pub turn_secret: Option<Secret>,
+    pub turn_credential_ttl_secs: Option<u64>,
     pub log: Option<String>,
 }
 
@@ -320,6 +406,10 @@ impl Settings {
             shutdown_timeout_secs: pick!(shutdown_timeout_secs),
             messages_per_second: pick!(messages_per_second),
             trust_proxy_headers: pick!(trust_proxy_headers),
+            stun_urls: pick!(stun_urls),
+            turn_urls: pick!(turn_urls),
+            turn_secret: args.turn_secret.or(file.turn_secret).or(d.turn_secret),
+            turn_credential_ttl_secs: pick!(turn_credential_ttl_secs),
             log: args.log.or(file.log).or(d.log),
         };
         settings.validate()?;
@@ -377,6 +467,33 @@ impl Settings {
                 "announce_ips: {ip} cannot be announced; give the IP clients reach this host at"
             );
         }
+        for url in &self.stun_urls {
+            ensure!(
+                ice_url_ok(url, &["stun:", "stuns:"]),
+                "stun_urls: `{url}` is not a stun: or stuns: URL (e.g. stun:turn.example.org:3478)"
+            );
+        }
+        for url in &self.turn_urls {
+            ensure!(
+                ice_url_ok(url, &["turn:", "turns:"]),
+                "turn_urls: `{url}` is not a turn: or turns: URL (e.g. \
+                 turn:turn.example.org:3478?transport=udp)"
+            );
+        }
+        let secret = self.turn_secret.as_ref().map_or("", |s| s.0.as_str());
+        ensure!(
+            self.turn_urls.is_empty() || !secret.is_empty(),
+            "turn_urls needs turn_secret (ORBITA_TURN_SECRET): the relays' static-auth-secret"
+        );
+        ensure!(
+            secret.is_empty() || !self.turn_urls.is_empty(),
+            "turn_secret is set but turn_urls is empty: name the relays it is for"
+        );
+        ensure!(
+            (60..=7 * 86_400).contains(&self.turn_credential_ttl_secs),
+            "turn_credential_ttl_secs must be between 60 and 604800, not {}",
+            self.turn_credential_ttl_secs
+        );
         if self.announce_ips.is_empty() {
             let media = std::iter::once(("udp_addr", self.udp_addr))
                 .chain(self.tcp_addr.map(|a| ("tcp_addr", a)));
@@ -434,7 +551,12 @@ impl Settings {
             workers: self.workers,
             initial_bitrate_bps: self.initial_bitrate_kbps.saturating_mul(1000),
             ice_disconnect_grace: Duration::from_secs(self.ice_disconnect_grace_secs),
-            ice_servers: Vec::new(),
+            ice_servers: orbita_sfu::IceServers {
+                stun_urls: self.stun_urls.clone(),
+                turn_urls: self.turn_urls.clone(),
+                turn_secret: self.turn_secret.clone().map(|s| s.0).unwrap_or_default(),
+                turn_credential_ttl: Duration::from_secs(self.turn_credential_ttl_secs),
+            },
         }
     }
 
@@ -571,6 +693,67 @@ mod tests {
     }
 
     #[test]
+    fn turn_settings_are_checked_and_the_secret_never_printed() {
+        let resolve = |flags: &[&str], env_secret: Option<&str>| {
+            let mut a = args(flags);
+            if let Some(secret) = env_secret {
+                a.turn_secret = Some(Secret(secret.into()));
+            }
+            Settings::resolve(a, FileSettings::default())
+        };
+        let ok = resolve(
+            &[
+                "--turn-urls",
+                "turn:192.0.2.5:3478?transport=udp,turns:turn.example.org:5349",
+            ],
+            Some("s3cret"),
+        )
+        .unwrap();
+        assert_eq!(ok.turn_urls.len(), 2);
+        assert_eq!(ok.turn_credential_ttl_secs, 86_400);
+        assert!(!format!("{ok:?}").contains("s3cret"), "{ok:?}");
+        let ice = ok.sfu_config().ice_servers;
+        assert_eq!(ice.turn_secret, "s3cret");
+        assert_eq!(ice.turn_credential_ttl, Duration::from_secs(86_400));
+        for (flags, secret, says) in [
+            (
+                &["--turn-urls", "turn:192.0.2.5:3478"][..],
+                None,
+                "turn_urls needs turn_secret",
+            ),
+            (&[][..], Some("s3cret"), "turn_urls is empty"),
+            (
+                &["--turn-urls", "http://192.0.2.5"][..],
+                Some("s"),
+                "not a turn: or turns: URL",
+            ),
+            (
+                &["--turn-urls", "turn:"][..],
+                Some("s"),
+                "not a turn: or turns: URL",
+            ),
+            (
+                &["--stun-urls", "stun.example.org"][..],
+                None,
+                "not a stun: or stuns: URL",
+            ),
+            (
+                &["--turn-urls", "turn:a", "--turn-credential-ttl-secs", "10"][..],
+                Some("s"),
+                "turn_credential_ttl_secs",
+            ),
+        ] {
+            let e = resolve(flags, secret).unwrap_err().to_string();
+            assert!(e.contains(says), "{flags:?}: {e}");
+        }
+        // The file may hold the secret too.
+        let file =
+            FileSettings::parse("turn_urls = [\"turn:192.0.2.5\"]\nturn_secret = \"f\"").unwrap();
+        let s = Settings::resolve(args(&[]), file).unwrap();
+        assert_eq!(s.turn_secret, Some(Secret("f".into())));
+    }
+
+    #[test]
     fn public_url_is_derived_or_trimmed() {
         let mut s = Settings::default();
         assert_eq!(
@@ -590,7 +773,7 @@ mod tests {
     }
 
     /// Every setting's TOML key, plus `config`.
-    const KEYS: [&str; 20] = [
+    const KEYS: [&str; 24] = [
         "http_addr",
         "public_url",
         "udp_addr",
@@ -609,6 +792,10 @@ mod tests {
         "shutdown_timeout_secs",
         "messages_per_second",
         "trust_proxy_headers",
+        "stun_urls",
+        "turn_urls",
+        "turn_secret",
+        "turn_credential_ttl_secs",
         "log",
         "config",
     ];

@@ -14,6 +14,7 @@
 pub mod codec;
 pub mod demux;
 pub mod forward;
+pub mod ice_servers;
 pub mod layers;
 pub mod net;
 mod participant;
@@ -27,8 +28,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use orbita_protocol::{ClientMsg, IceServer, Limits, ServerMsg};
+use orbita_protocol::{ClientMsg, Limits, ServerMsg};
 
+pub use ice_servers::IceServers;
 pub use stats::{RoomStatus, SfuStats};
 
 /// Identifies a room inside the SFU (the control plane maps codes to these).
@@ -50,8 +52,9 @@ pub struct SfuConfig {
     pub initial_bitrate_bps: u64,
     /// How long a participant whose ICE connection dropped is kept for an ICE restart.
     pub ice_disconnect_grace: Duration,
-    /// ICE servers handed to clients at join (e.g. TURN).
-    pub ice_servers: Vec<IceServer>,
+    /// ICE servers handed to clients at join: STUN, and TURN with per-participant
+    /// credentials.
+    pub ice_servers: IceServers,
 }
 
 impl Default for SfuConfig {
@@ -63,7 +66,7 @@ impl Default for SfuConfig {
             workers: 0,
             initial_bitrate_bps: 2_500_000,
             ice_disconnect_grace: Duration::from_secs(15),
-            ice_servers: vec![],
+            ice_servers: IceServers::default(),
         }
     }
 }

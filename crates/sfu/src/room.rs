@@ -126,7 +126,11 @@ impl Room {
             participant_id: p.wire_id.clone(),
             code: self.label.clone(),
             participants: others,
-            ice_servers: ctx.shared.config.ice_servers.clone(),
+            ice_servers: ctx
+                .shared
+                .config
+                .ice_servers
+                .for_participant(&p.wire_id, unix_now()),
             limits,
         });
         let info = ParticipantInfo {
@@ -1317,4 +1321,11 @@ fn new_layer(
         meter: RateMeter::new(now),
         last_keyframe_request: None,
     }
+}
+
+/// Seconds since the Unix epoch (TURN credentials expire at a wall-clock time).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -201,6 +201,10 @@ export class CallView {
     session.addEventListener('status', this.onStatus);
     session.addEventListener('chat', this.onChat);
     session.addEventListener('notice', this.onNotice);
+    // Said while joining, before this view listened.
+    if (session.relayRefused) {
+      toast({ key: 'notice.relay_refused', args: {}, level: 'error', detail: session.relayRefused });
+    }
     session.addEventListener('appstopped', this.onAppStopped);
     session.local.addEventListener('change', this.onUpdate);
     this.resize = new ResizeObserver(() => layoutGrid(this.grid));
