@@ -67,6 +67,16 @@ function query(params) {
  */
 export const signup = (fields) => call('POST', '/api/auth/signup', fields);
 
+/** @returns {Promise<{open: boolean}>} whether this server's first-run link is still open */
+export const setupState = () => call('GET', '/api/setup');
+
+/**
+ * The first administrator, with the server's one-time setup token; logs in.
+ * @param {{token: string, email: string, password: string}} fields
+ * @returns {Promise<{user: User}>}
+ */
+export const finishSetup = (fields) => call('POST', '/api/setup', fields);
+
 /**
  * @param {string} email
  * @param {string} password

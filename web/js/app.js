@@ -13,6 +13,7 @@ import { clear, h } from './ui/dom.js';
 import { pageHeader } from './ui/header.js';
 import { renderAdmin } from './ui/admin.js';
 import { renderLogin, renderSignup } from './ui/auth.js';
+import { renderSetup } from './ui/setup.js';
 import { renderHome, renderUnknownRoom } from './ui/home.js';
 import { renderPlan } from './ui/plan.js';
 import { renderAllPlans } from './ui/plans.js';
@@ -51,6 +52,7 @@ const ACCOUNT_PAGES = {
   admin: renderAdmin,
   plan: renderPlan,
   plans: renderAllPlans,
+  setup: renderSetup,
 };
 
 /** Where we are: the server says so in the page, else the path tells. */

@@ -13,6 +13,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tracing::{info, warn};
 
+use crate::accounts::first_run::FirstRun;
 use crate::accounts::{Accounts, UseKind, User};
 use crate::clock::{self, Clock, Millis};
 use crate::config::{self, Plan, ServersFileEntry, Settings};
@@ -99,6 +100,7 @@ pub struct Coordinator {
     throttle: Mutex<GuessThrottle>,
     plans_file: Option<PathBuf>,
     clock: Clock,
+    first_run: FirstRun,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -160,6 +162,7 @@ impl Coordinator {
             registry,
             throttle: Mutex::new(throttle),
             clock: Clock::system(),
+            first_run: FirstRun::default(),
         }
     }
 
@@ -187,6 +190,11 @@ impl Coordinator {
     /// The registry.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// The first run's one-time setup link (docs/accounts.md, "The first administrator").
+    pub fn first_run(&self) -> &FirstRun {
+        &self.first_run
     }
 
     /// The accounts (same database as the registry).

@@ -7,7 +7,7 @@
 //! | `GET /healthz` | `ok` |
 //! | `GET /metrics` | Prometheus text format |
 //! | `GET /`, `GET /r/{code}` | the browser client's pages ([`crate::pages`]); `/r/{code}` is 404 for an unknown code |
-//! | `GET /signup`, `/login`, `/admin`, `/plan`, `/plans` | the account pages ([`pages::ACCOUNT_PAGES`]; the coordinator's `/api/auth`, `/api/admin`, `/api/plans` and `/api/slots` do the work and check roles) |
+//! | `GET /signup`, `/login`, `/admin`, `/plan`, `/plans`, `/setup` | the account pages ([`pages::ACCOUNT_PAGES`]; the coordinator's `/api/auth`, `/api/admin`, `/api/plans` and `/api/slots` do the work and check roles) |
 //! | `GET /assets/{path}` | the browser client's static files (embedded `web/`), with `ETag` |
 //! | `GET /ws` | the signalling WebSocket ([`crate::ws`]) |
 //! | `POST /whip/{code}`, `DELETE /whip/{code}/{id}` | WHIP ingest ([`crate::whip`]) |
@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin", get(|| account_page("admin")))
         .route("/plan", get(|| account_page("plan")))
         .route("/plans", get(|| account_page("plans")))
+        .route("/setup", get(|| account_page("setup")))
         .route("/assets/{*path}", get(asset_file))
         .route("/ws", get(ws::upgrade))
         .route("/whip/{code}", post(whip::publish))

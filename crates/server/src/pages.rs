@@ -3,7 +3,7 @@
 //!
 //! Every page is the same shell, `web/index.html`; the scripts it loads (`web/js/app.js`) show
 //! the home page at `/`, the pre-join and call pages at `/r/{code}`, and the account pages
-//! ([`ACCOUNT_PAGES`]: sign-up, log-in, administration, planning, everyone's plans; they talk
+//! ([`ACCOUNT_PAGES`]: sign-up, log-in, administration, planning, everyone's plans, first-run setup; they talk
 //! to the coordinator's REST API, docs/accounts.md, which checks who may do what). The server fills in
 //! the page kind and the room code (escaped) so the shell knows where it is before any script
 //! runs. Static files are served under `/assets/` with an `ETag`, and revalidated on every
@@ -125,12 +125,13 @@ pub fn index() -> String {
 }
 
 /// The account pages: path and page kind (the shell's `data-page`).
-pub const ACCOUNT_PAGES: [(&str, &str); 5] = [
+pub const ACCOUNT_PAGES: [(&str, &str); 6] = [
     ("/signup", "signup"),
     ("/login", "login"),
     ("/admin", "admin"),
     ("/plan", "plan"),
     ("/plans", "plans"),
+    ("/setup", "setup"),
 ];
 
 /// `GET /signup`, `/login`, `/admin`, `/plan`, `/plans`: an account page, by its kind (one of

@@ -27,6 +27,8 @@ export const API_ERRORS = {
   bad_name: ['api.bad_name', false],
   bad_time_zone: ['api.bad_time_zone', false],
   email_taken: ['api.email_taken', false],
+  bad_setup_token: ['api.bad_setup_token', false],
+  setup_done: ['api.setup_done', false],
   bad_credentials: ['api.bad_credentials', false],
   account_pending: ['api.account_pending', false],
   locked_out: ['api.locked_out', true],

@@ -77,6 +77,11 @@ impl ApiError {
             "the coordinator could not reach its database; try again",
         )
     }
+    /// The same error with another `error` code.
+    pub fn with_code(mut self, code: &str) -> ApiError {
+        self.code = code.to_string();
+        self
+    }
     /// With a `Retry-After` of `ms` (rounded up to seconds).
     pub fn retry_after_ms(mut self, ms: Millis) -> ApiError {
         self.retry_after_secs = Some((ms.max(0) as u64).div_ceil(1000).max(1));
@@ -275,7 +280,60 @@ pub fn router() -> Router<Arc<Coordinator>> {
         .route("/api/admin/users/{id}/approve", post(approve))
         .route("/api/admin/users/{id}/reject", post(reject))
         .route("/api/admin/quotas", get(get_quotas).put(put_quotas))
+        .route("/api/setup", get(setup_state).post(setup))
         .route("/api/{*rest}", any(no_such_api))
+}
+
+/// `GET /api/setup`: whether this server's first-run link is still open.
+async fn setup_state(State(c): Coord) -> Json<Value> {
+    Json(json!({"open": c.first_run().is_open()}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetupBody {
+    token: String,
+    email: String,
+    password: String,
+}
+
+/// `POST /api/setup`: the first administrator, through the one-time link the server printed;
+/// logged in at once (cookie).
+async fn setup(
+    State(c): Coord,
+    client: ClientInfo,
+    JsonBody(b): JsonBody<SetupBody>,
+) -> Result<Response, ApiError> {
+    use super::first_run::SetupError;
+    let accounts = c.accounts();
+    let login = c
+        .first_run()
+        .finish(accounts, &b.token, &b.email, &b.password, c.now())
+        .await
+        .map_err(|e| match e {
+            SetupError::Done => ApiError::new(
+                StatusCode::GONE,
+                "setup_done",
+                "this server has its administrator; log in instead",
+            ),
+            SetupError::BadToken => ApiError::forbidden(
+                "this setup link is not this server's (use the one it printed when it started)",
+            )
+            .with_code("bad_setup_token"),
+            SetupError::Account(e) => e.into(),
+        })?;
+    tracing::info!(email = %login.user.email, "first administrator created through the setup link");
+    let cookie = tokens::set_cookie(
+        &login.token,
+        accounts.settings().session_hours * 3600,
+        client.https,
+    );
+    Ok((
+        StatusCode::CREATED,
+        [(SET_COOKIE, cookie)],
+        Json(json!({"user": login.user.to_json()})),
+    )
+        .into_response())
 }
 
 async fn no_such_api() -> ApiError {

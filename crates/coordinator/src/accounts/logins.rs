@@ -108,6 +108,14 @@ impl Accounts {
             .await
     }
 
+    /// Whether an active administrator exists.
+    pub async fn has_admin(&self) -> AccResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let exists = self.admin_exists(&mut tx).await?;
+        tx.commit().await?;
+        Ok(exists)
+    }
+
     /// Creates an active administrator `email` (named after the e-mail's local part) only
     /// while no active administrator exists; returns whether it did. Safe when several
     /// coordinators start at once (the registry's lock row serialises them).

@@ -14,6 +14,7 @@
 mod admin;
 pub mod authorize;
 mod db;
+pub mod first_run;
 pub mod http;
 mod logins;
 pub mod password;

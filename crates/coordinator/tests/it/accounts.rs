@@ -33,6 +33,7 @@ on_every_backend!(
     parallel_requests_never_pass_the_quota,
     extension_stays_within_the_planners_limit,
     first_admin_is_created_only_once,
+    the_first_run_link_makes_the_administrator_once,
     websocket_acts_as_its_login,
 );
 
@@ -1079,6 +1080,99 @@ async fn extension_stays_within_the_planners_limit(url: String) {
     );
     let s = c.registry().session(&code).await.unwrap().unwrap();
     assert_eq!(s.ends_ms, Some(start + 70 * MINUTE));
+}
+
+/// The first run: no administrator, so the server opens a one-time link; a wrong token and a
+/// bad password are refused and spend nothing; the right one makes the administrator, logged
+/// in at once; after that the link is spent and no new one opens.
+async fn the_first_run_link_makes_the_administrator_once(url: String) {
+    let c = coordinator(&url, |_| {}).await;
+    let api = Api::new(c.clone());
+    let state = || async {
+        api.call(Method::GET, "/api/setup", None, &Auth::None)
+            .await
+            .body
+    };
+    assert_eq!(state().await, json!({"open": false}));
+    let token = c
+        .first_run()
+        .open(c.accounts())
+        .await
+        .unwrap()
+        .expect("no admin yet");
+    assert_eq!(token.len(), 64);
+    // Opening again (a second look at the console) keeps the same link.
+    assert_eq!(
+        c.first_run().open(c.accounts()).await.unwrap(),
+        Some(token.clone())
+    );
+    assert_eq!(state().await, json!({"open": true}));
+    let setup = |token: &str, password: &str| json!({"token": token, "email": "root@example.com", "password": password});
+    let wrong = "f".repeat(64);
+    for (body, status, error) in [
+        (
+            setup(&wrong, PASSWORD),
+            StatusCode::FORBIDDEN,
+            "bad_setup_token",
+        ),
+        (
+            setup("", PASSWORD),
+            StatusCode::FORBIDDEN,
+            "bad_setup_token",
+        ),
+        (
+            setup(&token, "short"),
+            StatusCode::BAD_REQUEST,
+            "weak_password",
+        ),
+        (
+            json!({"token": token}),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+    ] {
+        let a = api
+            .call(Method::POST, "/api/setup", Some(body), &Auth::None)
+            .await;
+        assert_eq!((a.status, a.error()), (status, error), "{a:?}");
+    }
+    assert!(!c.accounts().has_admin().await.unwrap());
+    let a = api
+        .call(
+            Method::POST,
+            "/api/setup",
+            Some(setup(&token, PASSWORD)),
+            &Auth::None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{a:?}");
+    assert_eq!(a.body["user"]["role"], "admin");
+    let cookie = a.cookie().expect("logged in");
+    let me = api
+        .call(
+            Method::GET,
+            "/api/auth/me",
+            None,
+            &Auth::Cookie(cookie_token(&a)),
+        )
+        .await;
+    assert_eq!(me.body["user"]["email"], "root@example.com", "{cookie}");
+    // Spent: the same link again, or another, gets 410; no new link opens.
+    let a = api
+        .call(
+            Method::POST,
+            "/api/setup",
+            Some(setup(&token, PASSWORD)),
+            &Auth::None,
+        )
+        .await;
+    assert_eq!((a.status, a.error()), (StatusCode::GONE, "setup_done"));
+    assert_eq!(state().await, json!({"open": false}));
+    assert_eq!(c.first_run().open(c.accounts()).await.unwrap(), None);
+    assert_eq!(
+        count(&c, "SELECT COUNT(*) FROM acc_users WHERE role = 'admin'").await,
+        1
+    );
 }
 
 async fn first_admin_is_created_only_once(url: String) {

@@ -198,6 +198,14 @@ impl World {
                     json!({"rc_name":"Demo","date":self.day,"time":self.time(),"tz":"UTC","duration_minutes":30}),
                 ),
             ),
+            "`GET /api/setup`" => (Method::GET, "/api/setup".into(), None),
+            "`POST /api/setup` (an administrator exists)" => (
+                Method::POST,
+                "/api/setup".into(),
+                Some(
+                    json!({"token": "0".repeat(64), "email": "new-admin@example.com", "password": PASSWORD}),
+                ),
+            ),
             "`GET /api/plans?scope=mine`" => (Method::GET, "/api/plans?scope=mine".into(), None),
             "`GET /api/plans?scope=all`" => (Method::GET, "/api/plans?scope=all".into(), None),
             "`PATCH /api/plans/{code}` (own plan)" | "`DELETE /api/plans/{code}` (own plan)" => {

@@ -119,6 +119,24 @@ pub async fn ensure_first_admin(
     }
 }
 
+/// While no administrator exists: the first run's one-time setup token (docs/accounts.md).
+pub async fn open_first_run(coordinator: &Coordinator) -> anyhow::Result<Option<String>> {
+    coordinator
+        .first_run()
+        .open(coordinator.accounts())
+        .await
+        .map_err(|e| anyhow!("cannot check for an administrator: {e}"))
+}
+
+/// Prints the first run's setup link on the console (standard output, beside the banner):
+/// only someone who sees this server's console or log can use it.
+pub fn print_setup_link(base: &str, token: &str) {
+    println!(
+        "No administrator yet. Open this link to create one (it works once):\n  {}/setup?token={token}",
+        base.trim_end_matches('/')
+    );
+}
+
 /// Media-server routes the accounts guard: `POST /api/rooms` makes a room without the
 /// coordinator, so it needs the same right as `CREATE_SESSION` (an active account, or
 /// `guests_may_create`) and counts against the creator's quota like it.
@@ -261,6 +279,7 @@ pub async fn run_all_in_one(args: AllInOneArgs) -> anyhow::Result<()> {
         args.admin_password.as_deref(),
     )
     .await?;
+    let setup_token = open_first_run(&coordinator).await?;
     let hub = Hub::new(coordinator.clone());
     let background = tokio::spawn(hub.clone().run_background());
 
@@ -297,6 +316,9 @@ pub async fn run_all_in_one(args: AllInOneArgs) -> anyhow::Result<()> {
     }
     let node = Node::new(node_settings, sfu, &server);
     println!("{}", server.banner());
+    if let Some(token) = setup_token {
+        print_setup_link(server.public_url(), &token);
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let link = tokio::spawn(Arc::clone(&node).run_link(stop_rx));
 
