@@ -299,7 +299,8 @@ describe('accounts, roles and planning', { concurrency: false }, () => {
     const tomorrow = new Date(Date.parse(`${date}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
     await page.locator('#plan-date').fill(tomorrow);
     await page.locator('#plan-date').dispatchEvent('change');
-    const ten = page.locator('#slot-list .slot[data-start="10:00"][data-free="true"]');
+    // The list of that day (the page marks which day it shows).
+    const ten = page.locator(`#slot-list[data-date="${tomorrow}"] .slot[data-start="10:00"][data-free="true"]`);
     await ten.waitFor({ timeout: 15_000 });
     assert.equal(await page.locator('#slot-list .slot[data-now="true"]').count(), 0, 'no "now" on another day');
     await ten.click();

@@ -109,6 +109,11 @@ export async function renderPlan(root) {
     say(slotError, null);
     setText(slotStatus, 'plan.slots_loading');
     slotStatus.hidden = false;
+    // Another day (or app, or length): the slots shown are not bookable any more.
+    if (slotList.dataset.date !== date.input.value || slotList.dataset.app !== appSelect.value || slotList.dataset.minutes !== durationSelect.value) {
+      clear(slotList);
+      delete slotList.dataset.date;
+    }
     if (!/^\d{4}-\d{2}-\d{2}$/.test(date.input.value)) {
       clear(slotList);
       setText(slotStatus, 'plans.date_needed');
@@ -119,6 +124,7 @@ export async function renderPlan(root) {
       if (ask !== asked) return;
       clear(slotList);
       showSlots(answer.slots ?? [], picked);
+      Object.assign(slotList.dataset, { date: date.input.value, app: appSelect.value, minutes: durationSelect.value });
     } catch (e) {
       if (ask !== asked) return;
       clear(slotList);
