@@ -6,27 +6,9 @@
 use std::time::Duration;
 
 use crate::support::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use orbita_protocol::{ErrorCode, ServerMsg};
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn next_server_msg(ws: &mut Ws) -> ServerMsg {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("the server answers")
-            .expect("the connection stays open")
-            .expect("a readable message");
-        match msg {
-            Message::Text(t) => return serde_json::from_str(&t).expect("a protocol message"),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
 
 async fn expect_error(ws: &mut Ws, send: Message, want: ErrorCode) {
     let label = match &send {

@@ -67,3 +67,25 @@ pub async fn join_bot_with(
 
 /// How long media may take to start flowing on a loaded 2-core machine.
 pub const MEDIA_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A raw signalling WebSocket (tests that speak the protocol themselves).
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next protocol message the server sends on `ws` (pings skipped; 10 s at most).
+pub async fn next_server_msg(ws: &mut Ws) -> orbita_protocol::ServerMsg {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("the server answers")
+            .expect("the connection stays open")
+            .expect("a readable message");
+        match msg {
+            Message::Text(t) => return serde_json::from_str(&t).expect("a protocol message"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -3,10 +3,10 @@
 //! password coturn's `use-auth-secret` expects, `base64(HMAC-SHA1(secret, username))`. The
 //! relay itself is exercised by the browser test `turn.test.js` against real coturn.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::support::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use orbita_protocol::{IceServer, ServerMsg};
 use orbita_server::config::Secret;
 use orbita_sfu::ice_servers::turn_password;
@@ -18,22 +18,13 @@ async fn join(url: &str, code: &str, name: &str) -> (String, Vec<IceServer>) {
     ws.send(Message::Text(join.to_string().into()))
         .await
         .unwrap();
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("an answer")
-            .expect("open")
-            .expect("readable");
-        if let Message::Text(t) = msg {
-            match serde_json::from_str(&t).expect("a protocol message") {
-                ServerMsg::Joined {
-                    participant_id,
-                    ice_servers,
-                    ..
-                } => return (participant_id, ice_servers),
-                other => panic!("expected joined, got {other:?}"),
-            }
-        }
+    match next_server_msg(&mut ws).await {
+        ServerMsg::Joined {
+            participant_id,
+            ice_servers,
+            ..
+        } => (participant_id, ice_servers),
+        other => panic!("expected joined, got {other:?}"),
     }
 }
 
