@@ -800,10 +800,9 @@ impl Registry {
         if req.plan.is_none() {
             // Leave room for plans that begin while this session is expected to run: every
             // session on the app's nodes is taken to run all through [now, now + unplanned_ms).
-            let group = APP_NODES_UP;
             let q = self.sql(&format!(
-                "SELECT (SELECT {} {group}), \
-                 (SELECT COUNT(*) FROM coord_sessions s WHERE s.node_name IN (SELECT n.name {group}))",
+                "SELECT (SELECT {} {APP_NODES_UP}), \
+                 (SELECT COUNT(*) FROM coord_sessions s WHERE s.node_name IN (SELECT n.name {APP_NODES_UP}))",
                 self.backend.as_bigint("COALESCE(SUM(n.max_sessions), 0)")
             ));
             let (capacity, running): (i64, i64) = sqlx::query_as(&q)

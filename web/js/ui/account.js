@@ -6,9 +6,8 @@ import { ApiError } from '../api.js';
 import { changePassword, logout, me } from '../accounts.js';
 import { setText } from '../i18n.js';
 import { clear, h } from './dom.js';
-import { busy, field, say, showApiError } from './forms.js';
+import { busy, checkFields, field, newPasswordFields, say, showApiError } from './forms.js';
 import { pageHeader } from './header.js';
-import { passwordProblem } from '../validate.js';
 
 /** @typedef {import('../accounts.js').User} User */
 /** @typedef {import('../accounts.js').Quota} Quota */
@@ -126,14 +125,8 @@ function fillAccountArea(area, who) {
 /** The change-password form (old, new, new again). */
 function passwordForm() {
   const old = field({ id: 'old-password', label: 'account.old_password', type: 'password', attrs: { autocomplete: 'current-password', required: true } });
-  const next = field({
-    id: 'new-password',
-    label: 'account.new_password',
-    type: 'password',
-    hint: 'signup.password_hint',
-    attrs: { autocomplete: 'new-password', required: true, minlength: 10, maxlength: 128 },
-  });
-  const again = field({ id: 'new-password-again', label: 'account.new_password_again', type: 'password', attrs: { autocomplete: 'new-password', required: true } });
+  const passwords = newPasswordFields('new-password', { label: 'account.new_password', againLabel: 'account.new_password_again' });
+  const { password: next, again } = passwords;
   const status = h('p', { class: 'form-status', attrs: { role: 'status', id: 'password-status' } });
   const error = h('p', { class: 'form-error', attrs: { role: 'alert', id: 'password-error' } });
   const submit = h('button', { class: 'button primary wide', attrs: { type: 'submit' }, text: 'account.save_password' });
@@ -142,19 +135,7 @@ function passwordForm() {
     event.preventDefault();
     say(error, null);
     say(status, null);
-    const problems = [
-      old.input.value ? null : ['old', 'account.password_required'],
-      passwordProblem(next.input.value) ? ['next', passwordProblem(next.input.value)] : null,
-      next.input.value === again.input.value ? null : ['again', 'signup.passwords_differ'],
-    ];
-    old.invalid(problems[0]?.[1] ?? null);
-    next.invalid(problems[1]?.[1] ?? null);
-    again.invalid(problems[2]?.[1] ?? null);
-    const first = problems.findIndex(Boolean);
-    if (first >= 0) {
-      [old, next, again][first].input.focus();
-      return;
-    }
+    if (!checkFields([[old, old.input.value ? null : 'account.password_required'], ...passwords.problems()])) return;
     busy(submit, async () => {
       try {
         await changePassword(old.input.value, next.input.value);

@@ -5,11 +5,11 @@
 import { ApiError } from '../api.js';
 import { login, signup } from '../accounts.js';
 import { browserTimeZone } from '../plan-time.js';
-import { EMAIL_MAX, NAME_MAX, emailProblem, nameProblem, nextPath, passwordProblem } from '../validate.js';
+import { EMAIL_MAX, NAME_MAX, emailProblem, nameProblem, nextPath } from '../validate.js';
 import { accountHeader, forgetSession, session } from './account.js';
 import { explainApiError } from './api-errors.js';
 import { clear, h } from './dom.js';
-import { busy, field, say, showApiError } from './forms.js';
+import { busy, checkFields, field, newPasswordFields, say, showApiError } from './forms.js';
 import { setText } from '../i18n.js';
 
 /**
@@ -25,14 +25,8 @@ function cardPage(root, ...children) {
 export function renderSignup(root) {
   const name = field({ id: 'signup-name', label: 'signup.name', attrs: { autocomplete: 'name', required: true, maxlength: NAME_MAX } });
   const email = field({ id: 'signup-email', label: 'signup.email', type: 'email', attrs: { autocomplete: 'email', required: true, maxlength: EMAIL_MAX } });
-  const password = field({
-    id: 'signup-password',
-    label: 'signup.password',
-    type: 'password',
-    hint: 'signup.password_hint',
-    attrs: { autocomplete: 'new-password', required: true, minlength: 10, maxlength: 128 },
-  });
-  const again = field({ id: 'signup-password-again', label: 'signup.password_again', type: 'password', attrs: { autocomplete: 'new-password', required: true } });
+  const passwords = newPasswordFields('signup-password');
+  const { password, again } = passwords;
   const error = h('p', { class: 'form-error', attrs: { role: 'alert', id: 'signup-error' } });
   const submit = h('button', { class: 'button primary wide', attrs: { type: 'submit', id: 'signup-submit' }, text: 'signup.submit' });
   const form = h(
@@ -45,22 +39,11 @@ export function renderSignup(root) {
     submit,
     error,
   );
-  const fields = { name, email, password, again };
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     say(error, null);
-    const problems = {
-      name: nameProblem(name.input.value),
-      email: emailProblem(email.input.value),
-      password: passwordProblem(password.input.value),
-      again: password.input.value === again.input.value ? null : 'signup.passwords_differ',
-    };
-    for (const [key, f] of Object.entries(fields)) f.invalid(problems[/** @type {keyof typeof problems} */ (key)]);
-    const first = Object.entries(problems).find(([, p]) => p);
-    if (first) {
-      fields[/** @type {keyof typeof fields} */ (first[0])].input.focus();
-      return;
-    }
+    const ok = checkFields([[name, nameProblem(name.input.value)], [email, emailProblem(email.input.value)], ...passwords.problems()]);
+    if (!ok) return;
     busy(submit, async () => {
       try {
         const { user } = await signup({

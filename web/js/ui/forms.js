@@ -2,6 +2,7 @@
 // an API failure in words (the server's message under it when it says more).
 
 import { setText } from '../i18n.js';
+import { passwordProblem } from '../validate.js';
 import { explainApiError } from './api-errors.js';
 import { clear, h } from './dom.js';
 
@@ -62,6 +63,44 @@ export function field({ id, label, type = 'text', hint, attrs = {}, options = []
       }
     },
   };
+}
+
+/**
+ * A new password and the same again (sign-up, the first-run setup, changing the password):
+ * the fields, and their problems for {@link checkFields}.
+ * @param {string} id the password input's id; the second one's is `${id}-again`
+ * @param {{label?: string, againLabel?: string}} [labels] translation keys
+ */
+export function newPasswordFields(id, { label = 'signup.password', againLabel = 'signup.password_again' } = {}) {
+  const password = field({
+    id,
+    label,
+    type: 'password',
+    hint: 'signup.password_hint',
+    attrs: { autocomplete: 'new-password', required: true, minlength: 10, maxlength: 128 },
+  });
+  const again = field({ id: `${id}-again`, label: againLabel, type: 'password', attrs: { autocomplete: 'new-password', required: true } });
+  return {
+    password,
+    again,
+    /** @returns {[ReturnType<typeof field>, string | null][]} */
+    problems: () => [
+      [password, passwordProblem(password.input.value)],
+      [again, again.input.value === password.input.value ? null : 'signup.passwords_differ'],
+    ],
+  };
+}
+
+/**
+ * Shows each field's problem (a translation key) or clears it, and focuses the first field
+ * with one. Whether there was none.
+ * @param {[ReturnType<typeof field>, string | null][]} checks
+ */
+export function checkFields(checks) {
+  for (const [f, problem] of checks) f.invalid(problem);
+  const first = checks.find(([, problem]) => problem);
+  first?.[0].input.focus();
+  return !first;
 }
 
 /**

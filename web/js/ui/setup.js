@@ -5,10 +5,10 @@
 
 import { ApiError } from '../api.js';
 import { finishSetup, setupState } from '../accounts.js';
-import { EMAIL_MAX, emailProblem, passwordProblem } from '../validate.js';
+import { EMAIL_MAX, emailProblem } from '../validate.js';
 import { accountHeader, forgetSession } from './account.js';
 import { h } from './dom.js';
-import { busy, field, say, showApiError } from './forms.js';
+import { busy, checkFields, field, newPasswordFields, say, showApiError } from './forms.js';
 
 /** @param {HTMLElement} root */
 export function renderSetup(root) {
@@ -46,32 +46,15 @@ export function renderSetup(root) {
 function form(token, done) {
   const intro = h('p', { class: 'notice-text', text: 'setup.intro' });
   const email = field({ id: 'setup-email', label: 'signup.email', type: 'email', attrs: { autocomplete: 'username', required: true, maxlength: EMAIL_MAX } });
-  const password = field({
-    id: 'setup-password',
-    label: 'signup.password',
-    type: 'password',
-    hint: 'signup.password_hint',
-    attrs: { autocomplete: 'new-password', required: true },
-  });
-  const again = field({ id: 'setup-password-again', label: 'signup.password_again', type: 'password', attrs: { autocomplete: 'new-password', required: true } });
+  const passwords = newPasswordFields('setup-password');
+  const { password, again } = passwords;
   const error = h('p', { class: 'form-error', attrs: { role: 'alert', id: 'setup-error' } });
   const submit = h('button', { class: 'button primary wide', attrs: { type: 'submit', id: 'setup-submit' }, text: 'setup.submit' });
   const el = h('form', { class: 'stack-form', attrs: { novalidate: true, id: 'setup-form' } }, intro, email.wrap, password.wrap, again.wrap, submit, error);
   el.addEventListener('submit', (event) => {
     event.preventDefault();
     say(error, null);
-    /** @type {[ReturnType<typeof field>, string | null][]} */
-    const checks = [
-      [email, emailProblem(email.input.value)],
-      [password, passwordProblem(password.input.value)],
-      [again, again.input.value === password.input.value ? null : 'signup.passwords_differ'],
-    ];
-    for (const [f, problem] of checks) f.invalid(problem);
-    const first = checks.find(([, problem]) => problem);
-    if (first) {
-      first[0].input.focus();
-      return;
-    }
+    if (!checkFields([[email, emailProblem(email.input.value)], ...passwords.problems()])) return;
     busy(submit, async () => {
       try {
         await finishSetup({ token, email: email.input.value.trim(), password: password.input.value });

@@ -19,7 +19,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 use tracing::warn;
 
-use super::{tokens, AccountError, Accounts, Quota, Role, Status, User};
+use super::{tokens, AccountError, Accounts, Login, Quota, Role, Status, User};
 use crate::clock::Millis;
 use crate::coordinator::Coordinator;
 
@@ -323,14 +323,9 @@ async fn setup(
             SetupError::Account(e) => e.into(),
         })?;
     tracing::info!(email = %login.user.email, "first administrator created through the setup link");
-    let cookie = tokens::set_cookie(
-        &login.token,
-        accounts.settings().session_hours * 3600,
-        client.https,
-    );
     Ok((
         StatusCode::CREATED,
-        [(SET_COOKIE, cookie)],
+        [(SET_COOKIE, login_cookie(accounts, &login, client.https))],
         Json(json!({"user": login.user.to_json()})),
     )
         .into_response())
@@ -391,12 +386,17 @@ async fn login(
     if b.token {
         return Ok(Json(json!({"user": user, "token": login.token})).into_response());
     }
-    let cookie = tokens::set_cookie(
+    let cookie = login_cookie(accounts, &login, client.https);
+    Ok(([(SET_COOKIE, cookie)], Json(json!({"user": user}))).into_response())
+}
+
+/// The `Set-Cookie` of a new login session, living as long as the session (`Secure` on HTTPS).
+fn login_cookie(accounts: &Accounts, login: &Login, https: bool) -> String {
+    tokens::set_cookie(
         &login.token,
         accounts.settings().session_hours * 3600,
-        client.https,
-    );
-    Ok(([(SET_COOKIE, cookie)], Json(json!({"user": user}))).into_response())
+        https,
+    )
 }
 
 async fn logout(
