@@ -39,6 +39,11 @@ pub struct BotArgs {
     /// Local address for the bot's UDP sockets (its ICE host candidates).
     #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
     pub bind_ip: IpAddr,
+    /// Reach the server only through the TURN relay it gives at join (the first turn: URL
+    /// over UDP in `joined.ice_servers`), like a browser with iceTransportPolicy "relay";
+    /// fails if there is none or it refuses.
+    #[arg(long, env = "ORBITA_RELAY_ONLY", value_parser = clap::builder::FalseyValueParser::new())]
+    pub relay_only: bool,
 }
 
 impl BotArgs {
@@ -53,6 +58,7 @@ impl BotArgs {
             simulcast: !self.no_simulcast,
             max_quality: self.max_quality.clone(),
             bind_ip: self.bind_ip,
+            relay_only: self.relay_only,
         }
     }
 }
@@ -125,6 +131,7 @@ mod tests {
         assert_eq!((a.name.as_str(), a.duration, a.json), ("bot", 10, false));
         let o = a.options();
         assert!(o.publish_audio && o.publish_video && o.simulcast);
+        assert!(!o.relay_only || std::env::var_os("ORBITA_RELAY_ONLY").is_some());
 
         let a = Cli::parse_from([
             "orbita",
@@ -137,9 +144,11 @@ mod tests {
             "--duration",
             "0",
             "--json",
+            "--relay-only",
         ])
         .bot;
         let o = a.options();
+        assert!(o.relay_only);
         assert!(!o.publish_audio && o.publish_video && !o.simulcast);
         assert_eq!(o.max_quality.as_deref(), Some("640x480"));
         assert_eq!(a.duration, 0);

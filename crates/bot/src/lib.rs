@@ -18,16 +18,20 @@
 //! ```
 //!
 //! Layout: [`pacer`] (when to send which frame, sans I/O), [`stats`] (what was seen, sans
-//! I/O), `peer` (an `Rtc` and its UDP socket), `session` (signalling and media logic),
-//! `task` (the tokio select loop), [`cli`] (the `orbita bot` command).
+//! I/O), [`turn`] (a TURN client, sans I/O), [`relay`] (`--relay-only`: picking the relay
+//! and allocating on a socket), `peer` (an `Rtc` and its UDP socket, maybe through a relay),
+//! `session` (signalling and media logic), `task` (the tokio select loop), [`cli`] (the
+//! `orbita bot` command).
 
 pub mod cli;
 pub mod media_file;
 pub mod pacer;
 mod peer;
+pub mod relay;
 mod session;
 pub mod stats;
 mod task;
+pub mod turn;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
@@ -43,9 +47,12 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
 pub use session::LAYER_RIDS;
-pub use stats::{BotStats, ChatMessage, RoomEvent, RoomEventKind, TrackStats};
+pub use stats::{
+    BotStats, ChatMessage, PcStatus, RelayStatus, RoomEvent, RoomEventKind, TrackStats,
+};
 
 use media_file::MediaLibrary;
+use peer::PeerSocket;
 use session::{Command, Session, Shared};
 use stats::Recorder;
 
@@ -71,6 +78,11 @@ pub struct BotOptions {
     pub max_quality: Option<String>,
     /// Address the two UDP sockets bind to (and announce as host candidates).
     pub bind_ip: IpAddr,
+    /// Reach the server only through the TURN relay of `joined.ice_servers` (the first
+    /// `turn:` URL over UDP): each connection allocates a relay and offers only its relayed
+    /// address, as a browser with `iceTransportPolicy: "relay"`. [`Bot::join`] fails when the
+    /// server offers no relay or the relay refuses the allocation.
+    pub relay_only: bool,
 }
 
 impl Default for BotOptions {
@@ -84,6 +96,7 @@ impl Default for BotOptions {
             simulcast: true,
             max_quality: None,
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            relay_only: false,
         }
     }
 }
@@ -157,7 +170,10 @@ impl Bot {
     ///
     /// Returns once the server sent `joined`; media flows shortly after (see
     /// [`Bot::wait_for`]). Fails with a [`JoinError`] (downcast the `anyhow::Error`) when the
-    /// server answers the join with an `error`, e.g. `unknown_code`.
+    /// server answers the join with an `error`, e.g. `unknown_code`. With
+    /// [`BotOptions::relay_only`] it first allocates a relay for each connection, and fails
+    /// when `joined` offers none or the relay refuses (the error says so, e.g. `401
+    /// Unauthorized`).
     pub async fn join(opts: BotOptions) -> anyhow::Result<Bot> {
         let start = Instant::now();
         let media = media()?;
@@ -211,29 +227,53 @@ impl Bot {
             participant_id,
             code,
             participants,
+            ice_servers,
             ..
         } = joined
         else {
             unreachable!("only `joined` leaves the loop");
         };
 
+        let publishes = opts.publish_audio || opts.publish_video;
+        let (pub_socket, sub_socket) = if opts.relay_only {
+            // One allocation per connection (each its own socket), as a browser makes.
+            let relay = relay::pick_relay(&ice_servers)?;
+            let server = relay::resolve(&relay, opts.bind_ip).await?;
+            let allocate = || async {
+                let (socket, client) =
+                    relay::bind_and_allocate(opts.bind_ip, &relay, server).await?;
+                anyhow::Ok(PeerSocket {
+                    socket,
+                    relay: Some((client, relay.url.clone())),
+                })
+            };
+            let (publisher, subscriber) = tokio::try_join!(
+                async {
+                    match publishes {
+                        true => allocate().await.map(Some),
+                        false => Ok(None),
+                    }
+                },
+                allocate()
+            )?;
+            (publisher, subscriber)
+        } else {
+            let bind = || async {
+                UdpSocket::bind((opts.bind_ip, 0))
+                    .await
+                    .map(PeerSocket::direct)
+                    .with_context(|| format!("binding a UDP socket on {}", opts.bind_ip))
+            };
+            let publisher = match publishes {
+                true => Some(bind().await?),
+                false => None,
+            };
+            (publisher, bind().await?)
+        };
+
         let mut recorder = Recorder::new(start, &opts.name, &code);
         recorder.joined(&participant_id, &code, participants);
         let shared = Arc::new(Shared::new(recorder));
-
-        let publishes = opts.publish_audio || opts.publish_video;
-        let pub_socket = if publishes {
-            Some(
-                UdpSocket::bind((opts.bind_ip, 0))
-                    .await
-                    .with_context(|| format!("binding a UDP socket on {}", opts.bind_ip))?,
-            )
-        } else {
-            None
-        };
-        let sub_socket = UdpSocket::bind((opts.bind_ip, 0))
-            .await
-            .with_context(|| format!("binding a UDP socket on {}", opts.bind_ip))?;
 
         let session = Session::new(&opts, shared.clone(), media, pub_socket, sub_socket)?;
         let (commands, rx) = mpsc::unbounded_channel();

@@ -4,6 +4,11 @@
 //! (input, write, SDP change, candidate) drain `poll_output` until it yields a timeout.
 //! [`Peer::drain`] does exactly that, transmitting on the socket and returning the events;
 //! callers mutate through [`Peer::rtc`] and then call `drain` before the next mutation.
+//!
+//! With a relay (`--relay-only`) the socket talks only to the TURN server: the `Rtc` has one
+//! local candidate, the relayed address; everything it transmits goes through the
+//! [`TurnClient`] (ChannelData to the relay), and what the relay forwards from peers is fed to
+//! it as received on the relayed address. Datagrams from anyone but the relay are dropped.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -14,6 +19,9 @@ use str0m::crypto::CryptoProvider;
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
+
+use crate::stats::RelayStatus;
+use crate::turn::{TurnClient, TurnEvent};
 
 /// How often str0m emits statistics events.
 pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
@@ -46,12 +54,41 @@ pub fn subscriber_config() -> RtcConfig {
         .set_stats_interval(Some(STATS_INTERVAL))
 }
 
+/// A peer connection's UDP socket, and the relay allocated on it (`--relay-only`).
+pub struct PeerSocket {
+    /// The socket.
+    pub socket: UdpSocket,
+    /// The allocated relay and its URL; `None`: the socket's address is a host candidate.
+    pub relay: Option<(TurnClient, String)>,
+}
+
+impl PeerSocket {
+    /// A socket used directly (host candidate).
+    pub fn direct(socket: UdpSocket) -> PeerSocket {
+        PeerSocket {
+            socket,
+            relay: None,
+        }
+    }
+}
+
+/// The relay a peer sends through.
+struct Relay {
+    client: TurnClient,
+    url: String,
+    /// The relayed address: the `Rtc`'s only local candidate.
+    relayed: SocketAddr,
+    /// Datagrams that came from anyone but the relay (dropped).
+    foreign: u64,
+}
+
 /// An `Rtc` plus its UDP socket and next timeout.
 pub struct Peer {
     /// The engine. Mutate it, then call [`Peer::drain`].
     pub rtc: Rtc,
     socket: Arc<UdpSocket>,
     local: SocketAddr,
+    relay: Option<Relay>,
     next_timeout: Instant,
     candidate: String,
     send_errors: u64,
@@ -59,19 +96,41 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Wrap `rtc` and `socket`, adding the socket's address as a host candidate.
-    pub fn new(mut rtc: Rtc, socket: UdpSocket, now: Instant) -> anyhow::Result<Peer> {
+    /// Wrap `rtc` and the socket, adding the socket's address as a host candidate, or with a
+    /// relay, the relayed address as the only (relay) candidate.
+    pub fn new(mut rtc: Rtc, socket: PeerSocket, now: Instant) -> anyhow::Result<Peer> {
+        let PeerSocket { socket, relay } = socket;
         let local = socket.local_addr().context("UDP socket address")?;
-        let candidate =
-            Candidate::host(local, "udp").with_context(|| format!("host candidate for {local}"))?;
+        let (candidate, relay) = match relay {
+            None => (
+                Candidate::host(local, "udp")
+                    .with_context(|| format!("host candidate for {local}"))?,
+                None,
+            ),
+            Some((client, url)) => {
+                let relayed = client
+                    .relayed_addr()
+                    .context("the TURN client has no relayed address yet")?;
+                let candidate = Candidate::relayed(relayed, local, "udp")
+                    .with_context(|| format!("relay candidate for {relayed}"))?;
+                let relay = Relay {
+                    client,
+                    url,
+                    relayed,
+                    foreign: 0,
+                };
+                (candidate, Some(relay))
+            }
+        };
         let candidate = rtc
             .add_local_candidate(candidate)
             .map(|c| c.to_sdp_string())
-            .context("str0m refused the host candidate")?;
+            .context("str0m refused the local candidate")?;
         let mut peer = Peer {
             rtc,
             socket: Arc::new(socket),
             local,
+            relay,
             next_timeout: now,
             candidate,
             send_errors: 0,
@@ -92,9 +151,29 @@ impl Peer {
         self.local
     }
 
-    /// Our host candidate line (`candidate:...`, no `a=`), to trickle to the server.
+    /// Our candidate line (`candidate:...`, no `a=`; `typ host`, or `typ relay` with a
+    /// relay), to trickle to the server.
     pub fn candidate(&self) -> &str {
         &self.candidate
+    }
+
+    /// The relay this peer goes through and what went through it.
+    pub fn relay_status(&self) -> Option<RelayStatus> {
+        let r = self.relay.as_ref()?;
+        let s = r.client.stats();
+        Some(RelayStatus {
+            url: r.url.clone(),
+            server: r.client.server().to_string(),
+            relayed_addr: r.relayed.to_string(),
+            mapped_addr: r.client.mapped_addr().map(|a| a.to_string()),
+            datagrams_sent: s.sent_datagrams,
+            bytes_sent: s.sent_bytes,
+            datagrams_received: s.received_datagrams,
+            bytes_received: s.received_bytes,
+            dropped: s.dropped_datagrams,
+            foreign_datagrams: r.foreign,
+            refreshes: s.refreshes,
+        })
     }
 
     /// When str0m next wants [`Peer::handle_timeout`].
@@ -121,15 +200,24 @@ impl Peer {
         loop {
             if !self.rtc.is_alive() {
                 self.next_timeout = Instant::now() + Duration::from_secs(3600);
+                self.flush_relay();
                 return events;
             }
             match self.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => {
                     self.next_timeout = t;
+                    self.flush_relay();
                     return events;
                 }
                 Ok(Output::Transmit(t)) => {
                     if t.proto != Protocol::Udp {
+                        continue;
+                    }
+                    if let Some(relay) = &mut self.relay {
+                        // Everything goes through the relay, as ChannelData to the TURN server.
+                        relay
+                            .client
+                            .send_to(Instant::now(), t.destination, &t.contents);
                         continue;
                     }
                     // UDP: a full buffer drops the packet, which RTP tolerates.
@@ -148,8 +236,51 @@ impl Peer {
         }
     }
 
-    /// Feed one received datagram, then drain. Datagrams str0m cannot classify are ignored.
+    /// Send what the TURN client queued, note its events, and let its deadline count.
+    fn flush_relay(&mut self) {
+        let Some(relay) = &mut self.relay else {
+            return;
+        };
+        let server = relay.client.server();
+        while let Some(datagram) = relay.client.poll_transmit() {
+            if let Err(e) = self.socket.try_send_to(&datagram, server) {
+                self.send_errors += 1;
+                tracing::trace!("UDP send to the TURN relay {server} failed: {e}");
+            }
+        }
+        while let Some(event) = relay.client.poll_event() {
+            match event {
+                TurnEvent::Failed(e) => self
+                    .errors
+                    .push(format!("TURN relay {}: allocation lost: {e}", relay.url)),
+                TurnEvent::ChannelFailed { peer, error } => self.errors.push(format!(
+                    "TURN relay {}: no channel to {peer}: {error}",
+                    relay.url
+                )),
+                TurnEvent::Allocated { .. } | TurnEvent::ChannelBound { .. } => {}
+            }
+        }
+        if let Some(t) = relay.client.poll_timeout() {
+            self.next_timeout = self.next_timeout.min(t);
+        }
+    }
+
+    /// Feed one received datagram, then drain. Datagrams str0m cannot classify are ignored;
+    /// with a relay, only the relay's datagrams count, and what it forwards from a peer is
+    /// fed as received on the relayed address.
     pub fn handle_receive(&mut self, now: Instant, source: SocketAddr, data: &[u8]) -> Vec<Event> {
+        let (source, destination, data) = match &mut self.relay {
+            None => (source, self.local, data),
+            Some(relay) if source != relay.client.server() => {
+                relay.foreign += 1;
+                return vec![];
+            }
+            Some(relay) => match relay.client.handle_input(now, data) {
+                Some((peer, payload)) => (peer, relay.relayed, payload),
+                // An answer to one of the client's requests, or nothing: no input for str0m.
+                None => return self.drain(),
+            },
+        };
         let Ok(contents) = data.try_into() else {
             return vec![];
         };
@@ -158,7 +289,7 @@ impl Peer {
             Receive {
                 proto: Protocol::Udp,
                 source,
-                destination: self.local,
+                destination,
                 contents,
             },
         );
@@ -169,8 +300,11 @@ impl Peer {
         self.drain()
     }
 
-    /// Advance str0m's time to `now`, then drain.
+    /// Advance str0m's (and the TURN client's) time to `now`, then drain.
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<Event> {
+        if let Some(relay) = &mut self.relay {
+            relay.client.handle_timeout(now);
+        }
         if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
             self.errors
                 .push(format!("str0m timeout handling failed: {e}"));
@@ -191,5 +325,10 @@ impl Peer {
             }
             self.rtc.disconnect();
         }
+        // Delete the allocation (Refresh, lifetime 0) so the relay frees it at once.
+        if let Some(relay) = &mut self.relay {
+            relay.client.close(Instant::now());
+        }
+        self.flush_relay();
     }
 }

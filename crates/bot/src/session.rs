@@ -24,7 +24,7 @@ use tokio::net::UdpSocket;
 
 use crate::media_file::{vp8_keyframe_size, MediaLibrary};
 use crate::pacer::{MediaPacer, PacedFrame};
-use crate::peer::{publisher_config, subscriber_config, Peer};
+use crate::peer::{publisher_config, subscriber_config, Peer, PeerSocket};
 use crate::stats::{FrameInfo, Recorder, SentStream};
 use crate::BotOptions;
 
@@ -224,8 +224,8 @@ impl Session {
         opts: &BotOptions,
         shared: Arc<Shared>,
         media: &MediaLibrary,
-        pub_socket: Option<UdpSocket>,
-        sub_socket: UdpSocket,
+        pub_socket: Option<PeerSocket>,
+        sub_socket: PeerSocket,
     ) -> anyhow::Result<Session> {
         let now = Instant::now();
         let subscriber = Peer::new(subscriber_config().build(now), sub_socket, now)
@@ -359,10 +359,14 @@ impl Session {
             let s = rec.pc_mut(false);
             s.exists = true;
             s.local_addr = Some(subscriber.local_addr().to_string());
+            s.local_candidate = Some(subscriber.candidate().to_string());
+            s.relay = subscriber.relay_status();
             if let Some(p) = &publisher {
                 let s = rec.pc_mut(true);
                 s.exists = true;
                 s.local_addr = Some(p.peer.local_addr().to_string());
+                s.local_candidate = Some(p.peer.candidate().to_string());
+                s.relay = p.peer.relay_status();
             }
         }
 
@@ -855,13 +859,20 @@ impl Session {
                     s.plis,
                 ),
                 Event::PeerStats(s) => {
-                    let send_errors = self.peer_mut(side).map_or(0, |p| p.send_errors());
+                    let (send_errors, relay) = self
+                        .peer_mut(side)
+                        .map_or((0, None), |p| (p.send_errors(), p.relay_status()));
                     let mut rec = self.shared.rec();
                     let pc = rec.pc_mut(side == Side::Publisher);
                     pc.bytes_rx = s.peer_bytes_rx;
                     pc.bytes_tx = s.peer_bytes_tx;
                     pc.rtt_ms = s.rtt.map(|d| d.as_secs_f64() * 1000.0);
                     pc.udp_send_errors = send_errors;
+                    if let Some(pair) = &s.selected_candidate_pair {
+                        pc.selected_local = Some(pair.local.addr.to_string());
+                        pc.selected_remote = Some(pair.remote.addr.to_string());
+                    }
+                    pc.relay = relay;
                 }
                 Event::MediaData(data) if side == Side::Subscriber => {
                     if let Some(mid) = self.on_media_data(now, &data) {
@@ -1001,12 +1012,22 @@ impl Session {
         Some(data.mid)
     }
 
-    /// Close both peers (RTCP BYE, DTLS close_notify).
+    /// Close both peers (RTCP BYE, DTLS close_notify; a relay's allocation is deleted),
+    /// recording what went through their relays.
     pub(crate) fn close(&mut self) {
         if let Some(p) = &mut self.publisher {
             p.peer.close();
         }
         self.subscriber.close();
+        let mut rec = self.shared.rec();
+        if let Some(p) = &self.publisher {
+            if p.peer.relay_status().is_some() {
+                rec.pc_mut(true).relay = p.peer.relay_status();
+            }
+        }
+        if self.subscriber.relay_status().is_some() {
+            rec.pc_mut(false).relay = self.subscriber.relay_status();
+        }
     }
 }
 
@@ -1018,7 +1039,12 @@ mod tests {
     async fn peer() -> Peer {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let now = Instant::now();
-        Peer::new(publisher_config().build(now), socket, now).unwrap()
+        Peer::new(
+            publisher_config().build(now),
+            PeerSocket::direct(socket),
+            now,
+        )
+        .unwrap()
     }
 
     #[tokio::test]

@@ -81,6 +81,43 @@ pub struct PcStatus {
     pub rtt_ms: Option<f64>,
     /// UDP sends that failed (socket buffer full; the packet was dropped).
     pub udp_send_errors: u64,
+    /// The ICE candidate the bot gave for it (`typ host`, or `typ relay` with `--relay-only`).
+    pub local_candidate: Option<String>,
+    /// Local address of the candidate pair str0m sends on (its peer stats): the socket's, or
+    /// the relayed address.
+    pub selected_local: Option<String>,
+    /// Remote address of that pair (the server's media address).
+    pub selected_remote: Option<String>,
+    /// With `--relay-only`: the TURN relay it goes through and what went through it.
+    pub relay: Option<RelayStatus>,
+}
+
+/// A peer connection's TURN relay (`--relay-only`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RelayStatus {
+    /// The `turn:` URL used (from `joined.ice_servers`).
+    pub url: String,
+    /// The relay's address the bot talks to.
+    pub server: String,
+    /// The relayed address the relay allocated: the bot's only candidate, what the server
+    /// sees as the bot's address.
+    pub relayed_addr: String,
+    /// The bot's address as the relay sees it.
+    pub mapped_addr: Option<String>,
+    /// Datagrams sent to peers through the relay (ChannelData).
+    pub datagrams_sent: u64,
+    /// Their payload bytes.
+    pub bytes_sent: u64,
+    /// Datagrams received from peers through the relay.
+    pub datagrams_received: u64,
+    /// Their payload bytes.
+    pub bytes_received: u64,
+    /// Datagrams for peers dropped (no channel yet and too many waiting, channel refused).
+    pub dropped: u64,
+    /// Datagrams from anyone but the relay, dropped unread.
+    pub foreign_datagrams: u64,
+    /// Refreshes of the allocation.
+    pub refreshes: u64,
 }
 
 /// What was received on one remote track.
@@ -457,8 +494,18 @@ impl BotStats {
             if !p.exists {
                 "none".to_string()
             } else {
+                let via = match &p.relay {
+                    Some(r) => format!(
+                        ", via TURN relay {} as {}: {} sent, {} received",
+                        r.server,
+                        r.relayed_addr,
+                        human_bytes(r.bytes_sent),
+                        human_bytes(r.bytes_received)
+                    ),
+                    None => String::new(),
+                };
                 format!(
-                    "{} (ICE {}{})",
+                    "{} (ICE {}{}{via})",
                     if p.connected {
                         "connected"
                     } else {

@@ -76,6 +76,11 @@ pub struct LoadArgs {
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
+    /// Connect every participant only through the TURN relay the server gives at join (the
+    /// first turn: URL over UDP in `joined.ice_servers`), like browsers with
+    /// iceTransportPolicy "relay": one allocation per connection.
+    #[arg(long, env = "ORBITA_RELAY_ONLY", value_parser = clap::builder::FalseyValueParser::new())]
+    pub relay_only: bool,
 }
 
 /// Loads other than rooms of participants (`orbita load MODE ...`).
@@ -128,6 +133,7 @@ impl LoadArgs {
             media_threads: self.media_threads.max(1),
             bind_ip: self.bind_ip,
             server_pid: self.server_pid,
+            relay_only: self.relay_only,
             progress: !self.quiet,
         })
     }
@@ -193,6 +199,7 @@ mod tests {
             "640x480",
             "--codes",
             "1234,5678",
+            "--relay-only",
         ])
         .load
         .config()
@@ -203,6 +210,7 @@ mod tests {
         assert_eq!(c.duration, Duration::from_secs(5));
         assert_eq!(c.server_pid, Some(42));
         assert_eq!(c.codes, ["1234", "5678"]);
+        assert!(c.relay_only);
         assert!(Cli::parse_from(["orbita", "--max-quality", "big"])
             .load
             .config()

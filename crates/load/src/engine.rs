@@ -13,6 +13,12 @@
 //! depacketizing frames; the shard only counts packets, bytes, sequence gaps and VP8
 //! keyframe starts ([`crate::rtp`]). Publisher connections send the bot's pre-encoded VP8 and
 //! Opus frames, paced by the bot's [`MediaPacer`], through str0m's packetizer.
+//!
+//! With `--relay-only` each connection's socket comes with a TURN allocation made by the
+//! signalling task ([`Relays`]); its only candidate is the relayed address, everything the
+//! `Rtc` sends goes through the bot's sans-I/O [`TurnClient`] (ChannelData to the relay,
+//! refreshes on the connection's timer) and what the relay forwards is fed to the `Rtc` as
+//! received on the relayed address.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -30,6 +36,7 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use orbita_bot::media_file::MediaLibrary;
 use orbita_bot::pacer::{MediaPacer, PacedFrame};
+use orbita_bot::turn::{TurnClient, TurnEvent};
 use orbita_protocol::{
     ClientMsg, LayerInfo, MediaKind as PKind, PcKind, PublishTrack, ServerMsg, TrackSource,
 };
@@ -156,12 +163,34 @@ pub struct PeerSpec {
     pub expects_media: bool,
     /// Address the sockets bind.
     pub bind_ip: IpAddr,
+    /// Connect only through the TURN relay of `joined.ice_servers` (the signalling task
+    /// allocates, [`Relays`]).
+    pub relay_only: bool,
 }
 
 impl PeerSpec {
-    fn publishes(&self) -> bool {
+    /// It has a publisher connection.
+    pub fn publishes(&self) -> bool {
         self.audio || self.video
     }
+}
+
+/// A UDP socket (non-blocking) with a TURN allocation on it (`--relay-only`).
+#[derive(Debug)]
+pub struct RelayedSocket {
+    /// The socket the allocation was made from.
+    pub socket: std::net::UdpSocket,
+    /// The allocated client; the connection drives it from then on.
+    pub client: TurnClient,
+}
+
+/// The relays of a participant's connections; none (the default): host candidates.
+#[derive(Debug, Default)]
+pub struct Relays {
+    /// The publisher connection's.
+    pub publisher: Option<RelayedSocket>,
+    /// The subscriber connection's.
+    pub subscriber: Option<RelayedSocket>,
 }
 
 /// Commands from the signalling side to a shard.
@@ -171,6 +200,8 @@ enum Cmd {
         spec: PeerSpec,
         ws_open: Instant,
         to_ws: UnboundedSender<ClientMsg>,
+        /// Boxed: two TURN clients would make every command that large.
+        relays: Box<Relays>,
     },
     Signal {
         id: usize,
@@ -241,14 +272,16 @@ impl EngineHandle {
         }
     }
 
-    /// Hand a joined participant to its shard: it sets up its peer connections and sends
-    /// its publisher offer (if it publishes) through `to_ws`.
+    /// Hand a joined participant to its shard: it sets up its peer connections (on the
+    /// relayed sockets of `relays`, if any) and sends its publisher offer (if it publishes)
+    /// through `to_ws`.
     pub fn add(
         &self,
         id: usize,
         spec: PeerSpec,
         ws_open: Instant,
         to_ws: UnboundedSender<ClientMsg>,
+        relays: Relays,
     ) {
         self.send(
             id,
@@ -257,6 +290,7 @@ impl EngineHandle {
                 spec,
                 ws_open,
                 to_ws,
+                relays: Box::new(relays),
             },
         );
     }
@@ -402,18 +436,36 @@ fn token(slot: usize, side: Side) -> usize {
     slot * 2 + side as usize
 }
 
-/// An `Rtc` and its UDP socket.
+/// A connection's TURN relay (`--relay-only`).
+struct PeerRelay {
+    client: TurnClient,
+    /// The relayed address: the `Rtc`'s only local candidate.
+    relayed: SocketAddr,
+    /// Relay failures not yet reported.
+    problems: Vec<String>,
+}
+
+/// An `Rtc` and its UDP socket (maybe through a relay).
 struct Peer {
     rtc: Rtc,
     socket: UdpSocket,
     local: SocketAddr,
+    relay: Option<PeerRelay>,
     next_timeout: Instant,
     candidate: String,
 }
 
 impl Peer {
-    fn new(mut rtc: Rtc, ip: IpAddr, now: Instant) -> io::Result<Peer> {
-        let std_socket = std::net::UdpSocket::bind((ip, 0))?;
+    fn new(
+        mut rtc: Rtc,
+        ip: IpAddr,
+        relay: Option<RelayedSocket>,
+        now: Instant,
+    ) -> io::Result<Peer> {
+        let (std_socket, relay) = match relay {
+            Some(r) => (r.socket, Some(r.client)),
+            None => (std::net::UdpSocket::bind((ip, 0))?, None),
+        };
         std_socket.set_nonblocking(true)?;
         // SAFETY: setsockopt with a valid fd and a c_int option value.
         unsafe {
@@ -427,16 +479,33 @@ impl Peer {
         }
         let local = std_socket.local_addr()?;
         let socket = UdpSocket::from_std(std_socket);
-        let candidate =
-            Candidate::host(local, "udp").map_err(|e| io::Error::other(e.to_string()))?;
+        let relay = match relay {
+            Some(client) => {
+                let relayed = client
+                    .relayed_addr()
+                    .ok_or_else(|| io::Error::other("the TURN client has no relayed address"))?;
+                Some(PeerRelay {
+                    client,
+                    relayed,
+                    problems: vec![],
+                })
+            }
+            None => None,
+        };
+        let candidate = match &relay {
+            Some(r) => Candidate::relayed(r.relayed, local, "udp"),
+            None => Candidate::host(local, "udp"),
+        }
+        .map_err(|e| io::Error::other(e.to_string()))?;
         let candidate = rtc
             .add_local_candidate(candidate)
             .map(|c| c.to_sdp_string())
-            .ok_or_else(|| io::Error::other("str0m refused the host candidate"))?;
+            .ok_or_else(|| io::Error::other("str0m refused the local candidate"))?;
         let mut peer = Peer {
             rtc,
             socket,
             local,
+            relay,
             next_timeout: now,
             candidate,
         };
@@ -450,17 +519,24 @@ impl Peer {
         loop {
             if !self.rtc.is_alive() {
                 self.next_timeout = Instant::now() + Duration::from_secs(3600);
+                self.flush_relay(counters);
                 return;
             }
             match self.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => {
                     self.next_timeout = t;
+                    self.flush_relay(counters);
                     return;
                 }
                 Ok(Output::Transmit(t)) => {
-                    if t.proto == Protocol::Udp
-                        && self.socket.send_to(&t.contents, t.destination).is_err()
-                    {
+                    if t.proto != Protocol::Udp {
+                        continue;
+                    }
+                    if let Some(relay) = &mut self.relay {
+                        relay
+                            .client
+                            .send_to(Instant::now(), t.destination, &t.contents);
+                    } else if self.socket.send_to(&t.contents, t.destination).is_err() {
                         Counters::add(&counters.send_errors, 1);
                     }
                 }
@@ -473,6 +549,39 @@ impl Peer {
         }
     }
 
+    /// Send what the TURN client queued, keep its failures, and let its deadline count.
+    fn flush_relay(&mut self, counters: &Counters) {
+        let Some(relay) = &mut self.relay else {
+            return;
+        };
+        let server = relay.client.server();
+        while let Some(datagram) = relay.client.poll_transmit() {
+            if self.socket.send_to(&datagram, server).is_err() {
+                Counters::add(&counters.send_errors, 1);
+            }
+        }
+        while let Some(event) = relay.client.poll_event() {
+            match event {
+                TurnEvent::Failed(e) => relay.problems.push(format!("relay lost: {e}")),
+                TurnEvent::ChannelFailed { error, .. } => {
+                    relay.problems.push(format!("no relay channel: {error}"))
+                }
+                TurnEvent::Allocated { .. } | TurnEvent::ChannelBound { .. } => {}
+            }
+        }
+        if let Some(t) = relay.client.poll_timeout() {
+            self.next_timeout = self.next_timeout.min(t);
+        }
+    }
+
+    /// Relay failures since the last call.
+    fn take_problems(&mut self) -> Vec<String> {
+        self.relay
+            .as_mut()
+            .map(|r| std::mem::take(&mut r.problems))
+            .unwrap_or_default()
+    }
+
     fn receive(
         &mut self,
         now: Instant,
@@ -481,6 +590,16 @@ impl Peer {
         events: &mut Vec<Event>,
         c: &Counters,
     ) {
+        // Through a relay only the relay's datagrams count; what it forwards from a peer is
+        // received on the relayed address.
+        let (source, destination, data) = match &mut self.relay {
+            None => (source, self.local, data),
+            Some(relay) if source != relay.client.server() => return,
+            Some(relay) => match relay.client.handle_input(now, data) {
+                Some((peer, payload)) => (peer, relay.relayed, payload),
+                None => return self.drain(events, c),
+            },
+        };
         let Ok(contents) = data.try_into() else {
             return;
         };
@@ -489,7 +608,7 @@ impl Peer {
             Receive {
                 proto: Protocol::Udp,
                 source,
-                destination: self.local,
+                destination,
                 contents,
             },
         );
@@ -500,8 +619,20 @@ impl Peer {
     }
 
     fn timeout(&mut self, now: Instant, events: &mut Vec<Event>, c: &Counters) {
+        if let Some(relay) = &mut self.relay {
+            relay.client.handle_timeout(now);
+        }
         let _ = self.rtc.handle_input(Input::Timeout(now));
         self.drain(events, c);
+    }
+
+    /// Drop the connection; delete its relay allocation (Refresh, lifetime 0), if any.
+    fn close(&mut self, c: &Counters) {
+        self.rtc.disconnect();
+        if let Some(relay) = &mut self.relay {
+            relay.client.close(Instant::now());
+        }
+        self.flush_relay(c);
     }
 }
 
@@ -570,6 +701,7 @@ impl Part {
         spec: PeerSpec,
         ws_open: Instant,
         to_ws: UnboundedSender<ClientMsg>,
+        relays: Relays,
         ctx: &mut Ctx,
     ) -> anyhow::Result<Part> {
         let now = Instant::now();
@@ -579,7 +711,12 @@ impl Part {
             .set_rtp_mode(true)
             .set_stats_interval(Some(STATS_INTERVAL))
             .build(now);
-        let subscriber = Peer::new(sub_rtc, spec.bind_ip, now).context("subscriber socket")?;
+        let Relays {
+            publisher: pub_relay,
+            subscriber: sub_relay,
+        } = relays;
+        let subscriber =
+            Peer::new(sub_rtc, spec.bind_ip, sub_relay, now).context("subscriber socket")?;
         let mut publisher = None;
         if spec.publishes() {
             let rtc = RtcConfig::new()
@@ -589,7 +726,8 @@ impl Part {
                 .enable_opus(true, false)
                 .enable_vp8(true)
                 .build(now);
-            let mut peer = Peer::new(rtc, spec.bind_ip, now).context("publisher socket")?;
+            let mut peer =
+                Peer::new(rtc, spec.bind_ip, pub_relay, now).context("publisher socket")?;
             let media = &ctx.media;
             let stream_id = format!("orbita-load-{id}");
             let mut api = peer.rtc.sdp_api();
@@ -868,6 +1006,13 @@ impl Part {
     }
 
     fn handle_events(&mut self, side: Side, now: Instant, events: &mut Vec<Event>, ctx: &mut Ctx) {
+        let relay_problems = self
+            .peer_mut(side)
+            .map(|p| p.take_problems())
+            .unwrap_or_default();
+        for p in relay_problems {
+            self.problem(p);
+        }
         for event in events.drain(..) {
             match event {
                 Event::RtpPacket(pkt) => self.on_rtp(now, &pkt, &ctx.counters),
@@ -1167,11 +1312,11 @@ impl Part {
         }
     }
 
-    fn close(&mut self) {
+    fn close(&mut self, c: &Counters) {
         if let Some(p) = &mut self.publisher {
-            p.peer.rtc.disconnect();
+            p.peer.close(c);
         }
-        self.subscriber.rtc.disconnect();
+        self.subscriber.close(c);
     }
 }
 
@@ -1399,8 +1544,9 @@ impl Shard {
                     spec,
                     ws_open,
                     to_ws,
+                    relays,
                 }) => {
-                    if let Err(e) = self.add(id, spec, ws_open, to_ws) {
+                    if let Err(e) = self.add(id, spec, ws_open, to_ws, *relays) {
                         tracing::warn!("participant {id}: {e:#}");
                     }
                 }
@@ -1416,7 +1562,7 @@ impl Shard {
                 Ok(Cmd::Remove { id }) => {
                     if let Some(slot) = self.by_id.remove(&id) {
                         if let Some(mut part) = self.slots[slot].take() {
-                            part.close();
+                            part.close(&self.ctx.counters);
                             let _ = self.poll.registry().deregister(&mut part.subscriber.socket);
                             if let Some(p) = &mut part.publisher {
                                 let _ = self.poll.registry().deregister(&mut p.peer.socket);
@@ -1436,7 +1582,7 @@ impl Shard {
                 }
                 Ok(Cmd::Stop) | Err(mpsc::TryRecvError::Disconnected) => {
                     for part in self.slots.iter_mut().flatten() {
-                        part.close();
+                        part.close(&self.ctx.counters);
                     }
                     return false;
                 }
@@ -1451,8 +1597,9 @@ impl Shard {
         spec: PeerSpec,
         ws_open: Instant,
         to_ws: UnboundedSender<ClientMsg>,
+        relays: Relays,
     ) -> anyhow::Result<()> {
-        let mut part = Part::new(id, spec, ws_open, to_ws, &mut self.ctx)?;
+        let mut part = Part::new(id, spec, ws_open, to_ws, relays, &mut self.ctx)?;
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {

@@ -119,6 +119,10 @@ pub struct LoadConfig {
     pub bind_ip: IpAddr,
     /// A local server's process id, for CPU and memory from /proc.
     pub server_pid: Option<u32>,
+    /// Connect only through the TURN relay the server gives at join (the first `turn:` URL
+    /// over UDP in `joined.ice_servers`): one allocation per connection, only relayed
+    /// candidates. A participant whose relay is missing or refuses fails to join.
+    pub relay_only: bool,
     /// Print a progress line every second (to stderr).
     pub progress: bool,
 }
@@ -143,6 +147,7 @@ impl Default for LoadConfig {
             media_threads: 1,
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             server_pid: None,
+            relay_only: false,
             progress: true,
         }
     }
@@ -357,6 +362,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
                         cfg.publishers > 0
                     },
                     bind_ip: cfg.bind_ip,
+                    relay_only: cfg.relay_only,
                 };
                 let plan = Plan {
                     id: i,
@@ -743,6 +749,7 @@ impl ReportInputs<'_> {
             settle_s: cfg.settle.as_secs_f64(),
             duration_s: cfg.duration.as_secs_f64(),
             media_threads: cfg.media_threads,
+            relay_only: cfg.relay_only,
         };
         LoadReport {
             scenario,

@@ -67,6 +67,9 @@ pub struct Scenario {
     pub duration_s: f64,
     /// Media shard threads of the load generator.
     pub media_threads: usize,
+    /// Every connection went through the server's TURN relay (`--relay-only`).
+    #[serde(default)]
+    pub relay_only: bool,
 }
 
 /// Who joined.
@@ -302,6 +305,12 @@ impl LoadReport {
             if s.ramp_per_s > 0.0 { format!("{}/s", s.ramp_per_s) } else { "all at once".into() },
             self.window_s
         );
+        if s.relay_only {
+            let _ = writeln!(
+                o,
+                "relay only     every connection through the TURN relay from `joined`"
+            );
+        }
         let _ = writeln!(
             o,
             "participants   {} of {} joined, {} failed{}",

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use futures_util::{SinkExt, StreamExt};
-use orbita_protocol::{ClientMsg, ServerMsg, PROTOCOL_VERSION};
+use orbita_protocol::{ClientMsg, IceServer, ServerMsg, PROTOCOL_VERSION};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::engine::{EngineHandle, PeerSpec};
+use crate::engine::{EngineHandle, PeerSpec, RelayedSocket, Relays};
 
 /// How long connecting and joining may take.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
@@ -81,7 +81,7 @@ pub async fn participant(
     };
     set(&|s| s.started = Some(Instant::now()));
     counters.started.fetch_add(1, Ordering::Relaxed);
-    let (mut ws, ws_open, joined_after) =
+    let (mut ws, ws_open, joined_after, ice_servers) =
         match tokio::time::timeout(JOIN_TIMEOUT, connect_and_join(&plan)).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
@@ -96,6 +96,20 @@ pub async fn participant(
                 return;
             }
         };
+    let relays = if plan.spec.relay_only {
+        match relays_for(&plan.spec, &ice_servers).await {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = format!("{e:#}");
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+                set(&|s| s.failed = Some(reason.clone()));
+                let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+                return;
+            }
+        }
+    } else {
+        Relays::default()
+    };
     counters.joined.fetch_add(1, Ordering::Relaxed);
     set(&|s| {
         s.ws_open = Some(ws_open);
@@ -103,7 +117,7 @@ pub async fn participant(
     });
 
     let (to_ws, mut from_engine) = mpsc::unbounded_channel::<ClientMsg>();
-    engine.add(id, plan.spec.clone(), ws_open, to_ws);
+    engine.add(id, plan.spec.clone(), ws_open, to_ws, relays);
     if let Some(max) = &plan.max_quality {
         let msg = ClientMsg::SetQuality {
             max: max.clone(),
@@ -158,7 +172,33 @@ pub async fn participant(
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect_and_join(plan: &Plan) -> anyhow::Result<(Ws, Instant, Duration)> {
+/// `--relay-only`: a socket with an allocation at the relay of `ice_servers` for each of the
+/// participant's connections (allocated at once, as a browser gathers).
+async fn relays_for(spec: &PeerSpec, ice_servers: &[IceServer]) -> anyhow::Result<Relays> {
+    use orbita_bot::relay;
+    let server = relay::pick_relay(ice_servers)?;
+    let addr = relay::resolve(&server, spec.bind_ip).await?;
+    let one = || async {
+        let (socket, client) = relay::bind_and_allocate(spec.bind_ip, &server, addr).await?;
+        let socket = socket.into_std().context("the relayed socket")?;
+        anyhow::Ok(RelayedSocket { socket, client })
+    };
+    let (publisher, subscriber) = tokio::try_join!(
+        async {
+            match spec.publishes() {
+                true => one().await.map(Some),
+                false => Ok(None),
+            }
+        },
+        one()
+    )?;
+    Ok(Relays {
+        publisher,
+        subscriber: Some(subscriber),
+    })
+}
+
+async fn connect_and_join(plan: &Plan) -> anyhow::Result<(Ws, Instant, Duration, Vec<IceServer>)> {
     let url = match plan.url.strip_prefix("http://") {
         Some(rest) => format!("ws://{rest}"),
         None => plan.url.clone(),
@@ -184,7 +224,9 @@ async fn connect_and_join(plan: &Plan) -> anyhow::Result<(Ws, Instant, Duration)
             None => bail!("closed before `joined`"),
         };
         match serde_json::from_str::<ServerMsg>(text.as_str()) {
-            Ok(ServerMsg::Joined { .. }) => return Ok((ws, ws_open, ws_open.elapsed())),
+            Ok(ServerMsg::Joined { ice_servers, .. }) => {
+                return Ok((ws, ws_open, ws_open.elapsed(), ice_servers))
+            }
             Ok(ServerMsg::Error { code, message }) => {
                 let code = serde_json::to_value(code)
                     .ok()

@@ -332,6 +332,20 @@ async fn server() -> String {
 }
 
 #[tokio::test]
+async fn relay_only_without_a_relay_is_a_clear_join_failure() {
+    // The stand-in server's `joined` lists no ICE servers.
+    let url = server().await;
+    let mut opts = BotOptions::new(&url, "4821", "bot");
+    opts.relay_only = true;
+    let err = Bot::join(opts).await.unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "--relay-only: the server offers no TURN relay (`joined` has no ice_servers); \
+         give `orbita serve` --turn-urls and ORBITA_TURN_SECRET"
+    );
+}
+
+#[tokio::test]
 async fn unknown_code_is_a_join_error() {
     let url = server().await;
     let err = Bot::join(BotOptions::new(&url, "0000", "bot"))
@@ -462,6 +476,7 @@ async fn cli_runs_for_its_duration_and_reports() {
         duration: 1,
         json: true,
         bind_ip: "127.0.0.1".parse().unwrap(),
+        relay_only: false,
     };
     let mut out = Vec::new();
     orbita_bot::cli::run_to(args, &mut out).await.unwrap();
@@ -498,6 +513,7 @@ async fn cli_runs_for_its_duration_and_reports() {
         duration: 1,
         json: false,
         bind_ip: "127.0.0.1".parse().unwrap(),
+        relay_only: false,
     };
     let mut out = Vec::new();
     let err = orbita_bot::cli::run_to(args_err.clone(), &mut out)
