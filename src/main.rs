@@ -1,10 +1,11 @@
 //! `orbita`: the all-in-one server (`orbita serve`), the cluster roles (`orbita coordinator`,
-//! `orbita node`), the test clients (`orbita bot`, `orbita load`) and the demo app.
+//! `orbita node`), the test clients (`orbita bot`, `orbita load`), the demo app and
+//! `orbita healthcheck`.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
+use orbita_server::logging::LogFormat;
 
 /// Orbita: a self-hosted browser video platform (an SFU on str0m, rooms by join code).
 #[derive(Debug, Parser)]
@@ -35,54 +36,59 @@ enum Command {
     /// Administration on the server's database: `orbita admin create-user` (the first
     /// administrator, or any active account without sign-up and approval).
     Admin(orbita_server::cluster::AdminArgs),
+    /// Check a health endpoint for a container health check (no curl needed): exit status 0
+    /// when `GET URL` answers 200 within 5 s, else 1 with the reason on stderr.
+    Healthcheck(orbita_server::healthcheck::HealthcheckArgs),
 }
 
-/// Log to stderr with `filter` (tracing `EnvFilter` syntax), else `RUST_LOG`, else `info`.
-fn init_logging(filter: Option<&str>) -> anyhow::Result<()> {
-    let filter = match filter {
-        Some(filter) => EnvFilter::try_new(filter)
-            .map_err(|e| anyhow::anyhow!("invalid log filter `{filter}`: {e}"))?,
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    Ok(())
+/// Log to stderr with `filter` (tracing `EnvFilter` syntax), else `RUST_LOG`, else `info`, as
+/// text or JSON lines.
+fn init_logging(filter: Option<&str>, format: LogFormat) -> anyhow::Result<()> {
+    orbita_server::logging::init(filter, format)
+}
+
+/// Quiet by default (`warn`) unless `RUST_LOG` says otherwise.
+fn quiet() -> Option<&'static str> {
+    std::env::var_os("RUST_LOG").is_none().then_some("warn")
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let settings = orbita_server::Settings::from_args(args.serve.clone())?;
-            init_logging(settings.log.as_deref())?;
+            init_logging(settings.log.as_deref(), settings.log_format)?;
             orbita_server::cluster::run_all_in_one(*args).await
         }
         Command::Bot(args) => {
-            init_logging(None)?;
+            init_logging(None, LogFormat::Text)?;
             orbita_bot::cli::run(args).await
         }
         Command::Load(args) => {
             // Quiet by default: the progress line and the report are the output.
-            init_logging(std::env::var_os("RUST_LOG").is_none().then_some("warn"))?;
+            init_logging(quiet(), LogFormat::Text)?;
             orbita_load::cli::run(args).await
         }
         Command::Coordinator(args) => {
-            init_logging(None)?;
+            let format = orbita_server::cluster::coordinator::log_format(&args)?;
+            init_logging(None, format)?;
             orbita_server::cluster::run_coordinator(args).await
         }
         Command::Node(args) => {
-            init_logging(args.serve.log.as_deref())?;
+            let settings = orbita_server::Settings::from_args(args.serve.clone())?;
+            init_logging(settings.log.as_deref(), settings.log_format)?;
             orbita_server::cluster::run_node(*args).await
         }
         Command::Admin(args) => {
-            init_logging(std::env::var_os("RUST_LOG").is_none().then_some("warn"))?;
+            init_logging(quiet(), LogFormat::Text)?;
             orbita_server::cluster::run_admin(args).await
         }
         Command::DemoApp(args) => {
-            init_logging(std::env::var_os("RUST_LOG").is_none().then_some("warn"))?;
+            init_logging(quiet(), LogFormat::Text)?;
             orbita_demo_app::cli::run(args).await
         }
+        Command::Healthcheck(args) => orbita_server::healthcheck::run(args)
+            .await
+            .map_err(anyhow::Error::msg),
     }
 }
 

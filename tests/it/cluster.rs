@@ -3,13 +3,11 @@
 //! sessions.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc as std_mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::MEDIA_TIMEOUT;
+use crate::support::{word_after, Proc, Ws, LOOPBACK_MEDIA_ARGS, MEDIA_TIMEOUT};
 use futures_util::{SinkExt, StreamExt};
 use orbita_bot::{Bot, BotOptions};
 use orbita_protocol::MediaKind;
@@ -19,95 +17,8 @@ use tokio_tungstenite::tungstenite::Message;
 const SECRET: &str = "test-cluster-secret";
 const HEARTBEAT_TIMEOUT_SECS: u64 = 3;
 const MAX_MISSES: u32 = 4;
-
-/// A child process, killed when dropped.
-struct Proc {
-    name: String,
-    child: Child,
-    lines: std_mpsc::Receiver<String>,
-}
-
-impl Proc {
-    fn spawn(name: &str, args: &[String]) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_orbita"))
-            .args(args)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .env_remove("ORBITA_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std_mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc {
-            name: name.to_string(),
-            child,
-            lines,
-        }
-    }
-
-    /// The first stdout line containing `needle`.
-    fn wait_line(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => continue,
-                Err(e) => {
-                    let status = self.child.try_wait();
-                    panic!(
-                        "{}: no line with {needle:?} ({e}); status {status:?}",
-                        self.name
-                    )
-                }
-            }
-        }
-    }
-
-    /// SIGTERM, then wait (up to 10 s) for a clean exit.
-    fn stop(&mut self) {
-        unsafe {
-            libc_kill(self.child.id() as i32, 15);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                assert!(status.success(), "{} exited with {status}", self.name);
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("{} did not stop within 10 s of SIGTERM", self.name);
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+/// How soon a process must exit after SIGTERM.
+const STOP_WITHIN: Duration = Duration::from_secs(10);
 
 fn temp_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -117,15 +28,6 @@ fn temp_dir() -> PathBuf {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// The word after `prefix` in `line`.
-fn after<'a>(line: &'a str, prefix: &str) -> &'a str {
-    let rest = &line[line
-        .find(prefix)
-        .unwrap_or_else(|| panic!("{prefix:?} in {line:?}"))
-        + prefix.len()..];
-    rest.split_whitespace().next().unwrap()
 }
 
 fn start_coordinator() -> (Proc, String) {
@@ -155,9 +57,9 @@ fn start_coordinator() -> (Proc, String) {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut proc = Proc::spawn("coordinator", &args);
+    let mut proc = Proc::start("coordinator", &args);
     let line = proc.wait_line("orbita coordinator listening on");
-    let url = after(&line, "listening on ").to_string();
+    let url = word_after(&line, "listening on ").to_string();
     assert!(
         url.starts_with("ws://127.0.0.1:") && url.ends_with("/coordinator"),
         "{line}"
@@ -169,22 +71,15 @@ fn start_coordinator() -> (Proc, String) {
 /// `orbita` with `first` (the subcommand and its own flags) and loopback media settings with
 /// kernel-chosen ports; returns the process and its HTTP address once it listens.
 fn start_media_server(name: &str, first: &[&str]) -> (Proc, String) {
-    let media = [
-        "--http-addr",
-        "127.0.0.1:0",
-        "--udp-addr",
-        "127.0.0.1:0",
-        "--tcp-addr",
-        "off",
-        "--workers",
-        "1",
-        "--empty-room-grace-secs",
-        "1",
-    ];
-    let args: Vec<String> = first.iter().chain(&media).map(|s| s.to_string()).collect();
-    let mut proc = Proc::spawn(name, &args);
+    let args: Vec<&str> = first
+        .iter()
+        .chain(&LOOPBACK_MEDIA_ARGS)
+        .chain(&["--empty-room-grace-secs", "1"])
+        .copied()
+        .collect();
+    let mut proc = Proc::start(name, &args);
     let line = proc.wait_line("orbita listening on");
-    let addr = after(&line, "listening on http://").to_string();
+    let addr = word_after(&line, "listening on http://").to_string();
     (proc, addr)
 }
 
@@ -216,9 +111,6 @@ fn start_node(
     let port = addr.rsplit_once(':').unwrap().1.to_string();
     (proc, port)
 }
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A coordinator client that keeps messages it was not waiting for.
 struct Client {
@@ -528,7 +420,7 @@ async fn coordinator_and_two_nodes() {
     assert_eq!(locked["code"], "LOCKED_OUT", "{locked}");
 
     // A clean stop of node A ends its session (and its app) and tells the coordinator.
-    node_a.stop();
+    node_a.stop(STOP_WITHIN);
     let ended = creator
         .wait(
             |v| v["msg"] == "SESSION_ENDED" && v["code"] == live_a.as_str(),
@@ -536,7 +428,7 @@ async fn coordinator_and_two_nodes() {
         )
         .await;
     assert_eq!(ended["reason"], "node_shutdown", "{ended}");
-    coordinator.stop();
+    coordinator.stop(STOP_WITHIN);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -645,7 +537,7 @@ async fn all_in_one_app_session() {
     assert_eq!(answer["verb"], "CONNECT_TO_SESSION", "{answer}");
     assert_eq!(answer["port"], port.as_str(), "{answer}");
     let code = answer["code"].as_str().unwrap().to_string();
-    let app_pids = children_with(server.child.id(), "demo-app");
+    let app_pids = children_with(server.id(), "demo-app");
     assert_eq!(app_pids.len(), 1, "one demo app process: {app_pids:?}");
     let viewer = |name: &str| {
         let mut o = BotOptions::new(format!("ws://{addr}/ws"), &code, name);
@@ -738,7 +630,7 @@ async fn all_in_one_app_session() {
         bot.leave().await.unwrap();
     }
     let deadline = Instant::now() + Duration::from_secs(15);
-    while !children_with(server.child.id(), "demo-app").is_empty() {
+    while !children_with(server.id(), "demo-app").is_empty() {
         assert!(Instant::now() < deadline, "the app outlived its session");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -759,10 +651,10 @@ async fn all_in_one_app_session() {
     })
     .await
     .expect("carol joins");
-    let pids = children_with(server.child.id(), "demo-app");
+    let pids = children_with(server.id(), "demo-app");
     assert_eq!(pids.len(), 1, "{pids:?}");
     unsafe {
-        libc_kill(pids[0] as i32, 9);
+        libc::kill(pids[0] as libc::pid_t, libc::SIGKILL);
     }
     carol
         .wait_for(
@@ -783,7 +675,7 @@ async fn all_in_one_app_session() {
         .await;
     assert_eq!(ended["reason"], "app_crashed", "{ended}");
     let _ = carol.leave().await;
-    server.stop();
+    server.stop(STOP_WITHIN);
     let _ = std::fs::remove_dir_all(&data);
 }
 
@@ -941,7 +833,7 @@ async fn ws_join(addr: &str, code: &str, token: Option<&str>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_server_roles_matrix() {
     let rows = media_server_matrix();
-    let http = reqwest::Client::new();
+    let http = crate::support::http();
     let (server, addr, dir) = serve_with_admin(&[]);
     let (open_server, open_addr, open_dir) = serve_with_admin(&["--guests-may-create"]);
     let base = format!("http://{addr}");

@@ -3,10 +3,14 @@
 
 mod support;
 
+mod acme;
 mod bad_input;
 mod cluster;
 mod load;
 mod media_core;
+mod nginx;
+mod ops;
+mod port_range;
 mod transport_and_codecs;
 mod turn;
 mod whip;

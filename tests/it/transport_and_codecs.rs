@@ -288,7 +288,9 @@ async fn ice_tcp_client_is_forwarded() {
         .find(|t| t.participant_id == tcp_pid)
         .unwrap();
     assert_eq!(t.lost_packets, 0, "TCP is lossless end to end: {t:?}");
-    let metrics = reqwest::get(format!("http://{}/metrics", server.http_addr()))
+    let metrics = http()
+        .get(format!("http://{}/metrics", server.http_addr()))
+        .send()
         .await
         .unwrap()
         .text()

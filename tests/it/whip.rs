@@ -17,7 +17,7 @@ use str0m::{Candidate, Event, Input, Output, RtcConfig};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whip_publisher_reaches_the_room() {
     let server = start_server(test_settings()).await;
-    let http = reqwest::Client::new();
+    let http = crate::support::http();
     let created: serde_json::Value = http
         .post(format!("http://{}/api/rooms", server.http_addr()))
         .send()

@@ -16,6 +16,7 @@
 //! * [`accounts`]: users, roles, login sessions, quotas and their REST API (docs/accounts.md).
 //! * [`auth`]: the node challenge (HMAC of a nonce under the cluster secret).
 //! * [`server`]: the WebSocket endpoints (axum), optional TLS, background tasks.
+//! * [`metrics`]: `/metrics` (Prometheus) and `/healthz` (the database answers).
 //! * [`node`]: the node's end of the link (for `orbita node` and tests).
 
 pub mod accounts;
@@ -25,6 +26,7 @@ pub mod config;
 pub mod coordinator;
 pub mod files;
 pub mod logic;
+pub mod metrics;
 pub mod node;
 pub mod planning;
 pub mod server;

@@ -5,6 +5,8 @@
 //!   id; then JSON requests and answers as in [`crate::verbs`].
 //! * `GET /coordinator/node`: nodes. `CHALLENGE`, `REGISTER_NODE` (HMAC proof), `REGISTERED`,
 //!   then heartbeats and session messages both ways.
+//! * `GET /metrics`, `GET /healthz`: for Prometheus and health checks ([`crate::metrics`]);
+//!   answers and request times are counted here as they go out.
 //!
 //! Everything this module does is forward: the decisions are [`Coordinator`]'s. Messages for a
 //! client or node whose connection another coordinator holds go through the registry's outbox.
@@ -13,27 +15,26 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::{Listener, ListenerExt};
+use axum::serve::ListenerExt;
 use axum::Router;
 use parking_lot::Mutex;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use crate::accounts::http::Https;
 use crate::accounts::User;
 use crate::auth;
 use crate::coordinator::{Coordinator, Delivery};
 use crate::logic::{ceil_secs, TokenBucket};
+use crate::metrics::{self, Metrics};
 use crate::verbs::{ErrorCode, ErrorReply, FromNode, ToClient, ToNode};
 
 /// The client endpoint's path.
@@ -51,6 +52,7 @@ pub struct Hub {
     nodes: Mutex<HashMap<String, mpsc::Sender<String>>>,
     shutdown: watch::Receiver<bool>,
     shutdown_tx: watch::Sender<bool>,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for Hub {
@@ -72,7 +74,28 @@ impl Hub {
             nodes: Mutex::new(HashMap::new()),
             shutdown,
             shutdown_tx,
+            metrics: Metrics::new(),
         })
+    }
+
+    /// This process's metrics (`GET /metrics`).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// `GET /metrics`'s text: the gauges refreshed from the registry (a failure to read it is
+    /// logged and they keep their last values), then everything encoded.
+    pub async fn metrics_text(&self) -> String {
+        let store = self.coordinator.registry();
+        if let Err(e) = self.metrics.refresh(store, self.client_count()).await {
+            warn!(error = %e, "metrics: could not count nodes and sessions");
+        }
+        self.metrics.encode()
+    }
+
+    /// `GET /healthz`: `Ok` when the registry's database answers (see [`metrics::health`]).
+    pub async fn health(&self) -> Result<(), String> {
+        metrics::health(self.coordinator.registry()).await
     }
 
     /// The coordinator.
@@ -97,14 +120,29 @@ impl Hub {
         let _ = self.shutdown_tx.send(true);
     }
 
+    /// Only [`NODE_PATH`]: for a link over a separate listener (the all-in-one server's own
+    /// node, when its public listener speaks TLS).
+    pub fn node_router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route(NODE_PATH, get(node_ws))
+            .with_state(self.clone())
+    }
+
     /// The routes: [`CLIENT_PATH`] and [`NODE_PATH`], the accounts API
     /// ([`crate::accounts::http::router`]) and the planning API
     /// ([`crate::planning::http::router`]). Serve them with connect info
     /// (`into_make_service_with_connect_info::<SocketAddr>()`) so code guessing and sign-ups
     /// are limited per client address; without it every client counts as 0.0.0.0. Add the
-    /// extension [`crate::accounts::http::Https`] to requests that came over TLS (login
-    /// cookies then get `Secure`).
+    /// extension [`orbita_tls::Https`] to requests that came over TLS (login
+    /// cookies then get `Secure`). Also `GET /metrics` and `GET /healthz`
+    /// ([`Hub::ops_router`]).
     pub fn router(self: &Arc<Self>) -> Router {
+        self.service_router().merge(self.ops_router())
+    }
+
+    /// [`Hub::router`] without `/metrics` and `/healthz`, for a server that has its own
+    /// (`orbita serve` appends [`Hub::metrics_text`] to the media server's).
+    pub fn service_router(self: &Arc<Self>) -> Router {
         let api = crate::accounts::http::router()
             .merge(crate::planning::http::router())
             .with_state(self.coordinator.clone());
@@ -113,6 +151,15 @@ impl Hub {
             .route(NODE_PATH, get(node_ws))
             .with_state(self.clone())
             .merge(api)
+    }
+
+    /// `GET /metrics` ([`Hub::metrics_text`]) and `GET /healthz`: 200 `ok`, or 503 with the
+    /// reason when the database does not answer ([`Hub::health`]).
+    pub fn ops_router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/metrics", get(metrics_page))
+            .route("/healthz", get(healthz))
+            .with_state(self.clone())
     }
 
     fn send_local(&self, kind: &str, target: &str, body: String) -> bool {
@@ -143,7 +190,10 @@ impl Hub {
     pub async fn deliver(&self, deliveries: Vec<Delivery>) {
         for d in deliveries {
             let (kind, target, via, body) = match d {
-                Delivery::Client { user_id, via, msg } => ("client", user_id, via, msg.to_json()),
+                Delivery::Client { user_id, via, msg } => {
+                    self.metrics.answered(&msg);
+                    ("client", user_id, via, msg.to_json())
+                }
                 Delivery::Node { node, via, msg } => ("node", node, via, msg.to_json()),
             };
             if via == self.coordinator.id() || via.is_empty() {
@@ -193,6 +243,24 @@ impl Hub {
                 _ = outbox.tick() => self.pump_outbox().await,
                 _ = shutdown.changed() => break,
             }
+        }
+    }
+}
+
+async fn metrics_page(State(hub): State<Arc<Hub>>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        hub.metrics_text().await,
+    )
+        .into_response()
+}
+
+async fn healthz(State(hub): State<Arc<Hub>>) -> Response {
+    match hub.health().await {
+        Ok(()) => "ok".into_response(),
+        Err(reason) => {
+            warn!(%reason, "health check failed");
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, reason).into_response()
         }
     }
 }
@@ -275,8 +343,9 @@ async fn client_session(hub: Arc<Hub>, mut socket: WebSocket, ip: IpAddr, caller
                     let Some(Ok(msg)) = incoming else { break };
                     let reply = match msg {
                         Message::Text(text) => {
+                            let started = std::time::Instant::now();
                             let now = coordinator.now();
-                            if let Err(wait) = bucket.take(now) {
+                            let reply = if let Err(wait) = bucket.take(now) {
                                 Some(ToClient::Error(ErrorReply {
                                     code: ErrorCode::RateLimited,
                                     message: format!("at most {} messages per second", settings.messages_per_second),
@@ -286,13 +355,22 @@ async fn client_session(hub: Arc<Hub>, mut socket: WebSocket, ip: IpAddr, caller
                                 let outcome = coordinator.handle_client_text(&user_id, caller.as_ref(), ip, text.as_str(), now).await;
                                 hub.deliver(outcome.deliveries).await;
                                 outcome.reply
-                            }
+                            };
+                            let elapsed = started.elapsed();
+                            let verb = if text.len() > settings.max_message_bytes {
+                                metrics::OTHER_VERB
+                            } else {
+                                metrics::verb_label(text.as_str())
+                            };
+                            hub.metrics.observe(verb, elapsed);
+                            reply
                         }
                         Message::Binary(_) => Some(ToClient::error(ErrorCode::BinaryNotSupported, "send JSON text messages")),
                         Message::Close(_) => break,
                         _ => None,
                     };
                     if let Some(reply) = reply {
+                        hub.metrics.answered(&reply);
                         if !send_text(&mut socket, reply.to_json()).await {
                             break;
                         }
@@ -459,110 +537,13 @@ async fn node_session(hub: Arc<Hub>, mut socket: WebSocket, ip: IpAddr) {
     info!(node = %name, "node link closed");
 }
 
-/// Loads a PEM certificate chain and private key into a TLS server configuration.
-pub fn load_tls(cert_pem: &Path, key_pem: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_pem)
-        .map_err(|e| format!("{}: {e}", cert_pem.display()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: {e}", cert_pem.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{}: no certificate", cert_pem.display()));
-    }
-    let key =
-        PrivateKeyDer::from_pem_file(key_pem).map_err(|e| format!("{}: {e}", key_pem.display()))?;
-    tls_config(certs, key)
-}
-
-/// A TLS server configuration from DER certificates and key (HTTP/1.1 only: WebSockets).
-pub fn tls_config(
-    certs: Vec<rustls::pki_types::CertificateDer<'static>>,
-    key: rustls::pki_types::PrivateKeyDer<'static>,
-) -> Result<Arc<rustls::ServerConfig>, String> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("certificate and key: {e}"))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// A listener that completes TLS handshakes (each in its own task, 10 s at most) before
-/// handing connections to axum.
-pub struct TlsListener {
-    rx: mpsc::Receiver<(tokio_rustls::server::TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl TlsListener {
-    /// Wraps a bound TCP listener.
-    pub fn new(
-        listener: TcpListener,
-        config: Arc<rustls::ServerConfig>,
-    ) -> io::Result<TlsListener> {
-        let local = listener.local_addr()?;
-        let acceptor = tokio_rustls::TlsAcceptor::from(config);
-        let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    a = listener.accept() => a,
-                    _ = tx.closed() => break,
-                };
-                let (tcp, addr) = match accepted {
-                    Ok(c) => c,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait a little.
-                        warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let _ = tcp.set_nodelay(true);
-                let (acceptor, done) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
-                    {
-                        Ok(Ok(tls)) => {
-                            let _ = done.send((tls, addr)).await;
-                        }
-                        Ok(Err(e)) => debug!(%addr, error = %e, "TLS handshake failed"),
-                        Err(_) => debug!(%addr, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(TlsListener { rx, local })
-    }
-}
-
-impl Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(c) => c,
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
-    }
-}
-
 /// Serves the coordinator on `listener` (TLS when `tls` is given) until `shutdown` resolves:
 /// the two WebSocket endpoints, the sweep and outbox tasks, and (stage 1) the re-reading of
 /// `servers.json`. Returns when every connection has closed.
 pub async fn serve(
     listener: TcpListener,
     coordinator: Arc<Coordinator>,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<orbita_tls::ServerTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let hub = Hub::new(coordinator.clone());
@@ -593,11 +574,10 @@ pub async fn serve(
                 .with_graceful_shutdown(stop)
                 .await
         }
-        Some(config) => {
-            let listener = TlsListener::new(listener, config)?.tap_io(|_| {});
-            let app = hub
-                .router()
-                .layer(axum::Extension(Https))
+        Some(tls) => {
+            // `tap_io`: axum gives connect info (the peer address) for its own wrappers only.
+            let listener = orbita_tls::TlsListener::new(listener, &tls)?.tap_io(|_| {});
+            let app = orbita_tls::https_layers(hub.router())
                 .into_make_service_with_connect_info::<SocketAddr>();
             axum::serve(listener, app)
                 .with_graceful_shutdown(stop)

@@ -33,6 +33,9 @@ pub struct Settings {
     pub udp_addr: SocketAddr,
     /// Address of the one ICE-TCP listener; `None`: ICE-TCP off.
     pub tcp_addr: Option<SocketAddr>,
+    /// A range of UDP ports on `udp_addr`'s IP instead of its one port, each connection on one
+    /// of them; `None`: the one port of `udp_addr`.
+    pub udp_port_range: Option<UdpPortRange>,
     /// IPs announced in ICE candidates; empty: the bound media addresses.
     pub announce_ips: Vec<IpAddr>,
     /// SFU worker threads; 0: one per core.
@@ -72,8 +75,12 @@ pub struct Settings {
     /// How long the TURN credentials given at join stay valid, in seconds (a relay refuses to
     /// refresh an allocation once they expire, so longer than the longest call).
     pub turn_credential_ttl_secs: u64,
+    /// HTTPS: certificate files or ACME (the `tls_*` and `acme_*` settings); default off.
+    pub tls: orbita_tls::TlsSettings,
     /// Log filter (tracing `EnvFilter` syntax); `None`: `RUST_LOG`, else `info`.
     pub log: Option<String>,
+    /// How log lines are written: text for people, or one JSON object per line.
+    pub log_format: crate::logging::LogFormat,
 }
 
 /// A secret setting: compared and cloned as its text, never printed (`Debug` shows
@@ -103,6 +110,7 @@ impl Default for Settings {
             public_url: None,
             udp_addr: SocketAddr::from(([127, 0, 0, 1], 7882)),
             tcp_addr: Some(SocketAddr::from(([127, 0, 0, 1], 7881))),
+            udp_port_range: None,
             announce_ips: Vec::new(),
             workers: 0,
             max_rooms: 1000,
@@ -121,7 +129,9 @@ impl Default for Settings {
             turn_urls: Vec::new(),
             turn_secret: None,
             turn_credential_ttl_secs: 86_400,
+            tls: orbita_tls::TlsSettings::default(),
             log: None,
+            log_format: crate::logging::LogFormat::Text,
         }
     }
 }
@@ -174,6 +184,60 @@ impl fmt::Display for TcpAddrSetting {
     }
 }
 
+/// The `udp_port_range` setting: `FIRST-LAST` (inclusive, e.g. `40000-40099`), or one port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct UdpPortRange {
+    /// The first port.
+    pub first: u16,
+    /// The last port (included).
+    pub last: u16,
+}
+
+impl UdpPortRange {
+    /// Most ports in a range.
+    pub const MAX_PORTS: usize = orbita_sfu::MAX_UDP_PORTS;
+
+    /// How many ports the range has (0 if `first` is above `last`).
+    pub fn port_count(&self) -> usize {
+        (usize::from(self.last) + 1).saturating_sub(usize::from(self.first))
+    }
+}
+
+impl FromStr for UdpPortRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let (first, last) = s.split_once('-').unwrap_or((s, s));
+        let port = |p: &str| match p.trim().parse::<u32>() {
+            Ok(n @ 1..=65535) => Ok(n as u16),
+            Ok(n) => Err(format!("port {n} is not between 1 and 65535")),
+            Err(_) => Err(format!(
+                "`{s}` is not a port range FIRST-LAST (e.g. 40000-40099)"
+            )),
+        };
+        Ok(UdpPortRange {
+            first: port(first)?,
+            last: port(last)?,
+        })
+    }
+}
+
+impl TryFrom<String> for UdpPortRange {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for UdpPortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
 /// Run the all-in-one server: HTTP + WebSocket signalling + SFU.
 ///
 /// Every setting below can also be given in the TOML file (key = the flag's name with
@@ -203,6 +267,12 @@ pub struct ServeArgs {
     /// Address of the one ICE-TCP listener, or `off`. Default: 127.0.0.1:7881.
     #[arg(long, env = "ORBITA_TCP_ADDR", value_name = "IP:PORT|off")]
     pub tcp_addr: Option<TcpAddrSetting>,
+
+    /// Carry media on this range of UDP ports (e.g. 40000-40099, at most 1024 ports) on
+    /// udp_addr's IP instead of udp_addr's one port; each connection gets one port of it.
+    /// udp_addr's port must then be 0 or the range's first. Default: none (one port).
+    #[arg(long, env = "ORBITA_UDP_PORT_RANGE", value_name = "FIRST-LAST")]
+    pub udp_port_range: Option<UdpPortRange>,
 
     /// IPs announced to clients in ICE candidates, comma separated (the public IP behind NAT).
     /// Required when udp_addr or tcp_addr binds `0.0.0.0` or `[::]`. Default: none (the bound
@@ -318,9 +388,56 @@ pub struct ServeArgs {
     #[arg(long, env = "ORBITA_TURN_CREDENTIAL_TTL_SECS", value_name = "SECS")]
     pub turn_credential_ttl_secs: Option<u64>,
 
+    /// PEM certificate chain: serve HTTPS (and `wss://`) on http_addr. Needs --tls-key.
+    /// Default: none (plain HTTP, e.g. behind nginx).
+    #[arg(long, env = "ORBITA_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "ORBITA_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Obtain and renew the certificate of these DNS names by ACME (TLS-ALPN-01 on the HTTPS
+    /// listener: each name must reach http_addr on port 443), comma separated. Default: none.
+    #[arg(
+        long,
+        env = "ORBITA_ACME_DOMAINS",
+        value_name = "NAME,...",
+        value_delimiter = ','
+    )]
+    pub acme_domains: Option<Vec<String>>,
+
+    /// Contacts given to the ACME CA, comma separated (`mailto:ops@example.com`).
+    #[arg(
+        long,
+        env = "ORBITA_ACME_CONTACT",
+        value_name = "MAILTO,...",
+        value_delimiter = ','
+    )]
+    pub acme_contact: Option<Vec<String>>,
+
+    /// The ACME CA's directory URL. Default: Let's Encrypt production.
+    #[arg(long, env = "ORBITA_ACME_DIRECTORY_URL", value_name = "URL")]
+    pub acme_directory_url: Option<String>,
+
+    /// Where the ACME account key and certificates are kept (keep it across restarts).
+    /// Default: `acme` (in the working directory; `orbita serve`: in --data-dir).
+    #[arg(long, env = "ORBITA_ACME_CACHE_DIR", value_name = "DIR")]
+    pub acme_cache_dir: Option<PathBuf>,
+
+    /// PEM roots to trust for the ACME directory's HTTPS (a private CA). Default: the public
+    /// Web PKI roots.
+    #[arg(long, env = "ORBITA_ACME_CA_FILE", value_name = "FILE")]
+    pub acme_ca_file: Option<PathBuf>,
+
     /// Log filter, e.g. `info` or `orbita_sfu=debug,info`. Default: RUST_LOG, else `info`.
     #[arg(long, env = "ORBITA_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+
+    /// Log lines as `text` (for people) or `json` (one JSON object per line, for log
+    /// collectors). Default: text.
+    #[arg(long, env = "ORBITA_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<crate::logging::LogFormat>,
 }
 
 /// The settings a TOML file may hold; every key is optional and unknown keys are an error.
@@ -332,6 +449,7 @@ pub struct FileSettings {
     pub public_url: Option<String>,
     pub udp_addr: Option<SocketAddr>,
     pub tcp_addr: Option<TcpAddrSetting>,
+    pub udp_port_range: Option<UdpPortRange>,
     pub announce_ips: Option<Vec<IpAddr>>,
     pub workers: Option<usize>,
     pub max_rooms: Option<usize>,
@@ -350,7 +468,15 @@ pub struct FileSettings {
     pub turn_urls: Option<Vec<String>>,
     pub turn_secret: Option<Secret>,
     pub turn_credential_ttl_secs: Option<u64>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub acme_domains: Option<Vec<String>>,
+    pub acme_contact: Option<Vec<String>>,
+    pub acme_directory_url: Option<String>,
+    pub acme_cache_dir: Option<PathBuf>,
+    pub acme_ca_file: Option<PathBuf>,
     pub log: Option<String>,
+    pub log_format: Option<crate::logging::LogFormat>,
 }
 
 impl FileSettings {
@@ -387,11 +513,12 @@ impl Settings {
                 args.$name.or(file.$name).unwrap_or(d.$name)
             };
         }
-        let settings = Settings {
+        let mut settings = Settings {
             http_addr: pick!(http_addr),
             public_url: args.public_url.or(file.public_url).or(d.public_url),
             udp_addr: pick!(udp_addr),
             tcp_addr: args.tcp_addr.or(file.tcp_addr).map_or(d.tcp_addr, |t| t.0),
+            udp_port_range: args.udp_port_range.or(file.udp_port_range),
             announce_ips: pick!(announce_ips),
             workers: pick!(workers),
             max_rooms: pick!(max_rooms),
@@ -410,8 +537,22 @@ impl Settings {
             turn_urls: pick!(turn_urls),
             turn_secret: args.turn_secret.or(file.turn_secret).or(d.turn_secret),
             turn_credential_ttl_secs: pick!(turn_credential_ttl_secs),
+            tls: orbita_tls::TlsSettings {
+                tls_cert: args.tls_cert.or(file.tls_cert),
+                tls_key: args.tls_key.or(file.tls_key),
+                acme_domains: args.acme_domains.or(file.acme_domains).unwrap_or_default(),
+                acme_contact: args.acme_contact.or(file.acme_contact).unwrap_or_default(),
+                acme_directory_url: args.acme_directory_url.or(file.acme_directory_url),
+                acme_cache_dir: args.acme_cache_dir.or(file.acme_cache_dir),
+                acme_ca_file: args.acme_ca_file.or(file.acme_ca_file),
+            },
             log: args.log.or(file.log).or(d.log),
+            log_format: pick!(log_format),
         };
+        if let (Some(range), None) = (settings.udp_port_range, args.udp_addr.or(file.udp_addr)) {
+            // Only the range was given: udp_addr's default port stands for the range's first.
+            settings.udp_addr.set_port(range.first);
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -494,6 +635,26 @@ impl Settings {
             "turn_credential_ttl_secs must be between 60 and 604800, not {}",
             self.turn_credential_ttl_secs
         );
+        if let Some(range) = self.udp_port_range {
+            ensure!(
+                range.first <= range.last,
+                "udp_port_range {range}: the first port must not be above the last"
+            );
+            ensure!(
+                range.port_count() <= UdpPortRange::MAX_PORTS,
+                "udp_port_range {range} has {} ports, more than the {} allowed",
+                range.port_count(),
+                UdpPortRange::MAX_PORTS
+            );
+            let port = self.udp_addr.port();
+            ensure!(
+                port == 0 || port == range.first,
+                "udp_port_range {range} is set but udp_addr {} names port {port}: media then \
+                 uses the range only, so give udp_addr port 0 or {} (or leave udp_addr unset)",
+                self.udp_addr,
+                range.first
+            );
+        }
         if self.announce_ips.is_empty() {
             let media = std::iter::once(("udp_addr", self.udp_addr))
                 .chain(self.tcp_addr.map(|a| ("tcp_addr", a)));
@@ -507,15 +668,24 @@ impl Settings {
                 }
             }
         }
+        self.tls.validate().map_err(anyhow::Error::msg)?;
         Ok(())
     }
 
     /// The join-link base URL: `public_url` without a trailing slash, or derived from the
-    /// address the HTTP server actually bound.
+    /// address the HTTP server actually bound (`https://` with TLS; with ACME, the first
+    /// domain).
     pub fn public_url_for(&self, bound_http: SocketAddr) -> String {
         if let Some(url) = &self.public_url {
             return url.trim_end_matches('/').to_string();
         }
+        if let Some(host) = self.tls.acme_host() {
+            return match bound_http.port() {
+                443 => format!("https://{host}"),
+                port => format!("https://{host}:{port}"),
+            };
+        }
+        let scheme = if self.tls.enabled() { "https" } else { "http" };
         let ip = if bound_http.ip().is_unspecified() {
             self.announce_ips
                 .first()
@@ -524,7 +694,7 @@ impl Settings {
         } else {
             bound_http.ip()
         };
-        format!("http://{}", SocketAddr::new(ip, bound_http.port()))
+        format!("{scheme}://{}", SocketAddr::new(ip, bound_http.port()))
     }
 
     /// [`empty_room_grace_secs`](Self::empty_room_grace_secs) as a duration.
@@ -547,6 +717,7 @@ impl Settings {
         orbita_sfu::SfuConfig {
             udp_bind: self.udp_addr,
             tcp_bind: self.tcp_addr,
+            udp_port_range: self.udp_port_range.map(|r| r.first..=r.last),
             announce_ips: self.announce_ips.clone(),
             workers: self.workers,
             initial_bitrate_bps: self.initial_bitrate_kbps.saturating_mul(1000),
@@ -693,6 +864,99 @@ mod tests {
     }
 
     #[test]
+    fn udp_port_range_is_parsed_and_checked() {
+        // Only the range: udp_addr keeps its IP and takes the range's first port.
+        let s = Settings::resolve(
+            args(&["--udp-port-range", "40000-40099"]),
+            FileSettings::default(),
+        )
+        .unwrap();
+        let range = s.udp_port_range.unwrap();
+        assert_eq!(
+            (range.first, range.last, range.port_count()),
+            (40000, 40099, 100)
+        );
+        assert_eq!(s.udp_addr, "127.0.0.1:40000".parse().unwrap());
+        assert_eq!(s.sfu_config().udp_port_range, Some(40000..=40099));
+        assert_eq!(range.to_string(), "40000-40099");
+        // From the file, with udp_addr port 0 (the IP only); one port is a range too.
+        let file = FileSettings::parse(
+            "udp_addr = \"0.0.0.0:0\"\nudp_port_range = \"50000\"\nannounce_ips = [\"192.0.2.3\"]",
+        )
+        .unwrap();
+        let s = Settings::resolve(args(&[]), file).unwrap();
+        assert_eq!(s.udp_addr, "0.0.0.0:0".parse().unwrap());
+        assert_eq!(s.sfu_config().udp_port_range, Some(50000..=50000));
+        let s = Settings::resolve(
+            args(&[
+                "--udp-addr",
+                "127.0.0.1:40000",
+                "--udp-port-range",
+                "40000-40001",
+            ]),
+            FileSettings::default(),
+        )
+        .unwrap();
+        assert_eq!(s.udp_port_range.unwrap().port_count(), 2);
+        // Without a range: one port, as before.
+        let s = Settings::resolve(args(&[]), FileSettings::default()).unwrap();
+        assert_eq!(
+            (s.udp_port_range, s.sfu_config().udp_port_range),
+            (None, None)
+        );
+
+        for (flags, says) in [
+            (
+                &["--udp-port-range", "40099-40000"][..],
+                "udp_port_range 40099-40000: the first port",
+            ),
+            (
+                &["--udp-port-range", "1000-3000"][..],
+                "udp_port_range 1000-3000 has 2001 ports",
+            ),
+            (
+                &[
+                    "--udp-addr",
+                    "127.0.0.1:7882",
+                    "--udp-port-range",
+                    "40000-40099",
+                ][..],
+                "udp_port_range 40000-40099 is set but udp_addr 127.0.0.1:7882 names port 7882",
+            ),
+            (
+                &["--udp-addr", "0.0.0.0:0", "--udp-port-range", "40000-40099"][..],
+                "announce_ips",
+            ),
+        ] {
+            let e = Settings::resolve(args(flags), FileSettings::default())
+                .expect_err(&format!("{flags:?} should be refused"))
+                .to_string();
+            assert!(e.contains(says), "{flags:?}: {e}");
+        }
+        // Syntax errors name the flag or the key.
+        for (value, says) in [
+            ("0-10", "port 0 is not between 1 and 65535"),
+            ("40000-70000", "port 70000 is not between 1 and 65535"),
+            ("40000:40099", "is not a port range FIRST-LAST"),
+            ("many", "is not a port range FIRST-LAST"),
+        ] {
+            let e = ServeArgs::try_parse_from(["serve", "--udp-port-range", value])
+                .expect_err(value)
+                .to_string();
+            assert!(
+                e.contains("--udp-port-range") && e.contains(says),
+                "{value}: {e}"
+            );
+            let e = FileSettings::parse(&format!("udp_port_range = \"{value}\"")).expect_err(value);
+            let e = format!("{e:#}");
+            assert!(
+                e.contains("udp_port_range") && e.contains(says),
+                "{value}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn turn_settings_are_checked_and_the_secret_never_printed() {
         let resolve = |flags: &[&str], env_secret: Option<&str>| {
             let mut a = args(flags);
@@ -773,11 +1037,12 @@ mod tests {
     }
 
     /// Every setting's TOML key, plus `config`.
-    const KEYS: [&str; 24] = [
+    const KEYS: [&str; 26] = [
         "http_addr",
         "public_url",
         "udp_addr",
         "tcp_addr",
+        "udp_port_range",
         "announce_ips",
         "workers",
         "max_rooms",
@@ -797,6 +1062,7 @@ mod tests {
         "turn_secret",
         "turn_credential_ttl_secs",
         "log",
+        "log_format",
         "config",
     ];
 

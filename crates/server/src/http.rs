@@ -198,10 +198,7 @@ async fn metrics_page(State(state): State<AppState>) -> Response {
     };
     let sfu = state.backend.stats();
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         metrics::render(&control, &sfu),
     )
         .into_response()

@@ -10,6 +10,7 @@
 //! - [`whip`]: WHIP ingest into a room; [`guesses`]: lock-out of code guessers.
 //! - [`backend`]: the [`MediaBackend`] trait the control plane drives, implemented by
 //!   [`orbita_sfu::Sfu`] and by [`testing::FakeBackend`].
+//! - [`logging`]: logs to stderr as text or JSON lines; [`healthcheck`]: `orbita healthcheck`.
 //! - [`serve`]: [`start`] / [`RunningServer`] for tests and embedding, [`run_serve`] for
 //!   `orbita serve`.
 //!
@@ -34,7 +35,9 @@ pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod guesses;
+pub mod healthcheck;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod pages;
 pub mod rooms;

@@ -1,8 +1,19 @@
-//! `/metrics` in the Prometheus text exposition format.
-
-use std::fmt::Write;
+//! `/metrics` in the Prometheus text exposition format (version 0.0.4), encoded by
+//! `prometheus-client`.
+//!
+//! Every value is a snapshot taken at scrape time (the registry's room counts, the open
+//! connections, [`SfuStats`]), so the page is one [`Collector`] of const metrics over that
+//! snapshot rather than metrics updated as things happen.
 
 use orbita_sfu::SfuStats;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+/// The page's `Content-Type`: the Prometheus text format, version 0.0.4.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// What the control plane counts itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -15,78 +26,87 @@ pub struct ControlStats {
     pub ws_connections: usize,
 }
 
-/// Render the metrics page.
-pub fn render(control: &ControlStats, sfu: &SfuStats) -> String {
-    let metrics: [(&str, &str, &str, u64); 11] = [
-        (
-            "orbita_rooms",
-            "gauge",
-            "Live rooms (by join code).",
-            control.rooms as u64,
-        ),
-        (
-            "orbita_participants",
-            "gauge",
-            "Participants in live rooms.",
-            control.participants as u64,
-        ),
-        (
-            "orbita_ws_connections",
-            "gauge",
-            "Open signalling WebSocket connections.",
-            control.ws_connections as u64,
-        ),
-        ("orbita_sfu_rooms", "gauge", "Rooms in the SFU.", sfu.rooms),
-        (
-            "orbita_sfu_participants",
-            "gauge",
-            "Participants in the SFU.",
-            sfu.participants,
-        ),
-        (
-            "orbita_packets_in_total",
-            "counter",
-            "Media datagrams received (UDP and ICE-TCP).",
-            sfu.packets_in,
-        ),
-        (
-            "orbita_packets_out_total",
-            "counter",
-            "Media datagrams sent (UDP and ICE-TCP).",
-            sfu.packets_out,
-        ),
-        (
-            "orbita_bytes_in_total",
-            "counter",
-            "Media bytes received.",
-            sfu.bytes_in,
-        ),
-        (
-            "orbita_bytes_out_total",
-            "counter",
-            "Media bytes sent.",
-            sfu.bytes_out,
-        ),
-        (
-            "orbita_rtp_forwarded_total",
-            "counter",
-            "RTP packets forwarded to subscribers.",
-            sfu.rtp_forwarded,
-        ),
-        (
-            "orbita_unmatched_packets_total",
-            "counter",
-            "Datagrams that matched no connection.",
-            sfu.unmatched,
-        ),
-    ];
-    let mut out = String::with_capacity(2048);
-    for (name, kind, help, value) in metrics {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
+/// The media server's metrics at one moment.
+#[derive(Debug)]
+struct Snapshot {
+    control: ControlStats,
+    sfu: SfuStats,
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let (c, s) = (&self.control, &self.sfu);
+        let gauges: [(&str, &str, u64); 5] = [
+            ("orbita_rooms", "Live rooms (by join code).", c.rooms as u64),
+            (
+                "orbita_participants",
+                "Participants in live rooms.",
+                c.participants as u64,
+            ),
+            (
+                "orbita_ws_connections",
+                "Open signalling WebSocket connections.",
+                c.ws_connections as u64,
+            ),
+            ("orbita_sfu_rooms", "Rooms in the SFU.", s.rooms),
+            (
+                "orbita_sfu_participants",
+                "Participants in the SFU.",
+                s.participants,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        // Counter names without `_total`: the encoder appends it.
+        let counters: [(&str, &str, u64); 6] = [
+            (
+                "orbita_packets_in",
+                "Media datagrams received (UDP and ICE-TCP).",
+                s.packets_in,
+            ),
+            (
+                "orbita_packets_out",
+                "Media datagrams sent (UDP and ICE-TCP).",
+                s.packets_out,
+            ),
+            ("orbita_bytes_in", "Media bytes received.", s.bytes_in),
+            ("orbita_bytes_out", "Media bytes sent.", s.bytes_out),
+            (
+                "orbita_rtp_forwarded",
+                "RTP packets forwarded to subscribers.",
+                s.rtp_forwarded,
+            ),
+            (
+                "orbita_unmatched_packets",
+                "Datagrams that matched no connection.",
+                s.unmatched,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        Ok(())
     }
+}
+
+/// Render the metrics page (served with [`CONTENT_TYPE`]).
+pub fn render(control: &ControlStats, sfu: &SfuStats) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Snapshot {
+        control: control.clone(),
+        sfu: sfu.clone(),
+    }));
+    let mut out = String::with_capacity(2048);
+    prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
+        .expect("writing to a String cannot fail");
     out
 }
 
@@ -103,17 +123,54 @@ mod tests {
         };
         let sfu = SfuStats {
             packets_in: 42,
+            rtp_forwarded: 7,
             ..SfuStats::default()
         };
         let text = render(&control, &sfu);
         assert!(
-            text.contains("# TYPE orbita_rooms gauge\norbita_rooms 2\n"),
+            text.starts_with(
+                "# HELP orbita_rooms Live rooms (by join code).\n\
+                 # TYPE orbita_rooms gauge\norbita_rooms 2\n"
+            ),
             "{text}"
         );
-        assert!(text.contains("\norbita_participants 5\n"));
+        assert!(text.contains("\norbita_participants 5\n"), "{text}");
         assert!(
-            text.contains("# TYPE orbita_packets_in_total counter\norbita_packets_in_total 42\n")
+            text.contains("# TYPE orbita_packets_in_total counter\norbita_packets_in_total 42\n"),
+            "{text}"
         );
+        assert!(text.contains("\norbita_rtp_forwarded_total 7\n"), "{text}");
         assert!(text.ends_with('\n'));
+    }
+
+    /// Every exported name keeps its kind: the gauges as before, the counters with one
+    /// `_total`, each with HELP and TYPE, and nothing else on the page.
+    #[test]
+    fn names_and_kinds_are_kept() {
+        let text = render(&ControlStats::default(), &SfuStats::default());
+        let expected = [
+            ("orbita_rooms", "gauge"),
+            ("orbita_participants", "gauge"),
+            ("orbita_ws_connections", "gauge"),
+            ("orbita_sfu_rooms", "gauge"),
+            ("orbita_sfu_participants", "gauge"),
+            ("orbita_packets_in_total", "counter"),
+            ("orbita_packets_out_total", "counter"),
+            ("orbita_bytes_in_total", "counter"),
+            ("orbita_bytes_out_total", "counter"),
+            ("orbita_rtp_forwarded_total", "counter"),
+            ("orbita_unmatched_packets_total", "counter"),
+        ];
+        let types: Vec<(&str, &str)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_once(' '))
+            .collect();
+        assert_eq!(types, expected, "{text}");
+        let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(samples.len(), expected.len(), "{text}");
+        for ((name, _), sample) in expected.iter().zip(samples) {
+            assert_eq!(sample, format!("{name} 0"));
+        }
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -44,7 +45,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
                 settings.udp_addr
             )
         })?;
-    Ok(serve(settings, listener, Arc::new(sfu), None))
+    serve(settings, listener, Arc::new(sfu), None)
 }
 
 /// Start the server on another media backend (tests use [`crate::testing::FakeBackend`]).
@@ -68,7 +69,7 @@ pub async fn start_with_routes(
 ) -> anyhow::Result<RunningServer> {
     settings.validate()?;
     let listener = bind_http(settings.http_addr).await?;
-    Ok(serve(settings, listener, backend, extra))
+    serve(settings, listener, backend, extra)
 }
 
 async fn bind_http(addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -82,10 +83,12 @@ fn serve(
     listener: TcpListener,
     backend: Arc<dyn MediaBackend>,
     extra: Option<RouterHook>,
-) -> RunningServer {
+) -> anyhow::Result<RunningServer> {
     let http_addr = listener
         .local_addr()
         .expect("a bound listener has an address");
+    let tls = orbita_tls::ServerTls::from_settings(&settings.tls)
+        .map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
     let public_url = settings.public_url_for(http_addr);
     let state = AppState::new(settings, public_url, backend);
     let reaper = spawn_reaper(Arc::clone(&state.registry));
@@ -94,23 +97,43 @@ fn serve(
     if let Some(extra) = extra {
         app = extra(app);
     }
+    let stopped = async {
+        let _ = stopped.await;
+    };
     // With the peer address: the coordinator throttles code guessing per client address.
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
+    let http = match tls {
+        None => {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
             })
-            .await
-    });
-    tracing::info!(%http_addr, "serving");
-    RunningServer {
+        }
+        Some(tls) => {
+            let app =
+                orbita_tls::https_layers(app).into_make_service_with_connect_info::<SocketAddr>();
+            // `tap_io`: axum gives connect info (the peer address) for its own wrappers only.
+            let listener = orbita_tls::TlsListener::new(listener, &tls)
+                .context("cannot start the TLS listener")?
+                .tap_io(|_| {});
+            tokio::spawn(async move {
+                // Owned by the task: ACME renewal runs as long as the server does.
+                let _tls = tls;
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            })
+        }
+    };
+    tracing::info!(%http_addr, public_url = %state.public_url, "serving");
+    Ok(RunningServer {
         state,
         http_addr,
         reaper,
         http,
         stop_http: Some(stop_http),
-    }
+    })
 }
 
 impl RunningServer {
@@ -119,9 +142,24 @@ impl RunningServer {
         self.http_addr
     }
 
-    /// The bound media UDP address.
+    /// The bound media UDP address (with `udp_port_range`: the address of the range's first
+    /// port; [`udp_port_range`](Self::udp_port_range) has the rest).
     pub fn udp_addr(&self) -> SocketAddr {
         self.state.backend.udp_addr()
+    }
+
+    /// The media UDP port range, `None` when one port carries all media.
+    pub fn udp_port_range(&self) -> Option<std::ops::RangeInclusive<u16>> {
+        self.state.settings.udp_port_range.map(|r| r.first..=r.last)
+    }
+
+    /// Where media UDP is bound: `IP:PORT`, or `IP:FIRST-LAST` with a port range.
+    fn media_udp(&self) -> String {
+        let addr = self.udp_addr();
+        match self.udp_port_range() {
+            Some(r) => format!("{}:{}-{}", addr.ip(), r.start(), r.end()),
+            None => addr.to_string(),
+        }
     }
 
     /// The bound ICE-TCP address, if ICE-TCP is on.
@@ -129,9 +167,14 @@ impl RunningServer {
         self.state.backend.tcp_addr()
     }
 
-    /// The signalling URL, `ws://HTTP_ADDR/ws`.
+    /// The signalling URL, `ws://HTTP_ADDR/ws` (`wss://` on TLS).
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.http_addr)
+        let scheme = if self.state.settings.tls.enabled() {
+            "wss"
+        } else {
+            "ws"
+        };
+        format!("{scheme}://{}/ws", self.http_addr)
     }
 
     /// The base URL of join links.
@@ -149,10 +192,16 @@ impl RunningServer {
         let tcp = self
             .tcp_addr()
             .map_or_else(|| "off".to_string(), |a| a.to_string());
+        let scheme = if self.state.settings.tls.enabled() {
+            "https"
+        } else {
+            "http"
+        };
         format!(
-            "orbita listening on http://{} (media udp {}, tcp {tcp})",
+            "orbita listening on {scheme}://{} (media udp {}, tcp {tcp}); join links: {}",
             self.http_addr,
-            self.udp_addr()
+            self.media_udp(),
+            self.public_url()
         )
     }
 

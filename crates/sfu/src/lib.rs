@@ -1,7 +1,8 @@
 //! Orbita media core: a selective forwarding unit on str0m.
 //!
-//! - One UDP socket and one ICE-TCP listener serve every peer ([`net`]); packets reach their
-//!   connection through hash maps keyed by ICE username and remote address ([`demux`]).
+//! - One UDP socket (or, optionally, a range of UDP ports with each connection on one of them)
+//!   and one ICE-TCP listener serve every peer ([`net`]); packets reach their connection
+//!   through hash maps keyed by ICE username and remote address ([`demux`]).
 //! - Rooms are sharded over worker threads ([`worker`]); a room lives on one worker, which owns
 //!   every `str0m::Rtc` of that room, so forwarding needs no locks.
 //! - Forwarding is at the RTP level: [`forward`] rewrites sequence numbers, timestamps and VP8
@@ -24,6 +25,7 @@ pub mod stats;
 mod worker;
 
 use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +33,10 @@ use std::time::Duration;
 use orbita_protocol::{ClientMsg, Limits, ServerMsg};
 
 pub use ice_servers::IceServers;
-pub use stats::{RoomStatus, SfuStats};
+pub use stats::{RoomStatus, SfuStats, UdpPortStats};
+
+/// Most ports in [`SfuConfig::udp_port_range`].
+pub const MAX_UDP_PORTS: usize = 1024;
 
 /// Identifies a room inside the SFU (the control plane maps codes to these).
 pub type RoomId = u64;
@@ -39,10 +44,15 @@ pub type RoomId = u64;
 /// Settings of the media core.
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
-    /// Where the one UDP socket binds.
+    /// Where the one UDP socket binds. With [`udp_port_range`](Self::udp_port_range), only
+    /// its IP is used and its port must be 0 or the range's first.
     pub udp_bind: SocketAddr,
     /// Where the one ICE-TCP listener binds (`None`: no ICE-TCP).
     pub tcp_bind: Option<SocketAddr>,
+    /// Instead of one UDP port, bind every port of this range on `udp_bind`'s IP (at most
+    /// [`MAX_UDP_PORTS`]) and give each connection (each `str0m::Rtc`) a host candidate on one
+    /// of them, round-robin. `None`: the one port of `udp_bind`.
+    pub udp_port_range: Option<RangeInclusive<u16>>,
     /// Addresses announced as ICE candidates; empty: the bound address (must then not be
     /// unspecified).
     pub announce_ips: Vec<IpAddr>,
@@ -62,6 +72,7 @@ impl Default for SfuConfig {
         SfuConfig {
             udp_bind: "127.0.0.1:7882".parse().unwrap(),
             tcp_bind: Some("127.0.0.1:7881".parse().unwrap()),
+            udp_port_range: None,
             announce_ips: vec![],
             workers: 0,
             initial_bitrate_bps: 2_500_000,
@@ -92,9 +103,20 @@ impl Sfu {
         })
     }
 
-    /// The bound UDP address.
+    /// The bound UDP address (with a port range: the address of its first port).
     pub fn udp_addr(&self) -> SocketAddr {
         self.inner.udp_addr()
+    }
+
+    /// The bound UDP port range, `None` when one port carries all media.
+    pub fn udp_port_range(&self) -> Option<RangeInclusive<u16>> {
+        self.inner.udp_port_range()
+    }
+
+    /// Per-port traffic when media runs on a port range (empty with one port, whose traffic is
+    /// all of [`SfuStats`]).
+    pub fn udp_port_stats(&self) -> Vec<UdpPortStats> {
+        self.inner.udp_port_stats()
     }
 
     /// The bound ICE-TCP address, if any.

@@ -1,15 +1,26 @@
-//! Sockets and threads: one UDP socket and one ICE-TCP listener for every peer, a reader that
-//! routes each datagram to its room's worker through [`Demux`], and batched sends.
+//! Sockets and threads: one UDP socket (or a UDP port range) and one ICE-TCP listener for every
+//! peer, readers that route each datagram to its room's worker through [`Demux`], and batched
+//! sends.
 //!
-//! Packet path: the UDP reader thread `recv_from`s a datagram, looks up its connection
+//! Packet path: a UDP reader thread `recv_from`s a datagram, looks up its connection
 //! (ICE ufrag for STUN, else source address) and hands it to the owning worker over that
-//! worker's channel. The worker feeds it to the `Rtc`, forwards the media to the room's
-//! subscribers and sends everything it produced with one `sendmmsg` per batch.
+//! worker's channel, with the index of the local port it came in on. The worker feeds it to the
+//! `Rtc`, forwards the media to the room's subscribers and sends everything it produced with one
+//! `sendmmsg` per batch and local port.
+//!
+//! With one port (the default) there is one reader per worker, each blocking on its own socket
+//! bound to that port with `SO_REUSEPORT`. With `udp_port_range` every port of the range has one
+//! socket; each `Rtc` gets its host candidate on one port of the range (round-robin), so its
+//! peer talks to that port and its replies leave from it (str0m's `Transmit::source`). The range
+//! sockets are read by `min(workers, ports)` threads, each waiting on its share of the sockets
+//! with `epoll`, so a 1024-port range costs no more threads than one port.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::ops::RangeInclusive;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -25,7 +36,7 @@ use tracing::{debug, info, warn};
 use crate::demux::{Demux, Transport};
 use crate::stats::RoomStatus;
 use crate::worker::{Worker, WorkerMsg};
-use crate::{next_id, RoomId, SfuConfig, SfuStats};
+use crate::{next_id, RoomId, SfuConfig, SfuStats, UdpPortStats, MAX_UDP_PORTS};
 
 /// Largest datagram we read (UDP MTU-sized packets; anything larger is not WebRTC).
 pub const MAX_DATAGRAM: usize = 2048;
@@ -49,17 +60,63 @@ pub(crate) struct Counters {
     pub rooms: AtomicU64,
 }
 
+/// Traffic of one port of a UDP port range.
+#[derive(Default)]
+pub(crate) struct PortCounters {
+    pub connections: AtomicU64,
+    pub packets_in: AtomicU64,
+    pub packets_out: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+}
+
 /// What every worker shares: the sockets, the routing table, the counters and settings.
+///
+/// Local UDP ports are known by their index: `udp[i]` is bound to port `udp_first_port + i`
+/// (one index, 0, without a port range).
 pub(crate) struct Shared {
     pub config: SfuConfig,
     pub demux: Demux,
-    pub udp: UdpSocket,
-    pub udp_local: SocketAddr,
+    /// Per local port, the socket replies leave from.
+    pub udp: Vec<UdpSocket>,
+    /// The port of `udp[0]`.
+    pub udp_first_port: u16,
+    /// Per local port, the address str0m knows it by (the first announced IP and the port):
+    /// the `destination` of the datagrams received on it.
+    pub udp_local: Vec<SocketAddr>,
     pub tcp_local: Option<SocketAddr>,
     pub tcp_writers: RwLock<HashMap<SocketAddr, Sender<Vec<u8>>>>,
-    pub candidates: Vec<Candidate>,
+    /// Per local port, the candidates of a connection on it: UDP on that port and ICE-TCP,
+    /// for every announced IP.
+    pub candidates: Vec<Vec<Candidate>>,
+    /// Per local port of a port range, its traffic (empty with one port).
+    pub ports: Vec<PortCounters>,
+    /// Round-robin position over the port range.
+    next_port: AtomicUsize,
     pub counters: Counters,
     pub stopping: AtomicBool,
+}
+
+impl Shared {
+    /// The local port (index) for a new connection: round-robin over the range.
+    pub(crate) fn pick_port(&self) -> usize {
+        if self.udp.len() == 1 {
+            return 0;
+        }
+        let i = self.next_port.fetch_add(1, Ordering::Relaxed) % self.udp.len();
+        if let Some(p) = self.ports.get(i) {
+            p.connections.fetch_add(1, Ordering::Relaxed);
+        }
+        i
+    }
+}
+
+/// The UDP sockets the reader threads read.
+enum Readers {
+    /// One port: one socket per reader, all bound to it with `SO_REUSEPORT`.
+    OnePort(Vec<UdpSocket>),
+    /// A port range: one socket per port, those of [`Shared::udp`], each read by one reader.
+    Range,
 }
 
 struct WorkerHandle {
@@ -78,19 +135,6 @@ pub(crate) struct NetRuntime {
 
 impl NetRuntime {
     pub(crate) fn start(config: SfuConfig) -> io::Result<Self> {
-        if config.udp_bind.port() != 0 {
-            // The reader sockets share the port (SO_REUSEPORT); make sure no other process
-            // holds it, which would otherwise silently split the traffic with us.
-            drop(UdpSocket::bind(config.udp_bind)?);
-        }
-        let udp = bind_udp(config.udp_bind)?;
-        let udp_local = udp.local_addr()?;
-        let tcp = config.tcp_bind.map(TcpListener::bind).transpose()?;
-        let tcp_local = tcp.as_ref().map(|l| l.local_addr()).transpose()?;
-        let ips = announce_ips(&config, udp_local)?;
-        let candidates = local_candidates(&ips, udp_local.port(), tcp_local.map(|a| a.port()))?;
-        let udp_dest = SocketAddr::new(ips[0], udp_local.port());
-        let tcp_dest = tcp_local.map(|a| SocketAddr::new(ips[0], a.port()));
         let n_workers = if config.workers == 0 {
             thread::available_parallelism()
                 .map(|n| n.get())
@@ -98,14 +142,58 @@ impl NetRuntime {
         } else {
             config.workers
         };
+        // The reader sockets, and the sockets replies leave from: the socket of the port the
+        // peer talks to.
+        let (readers, udp) = match &config.udp_port_range {
+            None => {
+                if config.udp_bind.port() != 0 {
+                    // The reader sockets share the port (SO_REUSEPORT); make sure no other
+                    // process holds it, which would otherwise silently split the traffic with us.
+                    drop(UdpSocket::bind(config.udp_bind)?);
+                }
+                let udp = bind_udp(config.udp_bind, true)?;
+                let udp_local = udp.local_addr()?;
+                // One reader per worker, each on its own socket bound to the same port with
+                // SO_REUSEPORT: the kernel spreads peers over them by address hash, so
+                // receiving scales with cores; each reader still routes by the shared table to
+                // the owning worker.
+                let send = vec![udp.try_clone()?];
+                let mut sockets = vec![udp];
+                for _ in 1..n_workers {
+                    sockets.push(bind_udp(udp_local, true)?);
+                }
+                (Readers::OnePort(sockets), send)
+            }
+            Some(range) => (Readers::Range, bind_range(config.udp_bind, range.clone())?),
+        };
+        let udp_local = udp[0].local_addr()?;
+        let udp_first_port = udp_local.port();
+        let ports = (0..udp.len()).map(|i| udp_first_port + i as u16);
+        let tcp = config.tcp_bind.map(TcpListener::bind).transpose()?;
+        let tcp_local = tcp.as_ref().map(|l| l.local_addr()).transpose()?;
+        let ips = announce_ips(&config, udp_local)?;
+        let tcp_port = tcp_local.map(|a| a.port());
+        let candidates = ports
+            .clone()
+            .map(|port| local_candidates(&ips, port, tcp_port))
+            .collect::<io::Result<Vec<_>>>()?;
+        let udp_dests = ports.map(|port| SocketAddr::new(ips[0], port)).collect();
+        let tcp_dest = tcp_local.map(|a| SocketAddr::new(ips[0], a.port()));
+        let port_counters = match &readers {
+            Readers::OnePort(_) => Vec::new(),
+            Readers::Range => udp.iter().map(|_| PortCounters::default()).collect(),
+        };
         let shared = Arc::new(Shared {
             config,
             demux: Demux::new(),
-            udp: udp.try_clone()?,
-            udp_local: udp_dest,
+            udp,
+            udp_first_port,
+            udp_local: udp_dests,
             tcp_local: tcp_dest,
             tcp_writers: RwLock::new(HashMap::new()),
             candidates,
+            ports: port_counters,
+            next_port: AtomicUsize::new(0),
             counters: Counters::default(),
             stopping: AtomicBool::new(false),
         });
@@ -125,21 +213,46 @@ impl NetRuntime {
         }
         let senders: Vec<Sender<WorkerMsg>> = workers.iter().map(|w| w.tx.clone()).collect();
         let mut threads = Vec::new();
-        // One reader per worker, each on its own socket bound to the same port with
-        // SO_REUSEPORT: the kernel spreads peers over them by address hash, so receiving scales
-        // with cores; each reader still routes by the shared table to the owning worker.
-        let mut readers = vec![udp];
-        for _ in 1..n_workers {
-            readers.push(bind_udp(udp_local)?);
-        }
-        for (i, socket) in readers.into_iter().enumerate() {
-            let shared = shared.clone();
-            let senders = senders.clone();
-            threads.push(
-                thread::Builder::new()
-                    .name(format!("sfu-udp-read-{i}"))
-                    .spawn(move || udp_reader(socket, &shared, &senders))?,
-            );
+        let udp_desc = match &readers {
+            Readers::OnePort(sockets) => {
+                format!("udp {udp_local} ({} readers)", sockets.len())
+            }
+            Readers::Range => format!(
+                "udp {}:{udp_first_port}-{} ({} ports, {} readers)",
+                udp_local.ip(),
+                udp_first_port as usize + shared.udp.len() - 1,
+                shared.udp.len(),
+                n_workers.min(shared.udp.len())
+            ),
+        };
+        match readers {
+            Readers::OnePort(sockets) => {
+                for (i, socket) in sockets.into_iter().enumerate() {
+                    let shared = shared.clone();
+                    let senders = senders.clone();
+                    threads.push(
+                        thread::Builder::new()
+                            .name(format!("sfu-udp-read-{i}"))
+                            .spawn(move || udp_reader(socket, &shared, &senders))?,
+                    );
+                }
+            }
+            Readers::Range => {
+                // Port i is read by reader i % n: each waits on its share with epoll.
+                let n = n_workers.min(shared.udp.len());
+                for r in 0..n {
+                    let share: Vec<u16> =
+                        (r..shared.udp.len()).step_by(n).map(|i| i as u16).collect();
+                    let poller = Poller::new(&shared, &share)?;
+                    let shared = shared.clone();
+                    let senders = senders.clone();
+                    threads.push(
+                        thread::Builder::new()
+                            .name(format!("sfu-udp-poll-{r}"))
+                            .spawn(move || udp_range_reader(poller, share, &shared, &senders))?,
+                    );
+                }
+            }
         }
         if let Some(listener) = tcp {
             let shared = shared.clone();
@@ -149,7 +262,7 @@ impl NetRuntime {
                     .spawn(move || tcp_acceptor(listener, shared, senders))?,
             );
         }
-        info!("sfu: udp {udp_local}, tcp {tcp_local:?}, announcing {ips:?}, {n_workers} workers");
+        info!("sfu: {udp_desc}, tcp {tcp_local:?}, announcing {ips:?}, {n_workers} workers");
         Ok(NetRuntime {
             shared,
             workers,
@@ -159,7 +272,35 @@ impl NetRuntime {
     }
 
     pub(crate) fn udp_addr(&self) -> SocketAddr {
-        self.shared.udp.local_addr().expect("bound socket")
+        self.shared.udp[0].local_addr().expect("bound socket")
+    }
+
+    pub(crate) fn udp_port_range(&self) -> Option<RangeInclusive<u16>> {
+        let first = self.shared.udp_first_port;
+        let last = first + (self.shared.udp.len() - 1) as u16;
+        self.shared
+            .config
+            .udp_port_range
+            .as_ref()
+            .map(|_| first..=last)
+    }
+
+    pub(crate) fn udp_port_stats(&self) -> Vec<UdpPortStats> {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let first = self.shared.udp_first_port;
+        self.shared
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| UdpPortStats {
+                port: first + i as u16,
+                connections: get(&p.connections),
+                packets_in: get(&p.packets_in),
+                packets_out: get(&p.packets_out),
+                bytes_in: get(&p.bytes_in),
+                bytes_out: get(&p.bytes_out),
+            })
+            .collect()
     }
 
     pub(crate) fn tcp_addr(&self) -> Option<SocketAddr> {
@@ -316,10 +457,12 @@ impl Drop for NetRuntime {
     }
 }
 
-fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+fn bind_udp(addr: SocketAddr, reuse_port: bool) -> io::Result<UdpSocket> {
     let domain = socket2::Domain::for_address(addr);
     let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
-    socket.set_reuse_port(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     // Room for bursts (a keyframe to hundreds of subscribers) before the kernel drops.
     let _ = socket.set_recv_buffer_size(8 << 20);
     let _ = socket.set_send_buffer_size(8 << 20);
@@ -327,6 +470,42 @@ fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     let socket: UdpSocket = socket.into();
     socket.set_read_timeout(Some(Duration::from_millis(200)))?;
     Ok(socket)
+}
+
+/// Bind every port of `range` on `bind`'s IP (without `SO_REUSEPORT`: a port another process
+/// holds is an error, not a silent share of its traffic).
+fn bind_range(bind: SocketAddr, range: RangeInclusive<u16>) -> io::Result<Vec<UdpSocket>> {
+    let (first, last) = (*range.start(), *range.end());
+    let invalid = |what: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("udp_port_range {first}-{last}: {what}"),
+        )
+    };
+    if first == 0 || first > last {
+        return Err(invalid(
+            "ports are 1 to 65535 and the first must not be above the last".into(),
+        ));
+    }
+    let n = usize::from(last - first) + 1;
+    if n > MAX_UDP_PORTS {
+        return Err(invalid(format!(
+            "{n} ports is more than the {MAX_UDP_PORTS} allowed"
+        )));
+    }
+    if bind.port() != 0 && bind.port() != first {
+        return Err(invalid(format!(
+            "the UDP address {bind} names another port; with a range its port must be 0 or {first}"
+        )));
+    }
+    (first..=last)
+        .map(|port| {
+            let addr = SocketAddr::new(bind.ip(), port);
+            bind_udp(addr, false).map_err(|e| {
+                io::Error::new(e.kind(), format!("udp_port_range: cannot bind {addr}: {e}"))
+            })
+        })
+        .collect()
 }
 
 /// The IPs to announce: the configured ones, else the bound one (which must then be usable).
@@ -363,7 +542,37 @@ fn local_candidates(ips: &[IpAddr], udp: u16, tcp: Option<u16>) -> io::Result<Ve
     Ok(out)
 }
 
-/// The UDP reader: one thread, routing each datagram to its worker.
+/// Count a datagram received on local port `local` and hand it to its connection's worker.
+#[inline]
+fn dispatch(
+    shared: &Shared,
+    workers: &[Sender<WorkerMsg>],
+    local: u16,
+    source: SocketAddr,
+    data: &[u8],
+) {
+    shared.counters.packets_in.fetch_add(1, Ordering::Relaxed);
+    shared
+        .counters
+        .bytes_in
+        .fetch_add(data.len() as u64, Ordering::Relaxed);
+    let Some(route) = shared.demux.route(Transport::Udp, source, data) else {
+        shared.counters.unmatched.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let msg = WorkerMsg::Datagram {
+        conn: route.conn,
+        transport: Transport::Udp,
+        local,
+        source,
+        data: data.to_vec(),
+    };
+    if let Err(TrySendError::Full(_)) = workers[route.worker].try_send(msg) {
+        shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The UDP reader of the one port: one thread per socket, routing each datagram to its worker.
 fn udp_reader(socket: UdpSocket, shared: &Shared, workers: &[Sender<WorkerMsg>]) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     while !shared.stopping.load(Ordering::Relaxed) {
@@ -383,24 +592,109 @@ fn udp_reader(socket: UdpSocket, shared: &Shared, workers: &[Sender<WorkerMsg>])
                 continue;
             }
         };
-        let data = &buf[..n];
-        shared.counters.packets_in.fetch_add(1, Ordering::Relaxed);
-        shared
-            .counters
-            .bytes_in
-            .fetch_add(n as u64, Ordering::Relaxed);
-        let Some(route) = shared.demux.route(Transport::Udp, source, data) else {
-            shared.counters.unmatched.fetch_add(1, Ordering::Relaxed);
+        dispatch(shared, workers, 0, source, &buf[..n]);
+    }
+}
+
+/// An epoll instance watching a reader's share of the port range's sockets (their indexes in
+/// [`Shared::udp`]) for input; an event's data is the position in the share.
+struct Poller {
+    fd: OwnedFd,
+}
+
+impl Poller {
+    fn new(shared: &Shared, share: &[u16]) -> io::Result<Poller> {
+        // SAFETY: plain system call; a non-negative result is a new descriptor we own.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just created and is owned by nothing else.
+        let poller = Poller {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        };
+        for (k, &i) in share.iter().enumerate() {
+            let mut ev = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: k as u64,
+            };
+            // SAFETY: both descriptors are open; `ev` is a valid event for the call.
+            let r = unsafe {
+                libc::epoll_ctl(
+                    poller.fd.as_raw_fd(),
+                    libc::EPOLL_CTL_ADD,
+                    shared.udp[i as usize].as_raw_fd(),
+                    &mut ev,
+                )
+            };
+            if r < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(poller)
+    }
+}
+
+/// A UDP reader of a port range: waits on its share of the range's sockets with epoll, then
+/// reads each ready socket without blocking (up to a burst, level-triggered epoll brings it
+/// back for the rest) and routes each datagram to its worker with its local port index.
+fn udp_range_reader(
+    poller: Poller,
+    share: Vec<u16>,
+    shared: &Shared,
+    workers: &[Sender<WorkerMsg>],
+) {
+    const EVENTS: usize = 64;
+    /// Datagrams read from one ready socket before the others get their turn.
+    const BURST: usize = 64;
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; EVENTS];
+    let mut buf = vec![MaybeUninit::<u8>::uninit(); MAX_DATAGRAM];
+    while !shared.stopping.load(Ordering::Relaxed) {
+        // SAFETY: `events` has room for EVENTS entries; the epoll descriptor is open.
+        let n = unsafe {
+            libc::epoll_wait(
+                poller.fd.as_raw_fd(),
+                events.as_mut_ptr(),
+                EVENTS as libc::c_int,
+                200,
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                warn!("udp epoll_wait: {err}");
+                thread::sleep(Duration::from_millis(50));
+            }
             continue;
-        };
-        let msg = WorkerMsg::Datagram {
-            conn: route.conn,
-            transport: Transport::Udp,
-            source,
-            data: data.to_vec(),
-        };
-        if let Err(TrySendError::Full(_)) = workers[route.worker].try_send(msg) {
-            shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        for ev in &events[..n as usize] {
+            let k = { ev.u64 } as usize;
+            let Some(&local) = share.get(k) else {
+                continue;
+            };
+            let socket = socket2::SockRef::from(&shared.udp[local as usize]);
+            for _ in 0..BURST {
+                match socket.recv_from_with_flags(&mut buf, libc::MSG_DONTWAIT) {
+                    Ok((len, from)) => {
+                        let Some(source) = from.as_socket() else {
+                            continue;
+                        };
+                        // SAFETY: the kernel wrote (initialised) the first `len` bytes.
+                        let data =
+                            unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), len) };
+                        if let Some(p) = shared.ports.get(local as usize) {
+                            p.packets_in.fetch_add(1, Ordering::Relaxed);
+                            p.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
+                        }
+                        dispatch(shared, workers, local, source, data);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        // ICMP errors (port unreachable from a gone peer) surface here.
+                        debug!("udp recv: {e}");
+                    }
+                }
+            }
         }
     }
 }
@@ -498,6 +792,7 @@ fn tcp_conn(
         let msg = WorkerMsg::Datagram {
             conn: route.conn,
             transport: Transport::Tcp,
+            local: 0,
             source: peer,
             data: data.to_vec(),
         };
@@ -508,36 +803,82 @@ fn tcp_conn(
 }
 
 /// Datagrams a worker produced during one batch, sent together.
-#[derive(Default)]
+///
+/// UDP datagrams are grouped by the local port they must leave from (the index of its socket,
+/// from str0m's `Transmit::source`: the port minus the first port, no hashing); `udp_used`
+/// lists the groups that have any, so a flush touches only those.
 pub(crate) struct Outbox {
-    udp: Vec<(SocketAddr, Vec<u8>)>,
+    udp: Vec<Vec<(SocketAddr, Vec<u8>)>>,
+    udp_used: Vec<u16>,
+    udp_first_port: u16,
     tcp: Vec<(SocketAddr, Vec<u8>)>,
 }
 
 impl Outbox {
-    pub(crate) fn push(&mut self, transport: Transport, dest: SocketAddr, data: Vec<u8>) {
+    /// An empty outbox for `shared`'s sockets.
+    pub(crate) fn new(shared: &Shared) -> Outbox {
+        Outbox {
+            udp: shared.udp.iter().map(|_| Vec::new()).collect(),
+            udp_used: Vec::new(),
+            udp_first_port: shared.udp_first_port,
+            tcp: Vec::new(),
+        }
+    }
+
+    /// Queue `data` for `dest`, to leave from local address `source` (UDP: the socket of that
+    /// port; a port that is not ours falls back to the first socket).
+    pub(crate) fn push(
+        &mut self,
+        transport: Transport,
+        source: SocketAddr,
+        dest: SocketAddr,
+        data: Vec<u8>,
+    ) {
         match transport {
-            Transport::Udp => self.udp.push((dest, data)),
+            Transport::Udp => {
+                let mut i = 0;
+                if self.udp.len() > 1 {
+                    let k = source.port().wrapping_sub(self.udp_first_port) as usize;
+                    if k < self.udp.len() {
+                        i = k;
+                    }
+                }
+                let group = &mut self.udp[i];
+                if group.is_empty() {
+                    self.udp_used.push(i as u16);
+                }
+                group.push((dest, data));
+            }
             Transport::Tcp => self.tcp.push((dest, data)),
         }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.udp.is_empty() && self.tcp.is_empty()
+        self.udp_used.is_empty() && self.tcp.is_empty()
     }
 
-    /// Send everything: UDP with `sendmmsg` (one system call per 64 datagrams), TCP to each
-    /// connection's writer.
+    /// Send everything: UDP with `sendmmsg` (one system call per 64 datagrams) from each
+    /// datagram's local port, TCP to each connection's writer.
     pub(crate) fn flush(&mut self, shared: &Shared) {
         let c = &shared.counters;
-        let n = (self.udp.len() + self.tcp.len()) as u64;
-        let bytes: usize = self.udp.iter().chain(&self.tcp).map(|(_, d)| d.len()).sum();
+        let mut n = self.tcp.len() as u64;
+        let mut bytes: usize = self.tcp.iter().map(|(_, d)| d.len()).sum();
+        for &i in &self.udp_used {
+            let group = &mut self.udp[i as usize];
+            let group_bytes: usize = group.iter().map(|(_, d)| d.len()).sum();
+            n += group.len() as u64;
+            bytes += group_bytes;
+            if let Some(p) = shared.ports.get(i as usize) {
+                p.packets_out
+                    .fetch_add(group.len() as u64, Ordering::Relaxed);
+                p.bytes_out.fetch_add(group_bytes as u64, Ordering::Relaxed);
+            }
+            send_batch(&shared.udp[i as usize], group);
+            group.clear();
+        }
+        self.udp_used.clear();
         c.packets_out.fetch_add(n, Ordering::Relaxed);
         c.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
-        if !self.udp.is_empty() {
-            send_batch(&shared.udp, &self.udp);
-            self.udp.clear();
-        }
         if !self.tcp.is_empty() {
             let writers = shared.tcp_writers.read();
             for (dest, data) in self.tcp.drain(..) {

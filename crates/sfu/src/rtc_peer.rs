@@ -1,5 +1,5 @@
-//! One server-side peer connection: a `str0m::Rtc` in RTP mode, ICE-lite, with the shared
-//! socket's candidates, plus the bookkeeping the worker needs (its timer, ICE state).
+//! One server-side peer connection: a `str0m::Rtc` in RTP mode, ICE-lite, with the candidates
+//! of one local UDP port (the one port, or one of the port range) and ICE-TCP, plus the bookkeeping the worker needs (its timer, ICE state).
 
 use std::time::Instant;
 
@@ -43,7 +43,7 @@ impl RtcPeer {
             builder = builder.enable_bwe(Some(Bitrate::bps(shared.config.initial_bitrate_bps)));
         }
         let mut rtc = builder.build(now);
-        for c in &shared.candidates {
+        for c in &shared.candidates[shared.pick_port()] {
             rtc.add_local_candidate(c.clone());
         }
         let conn = next_id();
@@ -92,7 +92,7 @@ impl RtcPeer {
                         Protocol::Udp => Transport::Udp,
                         _ => Transport::Tcp,
                     };
-                    out.push(transport, t.destination, t.contents.into());
+                    out.push(transport, t.source, t.destination, t.contents.into());
                 }
                 Ok(Output::Event(e)) => events.push(e),
                 Err(e) => {

@@ -25,6 +25,23 @@ pub struct SfuStats {
     pub unmatched: u64,
 }
 
+/// Traffic on one port of a UDP port range.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UdpPortStats {
+    /// The local port.
+    pub port: u16,
+    /// Connections (`str0m::Rtc`s) given a candidate on this port so far.
+    pub connections: u64,
+    /// Datagrams received on it.
+    pub packets_in: u64,
+    /// Datagrams sent from it.
+    pub packets_out: u64,
+    /// Bytes received on it.
+    pub bytes_in: u64,
+    /// Bytes sent from it.
+    pub bytes_out: u64,
+}
+
 /// Live state of one room, shared between its worker (writer) and the control plane (reader).
 #[derive(Debug)]
 pub struct RoomStatus {

@@ -28,6 +28,8 @@ pub(crate) enum WorkerMsg {
     Datagram {
         conn: ConnId,
         transport: Transport,
+        /// UDP: the index of the local port it came in on (see [`Shared`]).
+        local: u16,
         source: SocketAddr,
         data: Vec<u8>,
     },
@@ -173,12 +175,12 @@ impl Worker {
     pub fn new(index: usize, shared: Arc<Shared>, rx: Receiver<WorkerMsg>) -> Self {
         Worker {
             index,
+            out: Outbox::new(&shared),
             shared,
             rx,
             rooms: HashMap::new(),
             conns: HashMap::new(),
             timers: Timers::default(),
-            out: Outbox::default(),
         }
     }
 
@@ -241,18 +243,22 @@ impl Worker {
             WorkerMsg::Datagram {
                 conn,
                 transport,
+                local,
                 source,
                 data,
             } => {
                 let Some(&(room, id, pc)) = self.conns.get(&conn) else {
                     return true;
                 };
+                let udp_local = &self.shared.udp_local;
                 let (proto, destination) = match transport {
-                    Transport::Udp => (Protocol::Udp, self.shared.udp_local),
-                    Transport::Tcp => (
-                        Protocol::Tcp,
-                        self.shared.tcp_local.unwrap_or(self.shared.udp_local),
+                    Transport::Udp => (
+                        Protocol::Udp,
+                        *udp_local.get(local as usize).unwrap_or(&udp_local[0]),
                     ),
+                    Transport::Tcp => {
+                        (Protocol::Tcp, self.shared.tcp_local.unwrap_or(udp_local[0]))
+                    }
                 };
                 let Ok(contents) = data.as_slice().try_into() else {
                     return true;

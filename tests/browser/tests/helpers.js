@@ -35,15 +35,16 @@ export function chromiumPath() {
  *
  * Guests may start sessions (`--guests-may-create`, as the tests of calls and apps need)
  * unless `accounts` is set: then only logged-in agents, supervisors and administrators may.
- * `env` adds environment variables (`ORBITA_ADMIN_EMAIL`, `ORBITA_ADMIN_PASSWORD`).
+ * `env` adds environment variables (`ORBITA_ADMIN_EMAIL`, `ORBITA_ADMIN_PASSWORD`);
+ * `httpAddr` replaces the kernel-chosen HTTP port (an HTTPS test needs to know it first).
  * @param {string[]} [extraArgs]
- * @param {{accounts?: boolean, env?: Record<string, string>}} [options]
+ * @param {{accounts?: boolean, env?: Record<string, string>, httpAddr?: string}} [options]
  */
-export async function startServer(extraArgs = [], { accounts = false, env = {} } = {}) {
+export async function startServer(extraArgs = [], { accounts = false, env = {}, httpAddr = '127.0.0.1:0' } = {}) {
   const bin = orbitaBinary();
   if (!existsSync(bin)) throw new Error(`${bin} not found: run cargo build --profile ci first (or set ORBITA_BIN)`);
   const dataDir = mkdtempSync(join(tmpdir(), 'orbita-browser-test-'));
-  const args = ['serve', '--http-addr', '127.0.0.1:0', '--udp-addr', '127.0.0.1:0', '--tcp-addr', '127.0.0.1:0', '--log', process.env.ORBITA_TEST_SERVER_LOG ?? 'warn'];
+  const args = ['serve', '--http-addr', httpAddr, '--udp-addr', '127.0.0.1:0', '--tcp-addr', '127.0.0.1:0', '--log', process.env.ORBITA_TEST_SERVER_LOG ?? 'warn'];
   args.push('--data-dir', dataDir);
   if (!accounts) args.push('--guests-may-create');
   const child = spawn(bin, [...args, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
@@ -60,7 +61,7 @@ export async function startServer(extraArgs = [], { accounts = false, env = {} }
   const base = await new Promise((resolveBase, reject) => {
     const timer = setTimeout(() => reject(new Error(`orbita serve did not start:\n${out}\n${log}`)), 20_000);
     const onData = () => {
-      const match = out.match(/orbita listening on (http:\/\/\S+)/);
+      const match = out.match(/orbita listening on (https?:\/\/\S+)/);
       if (match) {
         clearTimeout(timer);
         child.stdout.off('data', onData);
@@ -111,13 +112,15 @@ const BASE_ARGS = [
 ];
 
 /**
- * Launch Chromium, with fake camera and microphone unless `devices` is false.
- * @param {{devices?: boolean}} [options]
+ * Launch Chromium, with fake camera and microphone unless `devices` is false; `args` are
+ * more command-line switches, `env` more environment variables (e.g. a HOME whose NSS
+ * database trusts a test CA).
+ * @param {{devices?: boolean, args?: string[], env?: Record<string, string>}} [options]
  */
-export function launchBrowser({ devices = true } = {}) {
-  const args = [...BASE_ARGS];
+export function launchBrowser({ devices = true, args: extra = [], env = {} } = {}) {
+  const args = [...BASE_ARGS, ...extra];
   if (devices) args.push('--use-fake-device-for-media-stream');
-  return chromium.launch({ executablePath: chromiumPath(), headless: true, args });
+  return chromium.launch({ executablePath: chromiumPath(), headless: true, args, env: { ...process.env, ...env } });
 }
 
 /**

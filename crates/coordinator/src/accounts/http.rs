@@ -171,10 +171,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// Marks requests that came over TLS (the coordinator's TLS listener adds it as an
-/// extension; an embedding server should add it to its HTTPS requests too).
-#[derive(Debug, Clone, Copy)]
-pub struct Https;
+/// Marks requests that came over TLS (the servers' TLS listeners add it as an extension).
+pub use orbita_tls::Https;
 
 /// Where a request came from: the client's address and whether it came over HTTPS (with
 /// `trust_proxy_headers`: `X-Forwarded-For` / `X-Forwarded-Proto` of the proxy).

@@ -5,6 +5,7 @@ mod support;
 
 mod accounts;
 mod docs;
+mod ops;
 mod planning;
 mod registry;
 mod roles_matrix;

@@ -37,7 +37,7 @@ impl Running {
     }
 }
 
-async fn start(settings: Settings, tls: Option<Arc<rustls::ServerConfig>>) -> Running {
+async fn start(settings: Settings, tls: Option<orbita_tls::ServerTls>) -> Running {
     let coordinator = Arc::new(Coordinator::open(settings, now_ms()).await.unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -322,7 +322,8 @@ async fn tls_for_clients_and_nodes() {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let der = cert.cert.der().clone();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
-    let server_tls = server::tls_config(vec![der.clone()], key).unwrap();
+    let server_tls =
+        orbita_tls::ServerTls::fixed(orbita_tls::server_config(vec![der.clone()], key).unwrap());
     let mut roots = rustls::RootCertStore::empty();
     roots.add(der).unwrap();
     let client_tls = Arc::new(
@@ -350,6 +351,22 @@ async fn tls_for_clients_and_nodes() {
         Some(client_tls.clone()),
     )
     .await;
+    // Every answer over TLS tells browsers to stay on HTTPS.
+    let (_, upgrade) = tokio_tungstenite::connect_async_tls_with_config(
+        format!("wss://localhost:{port}/coordinator"),
+        None,
+        false,
+        Some(Connector::Rustls(client_tls.clone())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        upgrade
+            .headers()
+            .get("strict-transport-security")
+            .and_then(|v| v.to_str().ok()),
+        Some(orbita_tls::HSTS_VALUE)
+    );
     send(&mut c, json!({"verb":"CREATE_SESSION","rc_name":"Demo"})).await;
     let code = node_serves_one(&mut a, "7001").await;
     assert_eq!(recv(&mut c).await["verb"], "CONNECT_TO_SESSION");

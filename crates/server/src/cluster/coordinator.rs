@@ -17,7 +17,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7000";
 /// Run the coordinator: the entry point to many session servers (nodes).
 ///
 /// Settings, lowest precedence first: defaults, the file (`--config`; the keys of
-/// docs/coordinator.md's settings table plus `listen_addr`, `tls_cert`, `tls_key`), environment
+/// docs/coordinator.md's settings table plus `listen_addr`, `tls_cert`, `tls_key` and the
+/// `acme_*` settings of docs/configuration.md), environment
 /// variables, flags, `--set KEY=VALUE`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct CoordinatorArgs {
@@ -92,6 +93,11 @@ pub struct CoordinatorArgs {
     #[arg(long, env = "ORBITA_CODE_MAX_MISSES", value_name = "N")]
     pub code_max_misses: Option<u32>,
 
+    /// Log lines as `text` or `json` (one JSON object per line); also the file's
+    /// `log_format`. Default: text.
+    #[arg(long, env = "ORBITA_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<crate::logging::LogFormat>,
+
     /// Any other setting of docs/coordinator.md, as `KEY=VALUE` (a TOML value, or text);
     /// repeatable; wins over everything else.
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -105,15 +111,14 @@ pub struct CoordinatorConfig {
     pub settings: CoordSettings,
     /// Where to listen.
     pub listen_addr: SocketAddr,
-    /// Certificate and key, for TLS.
-    pub tls: Option<(PathBuf, PathBuf)>,
+    /// TLS: certificate files or ACME (`tls_cert`/`tls_key`, `acme_*`); default off.
+    pub tls: orbita_tls::TlsSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Extra {
     listen_addr: Option<SocketAddr>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
 }
 
 fn load_table(path: &Path) -> anyhow::Result<toml::Table> {
@@ -128,6 +133,23 @@ fn load_table(path: &Path) -> anyhow::Result<toml::Table> {
         toml::from_str::<toml::Table>(&text).map_err(anyhow::Error::new)
     };
     table.with_context(|| format!("invalid coordinator config {}", path.display()))
+}
+
+/// The log format: `--log-format` / `ORBITA_LOG_FORMAT`, else the file's `log_format`, else
+/// text (read before the rest, so logging is set up before the settings are checked).
+pub fn log_format(args: &CoordinatorArgs) -> anyhow::Result<crate::logging::LogFormat> {
+    if let Some(format) = args.log_format {
+        return Ok(format);
+    }
+    let Some(path) = &args.config else {
+        return Ok(crate::logging::LogFormat::default());
+    };
+    match load_table(path)?.remove("log_format") {
+        Some(value) => value
+            .try_into()
+            .with_context(|| format!("{}: log_format is `text` or `json`", path.display())),
+        None => Ok(crate::logging::LogFormat::default()),
+    }
 }
 
 impl CoordinatorConfig {
@@ -182,15 +204,26 @@ impl CoordinatorConfig {
                 .unwrap_or_else(|| toml::Value::String(value.to_string()));
             table.insert(key.to_string(), parsed);
         }
+        // Taken by `log_format` (logging is set up before this).
+        table.remove("log_format");
         let mut extra_table = toml::Table::new();
-        for key in ["listen_addr", "tls_cert", "tls_key"] {
-            if let Some(v) = table.remove(key) {
-                extra_table.insert(key.to_string(), v);
-            }
+        if let Some(v) = table.remove("listen_addr") {
+            extra_table.insert("listen_addr".to_string(), v);
         }
         let extra: Extra = extra_table
             .try_into()
-            .context("coordinator settings: listen_addr, tls_cert or tls_key")?;
+            .context("coordinator settings: listen_addr")?;
+        let mut tls_table = toml::Table::new();
+        for key in orbita_tls::TlsSettings::KEYS {
+            if let Some(v) = table.remove(key) {
+                tls_table.insert(key.to_string(), v);
+            }
+        }
+        let tls: orbita_tls::TlsSettings = tls_table
+            .try_into()
+            .context("coordinator settings: tls_cert, tls_key or acme_*")?;
+        tls.validate()
+            .map_err(|e| anyhow!("coordinator settings: {e}"))?;
         let settings: CoordSettings = table
             .try_into()
             .context("coordinator settings (keys as in docs/coordinator.md)")?;
@@ -209,11 +242,6 @@ impl CoordinatorConfig {
                 None => DEFAULT_LISTEN.parse().expect("a valid default"),
             },
         };
-        let tls = match (extra.tls_cert, extra.tls_key) {
-            (Some(c), Some(k)) => Some((c, k)),
-            (None, None) => None,
-            _ => bail!("tls_cert and tls_key go together"),
-        };
         if settings.cluster_secret.is_empty() {
             tracing::warn!("cluster_secret is empty: every node will be refused");
         }
@@ -231,10 +259,7 @@ pub async fn run_coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let admin_email = std::env::var("ORBITA_ADMIN_EMAIL").ok();
     let admin_password = std::env::var("ORBITA_ADMIN_PASSWORD").ok();
     let config = CoordinatorConfig::resolve(args)?;
-    let tls = match &config.tls {
-        Some((cert, key)) => Some(server::load_tls(cert, key).map_err(|e| anyhow!("TLS: {e}"))?),
-        None => None,
-    };
+    let tls = orbita_tls::ServerTls::from_settings(&config.tls).map_err(|e| anyhow!("TLS: {e}"))?;
     let coordinator = Arc::new(
         Coordinator::open(config.settings, orbita_coordinator::now_ms())
             .await
@@ -309,7 +334,7 @@ mod tests {
         assert_eq!(c.settings.code_max_misses, 3);
         assert_eq!(c.settings.code_attempt_burst, 50);
         assert_eq!(c.settings.code_attempts_per_second, 2.5);
-        assert!(c.tls.is_none());
+        assert!(!c.tls.enabled());
 
         let d = CoordinatorConfig::resolve(args(&["--cluster-secret", "x"])).unwrap();
         assert_eq!(d.listen_addr, DEFAULT_LISTEN.parse().unwrap());

@@ -224,6 +224,42 @@ async fn guard_room_creation(
     axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
+/// `GET /metrics` and `GET /healthz` of the all-in-one server: the media server's metrics
+/// page with the coordinator's appended (both in the Prometheus text format, names apart),
+/// and healthy only while the coordinator's database answers too (else 503 with the reason).
+async fn with_coordinator_ops(
+    axum::extract::State(hub): axum::extract::State<Arc<Hub>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{header, Method, StatusCode};
+    use axum::response::IntoResponse;
+
+    let path = request.uri().path();
+    let metrics = path == "/metrics";
+    if request.method() != Method::GET || !(metrics || path == "/healthz") {
+        return next.run(request).await;
+    }
+    let response = next.run(request).await;
+    if !response.status().is_success() {
+        return response;
+    }
+    if !metrics {
+        return match hub.health().await {
+            Ok(()) => response,
+            Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason).into_response(),
+        };
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(media) = axum::body::to_bytes(body, 16 << 20).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let mut page = media.to_vec();
+    page.extend_from_slice(hub.metrics_text().await.as_bytes());
+    parts.headers.remove(header::CONTENT_LENGTH);
+    axum::response::Response::from_parts(parts, axum::body::Body::from(page))
+}
+
 /// The catalogue when no apps file is given: a plain video room and the demo app (this very
 /// binary's `demo-app` subcommand).
 pub fn default_apps() -> Vec<AppSpec> {
@@ -254,7 +290,11 @@ pub fn default_apps() -> Vec<AppSpec> {
 /// `orbita serve`: start everything, print where, run until SIGINT/SIGTERM, then shut down
 /// cleanly (sessions and their apps end, participants are told).
 pub async fn run_all_in_one(args: AllInOneArgs) -> anyhow::Result<()> {
-    let settings = Settings::from_args(args.serve.clone())?;
+    let mut settings = Settings::from_args(args.serve.clone())?;
+    if !settings.tls.acme_domains.is_empty() && settings.tls.acme_cache_dir.is_none() {
+        // The certificate is kept with the database, where restarts find it.
+        settings.tls.acme_cache_dir = Some(args.data_dir.join("acme"));
+    }
     let max_rooms = u32::try_from(settings.max_rooms).unwrap_or(u32::MAX);
     let secret = random_secret();
     let coordinator_settings = CoordSettings {
@@ -283,27 +323,46 @@ pub async fn run_all_in_one(args: AllInOneArgs) -> anyhow::Result<()> {
     let hub = Hub::new(coordinator.clone());
     let background = tokio::spawn(hub.clone().run_background());
 
-    let routes = hub.router();
+    let routes = hub.service_router();
+    let ops_hub = hub.clone();
     let hook: crate::serve::RouterHook = Box::new(move |app: axum::Router| {
         app.merge(routes)
             .layer(axum::middleware::from_fn_with_state(
                 coordinator,
                 guard_room_creation,
             ))
+            .layer(axum::middleware::from_fn_with_state(
+                ops_hub,
+                with_coordinator_ops,
+            ))
     });
+    let tls = settings.tls.enabled();
     let (sfu, mut server) = start_media_with_routes(settings, Some(hook)).await?;
-    let http = server.http_addr();
-    let link_ip = if http.ip().is_unspecified() {
-        IpAddr::from([127, 0, 0, 1])
+    // The node links to the coordinator over loopback as a separate `orbita node` would: on
+    // the HTTP listener, or, when that speaks TLS (with a certificate for a public name), on
+    // a plain loopback listener of its own that serves only the node endpoint.
+    let (link_addr, internal) = if tls {
+        let listener = tokio::net::TcpListener::bind((IpAddr::from([127, 0, 0, 1]), 0))
+            .await
+            .context("cannot open the loopback listener for the local node link")?;
+        let addr = listener.local_addr()?;
+        let app = hub
+            .node_router()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let task = tokio::spawn(async move { axum::serve(listener, app).await });
+        (addr, Some(task))
     } else {
-        http.ip()
+        let http = server.http_addr();
+        let ip = if http.ip().is_unspecified() {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            http.ip()
+        };
+        (SocketAddr::new(ip, http.port()), None)
     };
     let node_args = NodeArgs {
         node_config: args.apps_file.clone(),
-        coordinator_url: Some(format!(
-            "ws://{}{NODE_PATH}",
-            SocketAddr::new(link_ip, http.port())
-        )),
+        coordinator_url: Some(format!("ws://{link_addr}{NODE_PATH}")),
         cluster_secret: Some(secret),
         server_name: Some("local".into()),
         max_sessions: args.max_sessions,
@@ -333,6 +392,9 @@ pub async fn run_all_in_one(args: AllInOneArgs) -> anyhow::Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(2), link).await;
     node.end_all(crate::serve::SHUTDOWN_REASON);
     hub.shutdown();
+    if let Some(internal) = internal {
+        internal.abort();
+    }
     let _ = tokio::time::timeout(Duration::from_secs(2), background).await;
     server.shutdown().await.context("shutdown")?;
     result

@@ -359,6 +359,9 @@ async fn shutdown_tells_everyone_and_closes() {
 async fn the_http_api_over_a_real_socket() {
     let (server, _) = server(settings()).await;
     let base = format!("http://{}", server.http_addr());
+    // The workspace's tests build reqwest with rustls but no built-in crypto provider (the
+    // root package's HTTPS tests enable it): install Orbita's, aws-lc-rs.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let client = reqwest::Client::new();
     let created = client
         .post(format!("{base}/api/rooms"))
