@@ -41,6 +41,7 @@ pub mod logging;
 pub mod metrics;
 pub mod pages;
 pub mod rooms;
+pub mod security_headers;
 pub mod serve;
 pub mod state;
 pub mod testing;

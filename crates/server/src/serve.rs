@@ -97,6 +97,7 @@ fn serve(
     if let Some(extra) = extra {
         app = extra(app);
     }
+    let app = crate::security_headers::layer(app);
     let stopped = async {
         let _ = stopped.await;
     };

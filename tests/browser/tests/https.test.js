@@ -210,8 +210,18 @@ describe('HTTPS with a certificate obtained by ACME', { concurrency: false }, ()
     const base = `https://${DOMAIN}:${port}`;
     const { page: alice } = await newPerson(browser, base);
     const { page: bob } = await newPerson(browser, base);
+    // The Content-Security-Policy (no inline script or style) must not block anything the
+    // client does: every violation is collected and must stay none.
+    for (const page of [alice, bob]) {
+      await page.addInitScript(() => {
+        window.__cspViolations = [];
+        document.addEventListener('securitypolicyviolation', (e) => window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+      });
+    }
     const landing = await alice.goto(base);
     assert.equal(landing?.headers()['strict-transport-security'], 'max-age=63072000');
+    assert.match(landing?.headers()['content-security-policy'] ?? '', /frame-ancestors 'none'/);
+    assert.equal(landing?.headers()['referrer-policy'], 'no-referrer');
     assert.equal(await alice.evaluate(() => window.isSecureContext), true);
     const made = await alice.evaluate(async () => {
       const r = await fetch('/api/rooms', { method: 'POST' });
@@ -230,6 +240,7 @@ describe('HTTPS with a certificate obtained by ACME', { concurrency: false }, ()
     const seen = await expectVideoFlowing(bob, aliceId);
     await expectVideoFlowing(alice, bobId);
     assert.ok(sockets.length > 0 && sockets.every((url) => url.startsWith(`wss://${DOMAIN}:${port}/`)), JSON.stringify(sockets));
+    for (const page of [alice, bob]) assert.deepEqual(await page.evaluate(() => window.__cspViolations), []);
     console.log(`https: Bob decoded ${seen.second.framesDecoded} frames of Alice over ${base} (certificate by ACME from pebble)`);
     await screenshot(bob, 'https-call');
     await alice.context().close();
