@@ -45,9 +45,19 @@ export function phoneProblem(phone) {
 
 /**
  * Where to go after logging in: the page's `?next=` when it is a path of this site, else home.
+ * Resolved as the browser would resolve it (which drops tabs and newlines, so `/\t/evil.example`
+ * is `//evil.example`) and kept only when it stays on this origin.
  * @param {string} search location.search
  */
 export function nextPath(search) {
   const next = new URLSearchParams(search).get('next') ?? '';
-  return /^\/(?![/\\])/.test(next) ? next : '/';
+  if (!next.startsWith('/')) return '/';
+  const here = 'https://orbita.invalid';
+  let url;
+  try {
+    url = new URL(next, here);
+  } catch {
+    return '/';
+  }
+  return url.origin === here ? `${url.pathname}${url.search}${url.hash}` : '/';
 }

@@ -225,6 +225,11 @@ describe('account forms', () => {
     assert.equal(nextPath('?next=https://evil.example/'), '/');
     assert.equal(nextPath('?next=//evil.example/'), '/');
     assert.equal(nextPath('?next=/\\evil.example/'), '/');
+    // What the URL parser drops or folds must not turn a path into another host.
+    assert.equal(nextPath('?next=%2F%09%2Fevil.example%2F'), '/');
+    assert.equal(nextPath('?next=%2F%0A%2Fevil.example%2F'), '/');
+    assert.equal(nextPath('?next=%2F%5C%09evil.example%2F'), '/');
+    assert.equal(nextPath('?next=/plans?day=2026-12-07#top'), '/plans?day=2026-12-07#top');
   });
 });
 
