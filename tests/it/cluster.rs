@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{word_after, Proc, Ws, LOOPBACK_MEDIA_ARGS, MEDIA_TIMEOUT};
+use crate::support::{orbita_command, word_after, Proc, Ws, LOOPBACK_MEDIA_ARGS, MEDIA_TIMEOUT};
 use futures_util::{SinkExt, StreamExt};
 use orbita_bot::{Bot, BotOptions};
 use orbita_protocol::MediaKind;
@@ -70,14 +70,24 @@ fn start_coordinator() -> (Proc, String) {
 
 /// `orbita` with `first` (the subcommand and its own flags) and loopback media settings with
 /// kernel-chosen ports; returns the process and its HTTP address once it listens.
+/// A secret of the server's environment that a session's app must not see.
+const APP_MUST_NOT_SEE: &str = "turn-secret-apps-must-not-see";
+
 fn start_media_server(name: &str, first: &[&str]) -> (Proc, String) {
+    start_media_server_with_env(name, first, &[])
+}
+
+/// [`start_media_server`] with more environment variables.
+fn start_media_server_with_env(name: &str, first: &[&str], env: &[(&str, &str)]) -> (Proc, String) {
     let args: Vec<&str> = first
         .iter()
         .chain(&LOOPBACK_MEDIA_ARGS)
         .chain(&["--empty-room-grace-secs", "1"])
         .copied()
         .collect();
-    let mut proc = Proc::start(name, &args);
+    let mut cmd = orbita_command(&args);
+    cmd.envs(env.iter().copied());
+    let mut proc = Proc::spawn(name, cmd);
     let line = proc.wait_line("orbita listening on");
     let addr = word_after(&line, "listening on http://").to_string();
     (proc, addr)
@@ -485,9 +495,18 @@ async fn control_is(bot: &Bot, holder: &str) {
 async fn all_in_one_app_session() {
     let data = std::env::temp_dir().join(format!("orbita-cluster-serve-{}", std::process::id()));
     let data_dir = data.display().to_string();
-    let (mut server, addr) = start_media_server(
+    // The server holds a secret (its TURN relays'), which its apps must not inherit.
+    let (mut server, addr) = start_media_server_with_env(
         "serve",
-        &["serve", "--guests-may-create", "--data-dir", &data_dir],
+        &[
+            "serve",
+            "--guests-may-create",
+            "--data-dir",
+            &data_dir,
+            "--turn-urls",
+            "turn:127.0.0.1:3478",
+        ],
+        &[("ORBITA_TURN_SECRET", APP_MUST_NOT_SEE)],
     );
     let port = addr.rsplit_once(':').unwrap().1.to_string();
     let base = format!("ws://{addr}");
@@ -539,6 +558,38 @@ async fn all_in_one_app_session() {
     let code = answer["code"].as_str().unwrap().to_string();
     let app_pids = children_with(server.id(), "demo-app");
     assert_eq!(app_pids.len(), 1, "one demo app process: {app_pids:?}");
+    // The app's environment: what a program needs and its session, none of the server's.
+    let environ = std::fs::read(format!("/proc/{}/environ", app_pids[0])).unwrap();
+    let vars: Vec<String> = environ
+        .split(|b| *b == 0)
+        .filter(|v| !v.is_empty())
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    let keys: Vec<&str> = vars.iter().filter_map(|v| v.split('=').next()).collect();
+    for key in [
+        "PATH",
+        "ORBITA_WHIP_URL",
+        "ORBITA_WHIP_TOKEN",
+        "ORBITA_SESSION_CODE",
+    ] {
+        assert!(keys.contains(&key), "{key} missing: {keys:?}");
+    }
+    let app_vars = [
+        "ORBITA_WHIP_URL",
+        "ORBITA_WHIP_TOKEN",
+        "ORBITA_SESSION_CODE",
+        "ORBITA_RC_NAME",
+    ];
+    for key in &keys {
+        assert!(
+            orbita_server::cluster::node::app_inherits(key) || app_vars.contains(key),
+            "the app inherited {key}: {keys:?}"
+        );
+    }
+    assert!(
+        !vars.iter().any(|v| v.contains(APP_MUST_NOT_SEE)),
+        "the app sees the server's secret"
+    );
     let viewer = |name: &str| {
         let mut o = BotOptions::new(format!("ws://{addr}/ws"), &code, name);
         o.publish_audio = false;

@@ -40,6 +40,26 @@ use crate::{ServeArgs, Settings};
 /// session ends.
 pub const MAX_APP_RESTARTS: u32 = 5;
 
+/// The variables of the node's environment a session's app inherits, with every `LC_*` and
+/// `ORBITA_APP_*` (settings meant for apps, docs/demo-app.md); everything else, the node's
+/// secrets first, is left out.
+pub const APP_ENV_KEPT: [&str; 9] = [
+    "PATH",
+    "HOME",
+    "USER",
+    "LANG",
+    "TZ",
+    "TMPDIR",
+    "RUST_LOG",
+    "XDG_RUNTIME_DIR",
+    "ORBITA_FFMPEG",
+];
+
+/// Whether a variable of the node's environment goes on to a session's app.
+pub fn app_inherits(key: &str) -> bool {
+    APP_ENV_KEPT.contains(&key) || key.starts_with("LC_") || key.starts_with("ORBITA_APP_")
+}
+
 /// Run a session server (node) linked to a coordinator: the media server of `orbita serve`
 /// plus the node link.
 ///
@@ -536,6 +556,7 @@ impl Node {
         })
     }
 
+    /// Starts a session's app with what [`app_inherits`] of the node's environment plus `ORBITA_WHIP_URL`, `ORBITA_WHIP_TOKEN`, `ORBITA_SESSION_CODE`, `ORBITA_RC_NAME`.
     fn spawn_app(
         &self,
         app: &AppSpec,
@@ -555,6 +576,15 @@ impl Node {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 Ok(())
             });
+        }
+        // A cleared environment: the node's holds its secrets (cluster secret, database URL,
+        // TURN secret) and an app is code the node only starts. It gets what a program needs
+        // to run, and its session.
+        command.env_clear();
+        for (key, value) in std::env::vars_os() {
+            if key.to_str().is_some_and(app_inherits) {
+                command.env(key, value);
+            }
         }
         command
             .args(args)
