@@ -225,6 +225,19 @@ async fn receives_media_from(bot: &Bot, other: &str) {
 async fn coordinator_and_two_nodes() {
     let dir = temp_dir();
     let (mut coordinator, base) = start_coordinator();
+    // With no administrator, the coordinator prints a one-time setup link; its token makes
+    // the administrator through the coordinator's own /api/setup, once.
+    let line = coordinator.wait_line("No administrator yet");
+    let token = word_after(&line, "/setup?token=").to_string();
+    assert_eq!(token.len(), 64, "{line}");
+    let setup = format!("{}/api/setup", base.replacen("ws://", "http://", 1));
+    let body =
+        json!({"token": token, "email": "admin@example.com", "password": "a long enough password"});
+    let http = crate::support::http();
+    let made = http.post(&setup).json(&body).send().await.unwrap();
+    assert_eq!(made.status(), 201);
+    let again = http.post(&setup).json(&body).send().await.unwrap();
+    assert_eq!(again.status(), 410, "the link works once");
     let (mut node_a, port_a) = start_node(&dir, "node-a", &base, 2);
     let (mut node_b, port_b) = start_node(&dir, "node-b", &base, 1);
     let node_of_port: HashMap<String, &str> =

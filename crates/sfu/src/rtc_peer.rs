@@ -1,5 +1,6 @@
 //! One server-side peer connection: a `str0m::Rtc` in RTP mode, ICE-lite, with the candidates
-//! of one local UDP port (the one port, or one of the port range) and ICE-TCP, plus the bookkeeping the worker needs (its timer, ICE state).
+//! of one local UDP port (the one port, or one of the port range) and ICE-TCP, plus the
+//! bookkeeping the worker needs (its timer, ICE state).
 
 use std::time::Instant;
 

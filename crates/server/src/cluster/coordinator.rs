@@ -272,6 +272,7 @@ pub async fn run_coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         admin_password.as_deref(),
     )
     .await?;
+    let setup_token = super::local::open_first_run(&coordinator).await?;
     let listener = TcpListener::bind(config.listen_addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
@@ -282,6 +283,14 @@ pub async fn run_coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         server::CLIENT_PATH,
         server::NODE_PATH
     );
+    if let Some(token) = setup_token {
+        // The page is served by the nodes (or the site's name in front of them), and its
+        // `/api/setup` must reach this coordinator (deploy/nginx/cluster.conf routes `/api/`).
+        println!(
+            "No administrator yet. Open /setup?token={token} on the site's address (e.g. \
+             https://video.example.org/setup?token={token}) to create one (it works once)"
+        );
+    }
     server::serve(listener, coordinator, tls, async {
         let signal = super::shutdown_signal().await;
         tracing::info!("{signal} received; shutting down");

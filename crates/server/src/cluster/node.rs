@@ -556,7 +556,8 @@ impl Node {
         })
     }
 
-    /// Starts a session's app with what [`app_inherits`] of the node's environment plus `ORBITA_WHIP_URL`, `ORBITA_WHIP_TOKEN`, `ORBITA_SESSION_CODE`, `ORBITA_RC_NAME`.
+    /// Starts a session's app with what [`app_inherits`] of the node's environment plus
+    /// `ORBITA_WHIP_URL`, `ORBITA_WHIP_TOKEN`, `ORBITA_SESSION_CODE`, `ORBITA_RC_NAME`.
     fn spawn_app(
         &self,
         app: &AppSpec,
