@@ -1,4 +1,4 @@
-//! Fuzz-style: a WebSocket client sends malformed JSON, wrong types, a 10 MB message, unknown
+//! Fuzz-style: a WebSocket client sends malformed JSON, wrong types, a 100 kB message, unknown
 //! messages, messages out of order and a join with an unknown code to a real server. Each gets
 //! an `error` with the right code and the connection stays open; afterwards the same server still
 //! serves well-behaved bots.
@@ -58,8 +58,8 @@ async fn bad_input_gets_errors_and_the_server_keeps_serving() {
         ErrorCode::BadMessage,
     )
     .await;
-    let huge = format!(r#"{{"type":"chat","text":"{}"}}"#, "x".repeat(10 << 20));
-    expect_error(&mut ws, Message::Text(huge.into()), ErrorCode::TooLarge).await;
+    let big = format!(r#"{{"type":"chat","text":"{}"}}"#, "x".repeat(100_000));
+    expect_error(&mut ws, Message::Text(big.into()), ErrorCode::TooLarge).await;
     expect_error(
         &mut ws,
         Message::Binary(vec![0u8; 64].into()),
@@ -180,5 +180,36 @@ async fn bad_input_gets_errors_and_the_server_keeps_serving() {
     )
     .await
     .expect("chat is relayed");
+    server.shutdown().await.unwrap();
+}
+
+/// A stranger's 10 MiB message before `join` is not read: the connection is dropped with
+/// close code 1009 (message too big) once it passes the transport cap (256 KiB with the
+/// default 64 KiB `max_message_bytes`); the server serves the next connection as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_message_before_join_drops_only_that_connection() {
+    let server = start_server(test_settings()).await;
+    let code = create_room(&server).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url())
+        .await
+        .unwrap();
+    let huge = format!(r#"{{"type":"chat","text":"{}"}}"#, "x".repeat(10 << 20));
+    // The server may close while the client is still writing: either way the socket ends.
+    let _ = ws.send(Message::Text(huge.into())).await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match futures_util::StreamExt::next(&mut ws).await {
+                Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => break None,
+            }
+        }
+    })
+    .await
+    .expect("the connection is dropped");
+    assert!(matches!(ended, Some(1009) | None), "{ended:?}");
+
+    let bot = join_bot(&server, &code, "next").await;
+    assert!(!bot.participant_id().is_empty());
     server.shutdown().await.unwrap();
 }

@@ -15,8 +15,10 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context};
 use serde::Deserialize;
 
-/// The largest WebSocket message the transport reads at all (16 MiB). Text messages above
-/// `max_message_bytes` but below this get a `too_large` error; above it the connection drops.
+/// The largest `max_message_bytes` (16 MiB), and the most a signalling connection ever reads
+/// as one message (`crate::ws::transport_max_message_bytes`: four times `max_message_bytes`,
+/// at least 256 KiB; text messages above `max_message_bytes` but below that get a `too_large`
+/// error, larger ones drop the connection).
 pub const TRANSPORT_MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 /// The resolved settings of `orbita serve`.

@@ -37,6 +37,20 @@ pub const SINK_CAPACITY: usize = 256;
 /// Longest display name, in characters (after trimming).
 pub const MAX_NAME_CHARS: usize = 64;
 
+/// Before `join`, the largest message a connection may send (a `join` is well under 1 KiB):
+/// a stranger's messages stay small until they are in a room.
+pub const PRE_JOIN_MAX_MESSAGE_BYTES: usize = 4096;
+
+/// The largest message a signalling connection reads at all (larger: the connection is
+/// dropped with close code 1009): four times `max_message_bytes`, at least 256 KiB, at most
+/// [`TRANSPORT_MAX_MESSAGE_BYTES`]. A message somewhat over the limit still gets a
+/// `too_large` answer, and no connection makes the server hold more than this.
+pub fn transport_max_message_bytes(max_message_bytes: usize) -> usize {
+    max_message_bytes
+        .saturating_mul(4)
+        .clamp(256 << 10, TRANSPORT_MAX_MESSAGE_BYTES)
+}
+
 /// How long a closing connection waits for the client's close frame.
 const CLOSE_HANDSHAKE_WAIT: Duration = Duration::from_secs(1);
 
@@ -67,9 +81,10 @@ pub async fn upgrade(
         )
         .into_response();
     };
+    let transport_max = transport_max_message_bytes(state.settings.max_message_bytes);
     upgrade
-        .max_message_size(TRANSPORT_MAX_MESSAGE_BYTES)
-        .max_frame_size(TRANSPORT_MAX_MESSAGE_BYTES)
+        .max_message_size(transport_max)
+        .max_frame_size(transport_max)
         .on_upgrade(move |socket| Connection::new(state, guard, client).run(socket))
 }
 
@@ -264,6 +279,13 @@ impl Connection {
             )));
         }
         let limit = self.state.settings.max_message_bytes;
+        if self.joined.is_none() && bytes > PRE_JOIN_MAX_MESSAGE_BYTES.min(limit) {
+            let limit = PRE_JOIN_MAX_MESSAGE_BYTES.min(limit);
+            return Some(Action::Reply(ServerMsg::error(
+                ErrorCode::TooLarge,
+                format!("message is {bytes} bytes; before `join` the limit is {limit}"),
+            )));
+        }
         (bytes > limit).then(|| {
             Action::Reply(ServerMsg::error(
                 ErrorCode::TooLarge,

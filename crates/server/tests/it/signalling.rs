@@ -122,11 +122,15 @@ async fn bad_input_gets_errors_and_the_connection_survives() {
     ws.send(Message::binary(vec![1, 2, 3])).await.unwrap();
     expect_error(&mut ws, "bad_message").await;
 
-    // 10 MB: above max_message_bytes but under the transport cap: an error, not a disconnect.
-    let huge = format!(r#"{{"type":"chat","text":"{}"}}"#, "x".repeat(10_000_000));
-    ws.send(Message::text(huge)).await.unwrap();
+    // 100 kB before `join`: above the small pre-join limit but under the transport cap: an
+    // error, not a disconnect.
+    let big = format!(r#"{{"type":"chat","text":"{}"}}"#, "x".repeat(100_000));
+    ws.send(Message::text(big.clone())).await.unwrap();
     let message = expect_error(&mut ws, "too_large").await;
-    assert!(message.contains("65536"), "{message}");
+    assert!(
+        message.contains("before `join` the limit is 4096"),
+        "{message}"
+    );
 
     send(
         &mut ws,
@@ -180,6 +184,10 @@ async fn bad_input_gets_errors_and_the_connection_survives() {
     expect_error(&mut ws, "out_of_order").await;
     send(&mut ws, json!({"type": "chat", "text": "x".repeat(4001)})).await;
     expect_error(&mut ws, "too_large").await;
+    // Joined, the limit is max_message_bytes.
+    ws.send(Message::text(big)).await.unwrap();
+    let message = expect_error(&mut ws, "too_large").await;
+    assert!(message.contains("the limit is 65536"), "{message}");
     send(&mut ws, json!({"type": "chat", "text": "hello"})).await;
     let chat = recv(&mut ws).await;
     assert_eq!(
