@@ -7,19 +7,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use orbita_coordinator::config::Settings;
 use orbita_coordinator::node::{self, NodeConfig, NodeLink};
 use orbita_coordinator::server;
 use orbita_coordinator::verbs::{FromNode, RcInfo, Registration, ToNode};
 use orbita_coordinator::{now_ms, Coordinator};
 use serde_json::{json, Value};
+
+use crate::support::{node_recv, recv, Ws};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const SECRET: &str = "ops-secret";
 
@@ -147,19 +146,6 @@ impl Scrape {
     }
 }
 
-async fn recv(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("no message within 10 s")
-            .expect("connection closed")
-            .expect("websocket error");
-        if let Message::Text(t) = msg {
-            return serde_json::from_str(t.as_str()).unwrap();
-        }
-    }
-}
-
 async fn ask(ws: &mut Ws, request: Value) -> Value {
     ws.send(Message::Text(request.to_string().into()))
         .await
@@ -169,16 +155,7 @@ async fn ask(ws: &mut Ws, request: Value) -> Value {
 
 async fn client(addr: SocketAddr) -> Ws {
     let url = format!("ws://{addr}{}", server::CLIENT_PATH);
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    assert_eq!(recv(&mut ws).await["msg"], "WELCOME");
-    ws
-}
-
-async fn node_recv(link: &mut NodeLink) -> ToNode {
-    tokio::time::timeout(Duration::from_secs(10), link.recv())
-        .await
-        .expect("node got nothing in 10 s")
-        .expect("link closed")
+    crate::support::client(&url, None).await.0
 }
 
 #[tokio::test]

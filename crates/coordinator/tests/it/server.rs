@@ -5,18 +5,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use orbita_coordinator::config::Settings;
 use orbita_coordinator::node::{self, NodeConfig, NodeLink};
 use orbita_coordinator::server;
 use orbita_coordinator::verbs::{FromNode, Heartbeat, RcInfo, Registration, ToNode};
 use orbita_coordinator::{now_ms, Coordinator};
-use serde_json::{json, Value};
+use serde_json::json;
+
+use crate::support::{client, node_recv, recv, send};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+use tokio_tungstenite::Connector;
 
 const SECRET: &str = "cluster-secret";
 
@@ -62,39 +62,6 @@ fn settings() -> Settings {
     }
 }
 
-async fn recv(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("no message within 10 s")
-            .expect("connection closed")
-            .expect("websocket error");
-        if let Message::Text(t) = msg {
-            return serde_json::from_str(t.as_str()).unwrap();
-        }
-    }
-}
-
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.unwrap();
-}
-
-async fn client(url: &str, tls: Option<Arc<rustls::ClientConfig>>) -> (Ws, String) {
-    let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
-        url,
-        None,
-        false,
-        tls.map(Connector::Rustls),
-    )
-    .await
-    .unwrap();
-    let welcome = recv(&mut ws).await;
-    assert_eq!(welcome["msg"], "WELCOME", "{welcome}");
-    let id = welcome["user_id"].as_str().unwrap().to_string();
-    assert!(id.starts_with("id") && id.len() == 18, "{id}");
-    (ws, id)
-}
-
 fn registration(name: &str, max: u32) -> Registration {
     Registration {
         server_name: name.into(),
@@ -127,13 +94,6 @@ async fn link(
         tls,
     })
     .await
-}
-
-async fn node_recv(link: &mut NodeLink) -> ToNode {
-    tokio::time::timeout(Duration::from_secs(10), link.recv())
-        .await
-        .expect("node got nothing in 10 s")
-        .expect("link closed")
 }
 
 /// Plays the node's part of CREATE_SESSION / CONNECT_USER_TO_SESSION.

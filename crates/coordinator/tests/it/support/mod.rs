@@ -9,6 +9,13 @@ pub mod db;
 pub mod roles_doc;
 
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use orbita_coordinator::node::NodeLink;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use orbita_coordinator::accounts::User;
 use orbita_coordinator::clock::Millis;
@@ -93,4 +100,51 @@ pub async fn ask(
 ) -> Outcome {
     c.handle_client_text(user, account, from, &req.to_string(), now)
         .await
+}
+
+/// A client or node WebSocket of the coordinator's, plain or TLS.
+pub type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next text message of `ws` as JSON (10 s at most).
+pub async fn recv(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("no message within 10 s")
+            .expect("connection closed")
+            .expect("websocket error");
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(t.as_str()).unwrap();
+        }
+    }
+}
+
+/// Sends `v` as a text message.
+pub async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+/// A client connection to `url` (TLS with `tls`), past its `WELCOME`; with its user id.
+pub async fn client(url: &str, tls: Option<Arc<rustls::ClientConfig>>) -> (Ws, String) {
+    let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+        url,
+        None,
+        false,
+        tls.map(Connector::Rustls),
+    )
+    .await
+    .unwrap();
+    let welcome = recv(&mut ws).await;
+    assert_eq!(welcome["msg"], "WELCOME", "{welcome}");
+    let id = welcome["user_id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("id") && id.len() == 18, "{id}");
+    (ws, id)
+}
+
+/// The next message the coordinator sends a node link (10 s at most).
+pub async fn node_recv(link: &mut NodeLink) -> ToNode {
+    tokio::time::timeout(Duration::from_secs(10), link.recv())
+        .await
+        .expect("node got nothing in 10 s")
+        .expect("link closed")
 }
