@@ -5,12 +5,14 @@ mod support;
 
 mod acme;
 mod bad_input;
+mod churn;
 mod cluster;
 mod load;
 mod media_core;
 mod nginx;
 mod ops;
 mod port_range;
+mod restart;
 mod transport_and_codecs;
 mod turn;
 mod whip;

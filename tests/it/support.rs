@@ -48,6 +48,18 @@ pub fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// The text of `base`'s `/metrics` page (`base`: `http://host:port`).
+pub async fn metrics_page(base: &str) -> String {
+    http()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("the metrics page")
+}
+
 /// Installs aws-lc-rs as the process's rustls provider (once; later calls do nothing). Tests
 /// that build their own reqwest clients call it first.
 pub fn install_crypto_provider() {

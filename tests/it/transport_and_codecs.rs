@@ -288,14 +288,7 @@ async fn ice_tcp_client_is_forwarded() {
         .find(|t| t.participant_id == tcp_pid)
         .unwrap();
     assert_eq!(t.lost_packets, 0, "TCP is lossless end to end: {t:?}");
-    let metrics = http()
-        .get(format!("http://{}/metrics", server.http_addr()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_page(&format!("http://{}", server.http_addr())).await;
     assert!(metrics.contains("orbita_participants"), "{metrics}");
     server.shutdown().await.unwrap();
 }

@@ -38,6 +38,7 @@ pub mod guesses;
 pub mod healthcheck;
 pub mod http;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod pages;
 pub mod rooms;

@@ -24,6 +24,7 @@ pub struct RunningServer {
     state: AppState,
     http_addr: SocketAddr,
     reaper: JoinHandle<()>,
+    trimmer: JoinHandle<()>,
     http: JoinHandle<std::io::Result<()>>,
     stop_http: Option<oneshot::Sender<()>>,
 }
@@ -92,6 +93,7 @@ fn serve(
     let public_url = settings.public_url_for(http_addr);
     let state = AppState::new(settings, public_url, backend);
     let reaper = spawn_reaper(Arc::clone(&state.registry));
+    let trimmer = crate::memory::spawn_trimmer();
     let (stop_http, stopped) = oneshot::channel::<()>();
     let mut app = crate::http::router(state.clone());
     if let Some(extra) = extra {
@@ -132,6 +134,7 @@ fn serve(
         state,
         http_addr,
         reaper,
+        trimmer,
         http,
         stop_http: Some(stop_http),
     })
@@ -222,6 +225,7 @@ impl RunningServer {
         let timeout = self.state.settings.shutdown_timeout();
         let deadline = Instant::now() + timeout;
         self.reaper.abort();
+        self.trimmer.abort();
         self.state.connections.refuse_new();
 
         let backend = Arc::clone(&self.state.backend);
@@ -258,6 +262,7 @@ impl RunningServer {
 impl Drop for RunningServer {
     fn drop(&mut self) {
         self.reaper.abort();
+        self.trimmer.abort();
         self.http.abort();
     }
 }
