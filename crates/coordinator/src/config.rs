@@ -73,6 +73,17 @@ pub struct Settings {
     pub max_message_bytes: usize,
     /// Client messages per second per connection (bursts of twice that); excess gets `RATE_LIMITED`.
     pub messages_per_second: f64,
+    /// Most connections the listener holds open at once (kept below the file-descriptor
+    /// limit); more are closed at accept.
+    pub max_connections: usize,
+    /// Most connections open at once from one client address (IPv6: one /64); 0: no cap.
+    /// 127.0.0.1 and ::1 (a proxy on this host) are capped only in total.
+    pub max_connections_per_address: usize,
+    /// Seconds a connection has, from its accept (TLS handshake included) or from the first
+    /// byte of a later request, to send a whole request head.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a keep-alive HTTP connection may wait without a request before it is closed.
+    pub idle_timeout_secs: u64,
     /// Guests (no login) may `CREATE_SESSION` (a kiosk or demo install); planning always
     /// needs an account.
     pub guests_may_create: bool,
@@ -127,6 +138,10 @@ impl Default for Settings {
             default_max_sessions: 1,
             max_message_bytes: 64 * 1024,
             messages_per_second: 20.0,
+            max_connections: orbita_listen::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: orbita_listen::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            header_read_timeout_secs: orbita_listen::DEFAULT_HEADER_READ_TIMEOUT.as_secs(),
+            idle_timeout_secs: orbita_listen::DEFAULT_IDLE_TIMEOUT.as_secs(),
             guests_may_create: false,
             session_hours: 12,
             signup_per_hour: 10,
@@ -192,6 +207,7 @@ impl Settings {
         if self.messages_per_second <= 0.0 {
             return Err("messages_per_second must be > 0".into());
         }
+        self.listen_limits().validate()?;
         if self.max_message_bytes < 1024 {
             return Err("max_message_bytes must be at least 1024".into());
         }
@@ -212,6 +228,16 @@ impl Settings {
             q.check().map_err(|e| format!("{role}: {e}"))?;
         }
         Ok(())
+    }
+
+    /// The limits of the coordinator's listener.
+    pub fn listen_limits(&self) -> orbita_listen::Limits {
+        orbita_listen::Limits {
+            max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs),
+        }
     }
 
     pub(crate) fn ms(secs: u64) -> Millis {

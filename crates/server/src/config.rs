@@ -67,6 +67,17 @@ pub struct Settings {
     /// Behind a reverse proxy you run: code guesses count against the last `X-Forwarded-For`
     /// entry (the address the proxy saw), not the proxy's own address.
     pub trust_proxy_headers: bool,
+    /// Most connections the HTTP listener holds open at once (kept below the file-descriptor
+    /// limit); more are closed at accept.
+    pub max_connections: usize,
+    /// Most connections open at once from one client address (IPv6: one /64); 0: no cap.
+    /// 127.0.0.1 and ::1 (a proxy on this host) are capped only in total.
+    pub max_connections_per_address: usize,
+    /// Seconds a connection has, from its accept (TLS handshake included) or from the first
+    /// byte of a later request, to send a whole request head.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a keep-alive HTTP connection may wait without a request before it is closed.
+    pub idle_timeout_secs: u64,
     /// `stun:` URLs given to clients at join.
     pub stun_urls: Vec<String>,
     /// `turn:` / `turns:` URLs of relays (coturn with `use-auth-secret`) given to clients at
@@ -127,6 +138,10 @@ impl Default for Settings {
             shutdown_timeout_secs: 5,
             messages_per_second: 50,
             trust_proxy_headers: false,
+            max_connections: orbita_listen::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: orbita_listen::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            header_read_timeout_secs: orbita_listen::DEFAULT_HEADER_READ_TIMEOUT.as_secs(),
+            idle_timeout_secs: orbita_listen::DEFAULT_IDLE_TIMEOUT.as_secs(),
             stun_urls: Vec::new(),
             turn_urls: Vec::new(),
             turn_secret: None,
@@ -354,6 +369,27 @@ pub struct ServeArgs {
     )]
     pub trust_proxy_headers: Option<bool>,
 
+    /// Most connections the HTTP listener holds open at once; more are closed as soon as they
+    /// are accepted (lowered to fit the file-descriptor limit, with a warning). Default: 10000.
+    #[arg(long, env = "ORBITA_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Most connections open at once from one client address (an IPv4 address, an IPv6 /64);
+    /// 0: no per-address cap. 127.0.0.1 and ::1 (nginx on this host) count only in total;
+    /// behind a proxy on another host, this caps the proxy: cap clients there. Default: 100.
+    #[arg(long, env = "ORBITA_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
+    pub max_connections_per_address: Option<usize>,
+
+    /// Seconds a connection has, from its accept (TLS handshake included) or from the first
+    /// byte of a later request, to send a whole request head; then it is closed. Default: 10.
+    #[arg(long, env = "ORBITA_HEADER_READ_TIMEOUT_SECS", value_name = "SECS")]
+    pub header_read_timeout_secs: Option<u64>,
+
+    /// Seconds a keep-alive HTTP connection may wait without a request before it is closed
+    /// (WebSockets are not concerned). Default: 60.
+    #[arg(long, env = "ORBITA_IDLE_TIMEOUT_SECS", value_name = "SECS")]
+    pub idle_timeout_secs: Option<u64>,
+
     /// STUN servers given to clients, comma separated (`stun:host:3478`). Default: none (no
     /// public STUN server is ever used unless named here).
     #[arg(
@@ -466,6 +502,10 @@ pub struct FileSettings {
     pub shutdown_timeout_secs: Option<u64>,
     pub messages_per_second: Option<u32>,
     pub trust_proxy_headers: Option<bool>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_address: Option<usize>,
+    pub header_read_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
     pub stun_urls: Option<Vec<String>>,
     pub turn_urls: Option<Vec<String>>,
     pub turn_secret: Option<Secret>,
@@ -535,6 +575,10 @@ impl Settings {
             shutdown_timeout_secs: pick!(shutdown_timeout_secs),
             messages_per_second: pick!(messages_per_second),
             trust_proxy_headers: pick!(trust_proxy_headers),
+            max_connections: pick!(max_connections),
+            max_connections_per_address: pick!(max_connections_per_address),
+            header_read_timeout_secs: pick!(header_read_timeout_secs),
+            idle_timeout_secs: pick!(idle_timeout_secs),
             stun_urls: pick!(stun_urls),
             turn_urls: pick!(turn_urls),
             turn_secret: args.turn_secret.or(file.turn_secret).or(d.turn_secret),
@@ -592,6 +636,9 @@ impl Settings {
             self.messages_per_second >= 1,
             "messages_per_second must be at least 1"
         );
+        self.listen_limits()
+            .validate()
+            .map_err(anyhow::Error::msg)?;
         ensure!(
             self.initial_bitrate_kbps >= 1,
             "initial_bitrate_kbps must be at least 1"
@@ -733,6 +780,16 @@ impl Settings {
         }
     }
 
+    /// The limits of the HTTP listener.
+    pub fn listen_limits(&self) -> orbita_listen::Limits {
+        orbita_listen::Limits {
+            max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+        }
+    }
+
     /// The limits told to clients at join.
     pub fn limits(&self) -> orbita_protocol::Limits {
         orbita_protocol::Limits {
@@ -838,6 +895,12 @@ mod tests {
             (&["--announce-ips", "0.0.0.0"], "announce_ips"),
             (&["--public-url", "ftp://x"], "public_url"),
             (&["--messages-per-second", "0"], "messages_per_second"),
+            (&["--max-connections", "0"], "max_connections"),
+            (
+                &["--header-read-timeout-secs", "0"],
+                "header_read_timeout_secs",
+            ),
+            (&["--idle-timeout-secs", "0"], "idle_timeout_secs"),
         ];
         for (flags, needle) in cases {
             let err = Settings::resolve(args(flags), FileSettings::default())
@@ -1039,7 +1102,7 @@ mod tests {
     }
 
     /// Every setting's TOML key, plus `config`.
-    const KEYS: [&str; 26] = [
+    const KEYS: [&str; 30] = [
         "http_addr",
         "public_url",
         "udp_addr",
@@ -1059,6 +1122,10 @@ mod tests {
         "shutdown_timeout_secs",
         "messages_per_second",
         "trust_proxy_headers",
+        "max_connections",
+        "max_connections_per_address",
+        "header_read_timeout_secs",
+        "idle_timeout_secs",
         "stun_urls",
         "turn_urls",
         "turn_secret",

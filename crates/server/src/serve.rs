@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -14,6 +13,10 @@ use crate::backend::MediaBackend;
 use crate::rooms::{spawn_reaper, RoomRegistry};
 use crate::state::AppState;
 use crate::Settings;
+
+/// The prefix of the HTTP listener's metrics on `/metrics` (`orbita_http_connections_open`,
+/// ...: [`orbita_listen::ListenerStats::prometheus_text`]).
+pub const HTTP_METRICS_PREFIX: &str = "orbita_http";
 
 /// The reason participants are given at shutdown.
 pub const SHUTDOWN_REASON: &str = "server shutting down";
@@ -27,6 +30,7 @@ pub struct RunningServer {
     trimmer: JoinHandle<()>,
     http: JoinHandle<std::io::Result<()>>,
     stop_http: Option<oneshot::Sender<()>>,
+    listener_stats: Arc<orbita_listen::ListenerStats>,
 }
 
 /// Start the server with the real SFU: bind the HTTP listener, start the SFU, serve.
@@ -104,31 +108,13 @@ fn serve(
         let _ = stopped.await;
     };
     // With the peer address: the coordinator throttles code guessing per client address.
-    let http = match tls {
-        None => {
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stopped)
-                    .await
-            })
-        }
-        Some(tls) => {
-            let app =
-                orbita_tls::https_layers(app).into_make_service_with_connect_info::<SocketAddr>();
-            // `tap_io`: axum gives connect info (the peer address) for its own wrappers only.
-            let listener = orbita_tls::TlsListener::new(listener, &tls)
-                .context("cannot start the TLS listener")?
-                .tap_io(|_| {});
-            tokio::spawn(async move {
-                // Owned by the task: ACME renewal runs as long as the server does.
-                let _tls = tls;
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stopped)
-                    .await
-            })
-        }
-    };
+    let limits = state.settings.listen_limits();
+    let listener_stats = orbita_listen::ListenerStats::new();
+    let stats = Arc::clone(&listener_stats);
+    let app = orbita_listen::with_metrics(app, Arc::clone(&stats), HTTP_METRICS_PREFIX);
+    let http = tokio::spawn(orbita_listen::serve(
+        listener, app, tls, limits, stats, stopped,
+    ));
     tracing::info!(%http_addr, public_url = %state.public_url, "serving");
     Ok(RunningServer {
         state,
@@ -137,10 +123,16 @@ fn serve(
         trimmer,
         http,
         stop_http: Some(stop_http),
+        listener_stats,
     })
 }
 
 impl RunningServer {
+    /// What the HTTP listener accepted and refused (its caps and timeouts), for metrics.
+    pub fn listener_stats(&self) -> &Arc<orbita_listen::ListenerStats> {
+        &self.listener_stats
+    }
+
     /// The bound HTTP address (useful with port 0).
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr

@@ -1,7 +1,7 @@
 //! HTTPS for Orbita's servers (`serve`, `node`, `coordinator`): one [`TlsSettings`] shape, a
 //! certificate from PEM files or obtained and renewed by ACME ([`acme`], TLS-ALPN-01 on the
-//! HTTPS port itself), the axum listener that completes handshakes ([`TlsListener`]), the
-//! [`Https`] request marker and the `Strict-Transport-Security` header ([`hsts`]).
+//! HTTPS port itself), the server side of each connection's handshake ([`ServerTls::accept`];
+//! orbita-listen serves the connections), the [`Https`] request marker and the `Strict-Transport-Security` header ([`hsts`]).
 
 pub mod acme;
 mod files;
@@ -14,7 +14,6 @@ use serde::Deserialize;
 use tokio::task::JoinHandle;
 
 pub use files::{load_pem, server_config};
-pub use listener::TlsListener;
 
 /// Let's Encrypt's production directory: the default `acme_directory_url`.
 pub const LETS_ENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
@@ -125,7 +124,7 @@ impl TlsSettings {
     }
 }
 
-/// The server side of TLS, ready for a [`TlsListener`]: the configuration for ordinary
+/// The server side of TLS, ready for [`ServerTls::accept`]: the configuration for ordinary
 /// connections and, with ACME, the one answering TLS-ALPN-01 validation connections, plus the
 /// task that obtains and renews the certificate (stopped when this is dropped).
 pub struct ServerTls {

@@ -337,6 +337,7 @@ pub async fn run_all_in_one(args: AllInOneArgs) -> anyhow::Result<()> {
             ))
     });
     let tls = settings.tls.enabled();
+    let server_limits = settings.listen_limits();
     let (sfu, mut server) = start_media_with_routes(settings, Some(hook)).await?;
     // The node links to the coordinator over loopback as a separate `orbita node` would: on
     // the HTTP listener, or, when that speaks TLS (with a certificate for a public name), on
@@ -346,10 +347,15 @@ pub async fn run_all_in_one(args: AllInOneArgs) -> anyhow::Result<()> {
             .await
             .context("cannot open the loopback listener for the local node link")?;
         let addr = listener.local_addr()?;
-        let app = hub
-            .node_router()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let task = tokio::spawn(async move { axum::serve(listener, app).await });
+        // Only this process's node connects: the public listener's limits are plenty.
+        let task = tokio::spawn(orbita_listen::serve(
+            listener,
+            hub.node_router(),
+            None,
+            server_limits,
+            orbita_listen::ListenerStats::new(),
+            std::future::pending(),
+        ));
         (addr, Some(task))
     } else {
         let http = server.http_addr();
