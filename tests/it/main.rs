@@ -5,7 +5,9 @@ mod support;
 
 mod acme;
 mod bad_input;
+mod chat_flood;
 mod cluster;
+mod guessing;
 mod load;
 mod media_core;
 mod nginx;

@@ -183,6 +183,12 @@ impl RunningServer {
         &self.state.public_url
     }
 
+    /// The per-client budget of wrong room codes (`orbita serve` shares it with its
+    /// coordinator: [`crate::guesses::CodeGuesses::share`]).
+    pub fn code_guesses(&self) -> &Arc<crate::guesses::CodeGuesses> {
+        &self.state.guesses
+    }
+
     /// The room registry (to create rooms or look at counts without HTTP).
     pub fn registry(&self) -> &Arc<RoomRegistry> {
         &self.state.registry

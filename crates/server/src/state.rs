@@ -35,6 +35,7 @@ impl AppState {
             RoomRules::from_settings(&settings),
             Arc::clone(&backend),
         ));
+        let guesses = Arc::new(CodeGuesses::new(settings.code_miss_delay_ms));
         AppState {
             settings: Arc::new(settings),
             public_url: public_url.into(),
@@ -42,7 +43,7 @@ impl AppState {
             registry,
             connections: Arc::new(Connections::default()),
             whip: Arc::new(WhipSessions::default()),
-            guesses: Arc::new(CodeGuesses::default()),
+            guesses,
         }
     }
 }
