@@ -138,6 +138,11 @@ async fn a_chat_flood_from_one_guest_leaves_the_others_connected_and_receiving()
     let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
     let refused = refused.load(Ordering::Relaxed);
     assert!(refused > 0, "the flooder was told");
+    assert!(
+        server.chat_dropped() > 0 && server.chat_dropped() <= refused,
+        "chat drops are counted: {}",
+        server.chat_dropped()
+    );
     eprintln!(
         "chat flood: {sent} messages in {flood_secs:.1} s; {from_flooder} delivered (allowed \
          {allowed}), {} echoed to the flooder, {refused} refused; viewer frames {before} -> \

@@ -124,6 +124,12 @@ async fn ten_thousand_guesses_from_one_address_find_no_live_room() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
+    let counts = server.code_guesses().counts();
+    assert_eq!(
+        (counts.misses, counts.lockouts, counts.refused),
+        (u64::from(MAX_MISSES), 1, 10_000 - u64::from(MAX_MISSES) + 1),
+        "the counters for metrics"
+    );
     eprintln!(
         "10,000 API guesses from one address: {} wrong answers, {} refused, none found, in {took:?}",
         count(404),

@@ -15,6 +15,7 @@
 //! miss is recorded.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,11 +38,25 @@ pub struct LockedOut {
     pub retry_after_secs: u64,
 }
 
+/// Totals since start, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GuessCounts {
+    /// Wrong codes (each counted towards its client's budget).
+    pub misses: u64,
+    /// Clients locked out.
+    pub lockouts: u64,
+    /// Lookups refused because their client was locked out.
+    pub refused: u64,
+}
+
 /// The per-client budget of code misses of one media server (or of `orbita serve` as a whole).
 pub struct CodeGuesses {
     throttle: RwLock<Arc<Mutex<GuessThrottle>>>,
     /// The first delayed miss's delay, in ms (0: no delays).
     delay_base_ms: i64,
+    misses: AtomicU64,
+    lockouts: AtomicU64,
+    refused: AtomicU64,
 }
 
 impl Default for CodeGuesses {
@@ -63,6 +78,18 @@ impl CodeGuesses {
                 lockout: LOCKOUT_MS,
             })))),
             delay_base_ms: i64::try_from(delay_base_ms).unwrap_or(i64::MAX),
+            misses: AtomicU64::new(0),
+            lockouts: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// Wrong codes, lock-outs and refused lookups so far (this server's lookups only).
+    pub fn counts(&self) -> GuessCounts {
+        GuessCounts {
+            misses: self.misses.load(Ordering::Relaxed),
+            lockouts: self.lockouts.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
         }
     }
 
@@ -89,6 +116,7 @@ impl CodeGuesses {
         let mut throttle = throttle.lock();
         let now = Self::now();
         if let Err(ms) = throttle.check_lockout(client, now) {
+            self.refused.fetch_add(1, Ordering::Relaxed);
             return Err(LockedOut {
                 retry_after_secs: ceil_secs(ms),
             });
@@ -98,7 +126,9 @@ impl CodeGuesses {
             return Ok((found, Duration::ZERO));
         }
         let miss = throttle.miss(client, now);
+        self.misses.fetch_add(1, Ordering::Relaxed);
         if let Some(ms) = miss.locked_for {
+            self.lockouts.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%client, secs = ceil_secs(ms), "code guessing: client locked out");
         }
         let delay = miss_delay(miss.in_window, self.delay_base_ms, MAX_MISS_DELAY_MS);
@@ -131,6 +161,14 @@ mod tests {
         let secs = locked.retry_after_secs;
         assert!(secs > 0 && secs <= (LOCKOUT_MS / 1000) as u64, "{secs}");
         assert!(g.attempt(b, || true, |_| false).is_ok(), "another address");
+        assert_eq!(
+            g.counts(),
+            GuessCounts {
+                misses: u64::from(MAX_MISSES),
+                lockouts: 1,
+                refused: 1
+            }
+        );
     }
 
     #[test]

@@ -189,6 +189,13 @@ impl RunningServer {
         &self.state.guesses
     }
 
+    /// Chat messages dropped by the per-participant chat limits so far.
+    pub fn chat_dropped(&self) -> u64 {
+        self.state
+            .chat_dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The room registry (to create rooms or look at counts without HTTP).
     pub fn registry(&self) -> &Arc<RoomRegistry> {
         &self.state.registry

@@ -353,6 +353,9 @@ impl Connection {
                 // other participants' queues; only the sender is told.
                 let now = self.now();
                 if let Err(refused) = self.chat.admit(text.len(), now) {
+                    self.state
+                        .chat_dropped
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     return Action::Reply(ServerMsg::error(
                         ErrorCode::RateLimited,
                         refused.to_string(),
