@@ -5,8 +5,10 @@ mod support;
 
 mod acme;
 mod bad_input;
+mod chat_flood;
 mod churn;
 mod cluster;
+mod guessing;
 mod load;
 mod media_core;
 mod nginx;

@@ -7,6 +7,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
@@ -97,7 +98,7 @@ pub struct Coordinator {
     id: String,
     registry: Registry,
     accounts: Accounts,
-    throttle: Mutex<GuessThrottle>,
+    throttle: Arc<Mutex<GuessThrottle>>,
     plans_file: Option<PathBuf>,
     clock: Clock,
     first_run: FirstRun,
@@ -160,10 +161,17 @@ impl Coordinator {
             accounts: Accounts::new(&registry, &settings),
             settings,
             registry,
-            throttle: Mutex::new(throttle),
+            throttle: Arc::new(Mutex::new(throttle)),
             clock: Clock::system(),
             first_run: FirstRun::default(),
         }
+    }
+
+    /// The code-guessing budget (per client address: misses, lock-out, attempt rate), to share
+    /// with a media server in the same process (`orbita serve`), whose room lookups then count
+    /// against the same misses. Its times are the coordinator's clock (wall-clock ms).
+    pub fn code_guesses(&self) -> Arc<Mutex<GuessThrottle>> {
+        Arc::clone(&self.throttle)
     }
 
     /// Reads the time from `clock` instead of the wall clock (tests move it by hand).

@@ -141,14 +141,23 @@ impl TokenBucket {
 
     /// Takes a token; `Err(ms until one is there)` when empty.
     pub fn take(&mut self, now: Millis) -> Result<(), Millis> {
+        self.take_n(1.0, now)
+    }
+
+    /// Takes `n` tokens at once (say, bytes); `Err(ms until they are there)` when there are
+    /// fewer (then none are taken; more than the burst never fits: `Err(Millis::MAX)`).
+    pub fn take_n(&mut self, n: f64, now: Millis) -> Result<(), Millis> {
         let dt = (now - self.last).max(0) as f64;
         self.tokens = (self.tokens + dt * self.rate_per_ms).min(self.burst);
         self.last = now.max(self.last);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if n > self.burst {
+            return Err(Millis::MAX);
+        }
+        if self.tokens >= n {
+            self.tokens -= n;
             Ok(())
         } else {
-            Err(((1.0 - self.tokens) / self.rate_per_ms).ceil() as Millis)
+            Err(((n - self.tokens) / self.rate_per_ms).ceil() as Millis)
         }
     }
 
@@ -242,18 +251,49 @@ impl GuessThrottle {
 
     /// Call when the code matched nothing. Returns the lock-out length when this miss locked the address.
     pub fn record_miss(&mut self, addr: IpAddr, now: Millis) -> Option<Millis> {
+        self.miss(addr, now).locked_for
+    }
+
+    /// Only the lock-out, not the attempt rate: `Err(ms)` while `addr` is locked out. For
+    /// lookups that have a rate limit of their own (a media server's signalling), so that they
+    /// share the miss budget without sharing the coordinator's attempt rate.
+    pub fn check_lockout(&mut self, addr: IpAddr, now: Millis) -> Result<(), Millis> {
+        match self.addrs.get(&key(addr)) {
+            Some(st) if now < st.locked_until => Err(st.locked_until - now),
+            _ => Ok(()),
+        }
+    }
+
+    /// Call when the code matched nothing: the miss counts towards the lock-out, and says how
+    /// many misses the address has in the window now (for [`miss_delay`]) and whether it is
+    /// locked out by this one.
+    pub fn miss(&mut self, addr: IpAddr, now: Millis) -> Miss {
+        if self.addrs.len() >= MAX_TRACKED {
+            self.prune(now);
+        }
         let s = self.settings;
-        let st = self.addrs.get_mut(&key(addr))?;
+        let st = self.addrs.entry(key(addr)).or_insert_with(|| AddrState {
+            bucket: TokenBucket::new(s.per_second, s.burst as f64, now),
+            misses: VecDeque::new(),
+            locked_until: 0,
+        });
         while st.misses.front().is_some_and(|&t| t <= now - s.window) {
             st.misses.pop_front();
         }
         st.misses.push_back(now);
-        if st.misses.len() >= s.max_misses as usize {
+        let in_window = u32::try_from(st.misses.len()).unwrap_or(u32::MAX);
+        if in_window >= s.max_misses {
             st.misses.clear();
             st.locked_until = now + s.lockout;
-            return Some(s.lockout);
+            return Miss {
+                in_window,
+                locked_for: Some(s.lockout),
+            };
         }
-        None
+        Miss {
+            in_window,
+            locked_for: None,
+        }
     }
 
     /// Forgets addresses with nothing left to remember.
@@ -270,6 +310,30 @@ impl GuessThrottle {
     pub fn tracked(&self) -> usize {
         self.addrs.len()
     }
+}
+
+/// A recorded miss (see [`GuessThrottle::miss`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Miss {
+    /// Misses of the address within the window, this one included.
+    pub in_window: u32,
+    /// Set when this miss locked the address out: for how long.
+    pub locked_for: Option<Millis>,
+}
+
+/// Misses within the window answered at once; from the next one on, answers are delayed
+/// ([`miss_delay`]).
+pub const FREE_MISSES: u32 = 2;
+
+/// How long to hold the answer to an address's `in_window`-th miss (1-based): nothing for
+/// the first [`FREE_MISSES`], then `base`, doubling with each further miss, at most `max`.
+/// Right codes are never delayed: only misses are.
+pub fn miss_delay(in_window: u32, base: Millis, max: Millis) -> Millis {
+    if in_window <= FREE_MISSES || base <= 0 {
+        return 0;
+    }
+    let doublings = (in_window - FREE_MISSES - 1).min(32);
+    base.saturating_mul(1 << doublings).min(max.max(0))
 }
 
 /// Rounds ms up to whole seconds (for `retry_after_seconds`).
@@ -434,5 +498,51 @@ mod tests {
         // Pruning forgets it once nothing is left to remember.
         t.prune(until + 11 * MINUTE);
         assert_eq!(t.tracked(), 0);
+    }
+
+    #[test]
+    fn misses_are_delayed_more_and_more_up_to_the_cap() {
+        let delays: Vec<Millis> = (1..=9).map(|n| miss_delay(n, 250, 4000)).collect();
+        assert_eq!(delays, [0, 0, 250, 500, 1000, 2000, 4000, 4000, 4000]);
+        assert_eq!(miss_delay(u32::MAX, 250, 4000), 4000);
+        assert_eq!(miss_delay(5, 0, 4000), 0, "a base of 0 turns delays off");
+    }
+
+    #[test]
+    fn lockout_only_check_shares_the_misses_without_the_rate() {
+        let mut t = throttle();
+        let a: IpAddr = "2001:db8:1:2::5".parse().unwrap();
+        let same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let now = 10 * SECOND;
+        // Far beyond the attempt rate: check_lockout never takes a token.
+        for _ in 0..100 {
+            t.check_lockout(a, now).unwrap();
+        }
+        // Misses from anywhere in the /64 add up, and tell how many there are.
+        assert_eq!(
+            t.miss(a, now),
+            Miss {
+                in_window: 1,
+                locked_for: None
+            }
+        );
+        assert_eq!(t.miss(same_64, now + 1).in_window, 2);
+        assert_eq!(t.miss(a, now + 2).in_window, 3);
+        assert_eq!(
+            t.miss(same_64, now + 3),
+            Miss {
+                in_window: 4,
+                locked_for: Some(15 * MINUTE)
+            }
+        );
+        assert_eq!(t.check_lockout(a, now + 3), Err(15 * MINUTE));
+        // The rate-limited check (the coordinator's) sees the same lock-out.
+        assert_eq!(
+            t.check(same_64, now + 4),
+            Err(Throttled::LockedOut(15 * MINUTE - 1))
+        );
+        let other: IpAddr = "2001:db8:1:3::5".parse().unwrap();
+        t.check_lockout(other, now).unwrap();
+        t.check_lockout(a, now + 3 + 15 * MINUTE).unwrap();
     }
 }

@@ -50,7 +50,8 @@ pub struct Settings {
     pub max_message_bytes: usize,
     /// Longest chat text, in characters.
     pub max_chat_chars: usize,
-    /// Digits in a generated join code (4..=12).
+    /// Digits in a generated join code (4..=12) while few rooms are live; longer codes are
+    /// generated as rooms fill the space ([`crate::rooms::code_length_for`]).
     pub code_length: usize,
     /// How long an empty room lives on after its last participant left, in seconds.
     pub empty_room_grace_secs: u64,
@@ -64,6 +65,17 @@ pub struct Settings {
     pub shutdown_timeout_secs: u64,
     /// Signalling messages a connection may send per second (bursts of twice that).
     pub messages_per_second: u32,
+    /// Chat messages one participant may send per second (bursts of `chat_burst`); beyond,
+    /// the sender gets `rate_limited` and the message is dropped.
+    pub chat_per_second: u32,
+    /// Chat messages one participant may send at once before `chat_per_second` applies.
+    pub chat_burst: u32,
+    /// Chat text bytes one participant may send per second (bursts of
+    /// [`crate::chat_limit::CHAT_BYTES_BURST_SECS`] seconds' worth).
+    pub chat_bytes_per_second: u32,
+    /// The delay of the first held-back wrong code (the third within the miss window), in ms;
+    /// each further miss doubles it, up to [`crate::guesses::MAX_MISS_DELAY_MS`]. 0: no delays.
+    pub code_miss_delay_ms: u64,
     /// Behind a reverse proxy you run: code guesses count against the last `X-Forwarded-For`
     /// entry (the address the proxy saw), not the proxy's own address.
     pub trust_proxy_headers: bool,
@@ -137,6 +149,10 @@ impl Default for Settings {
             ice_disconnect_grace_secs: 15,
             shutdown_timeout_secs: 5,
             messages_per_second: 50,
+            chat_per_second: 2,
+            chat_burst: 10,
+            chat_bytes_per_second: 8192,
+            code_miss_delay_ms: 250,
             trust_proxy_headers: false,
             max_connections: orbita_listen::DEFAULT_MAX_CONNECTIONS,
             max_connections_per_address: orbita_listen::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
@@ -323,7 +339,9 @@ pub struct ServeArgs {
     #[arg(long, env = "ORBITA_MAX_CHAT_CHARS", value_name = "N")]
     pub max_chat_chars: Option<usize>,
 
-    /// Digits in generated join codes, 4 to 12. Default: 4.
+    /// Digits in generated join codes, 4 to 12, while few rooms are live: codes grow longer so
+    /// that at most 1% of the codes of a length are live (5 digits from 100 live rooms, 6
+    /// from 1000). Default: 4.
     #[arg(long, env = "ORBITA_CODE_LENGTH", value_name = "DIGITS")]
     pub code_length: Option<usize>,
 
@@ -354,6 +372,28 @@ pub struct ServeArgs {
     /// excess messages get a `rate_limited` error and are dropped. Default: 50.
     #[arg(long, env = "ORBITA_MESSAGES_PER_SECOND", value_name = "N")]
     pub messages_per_second: Option<u32>,
+
+    /// Chat messages one participant may send per second, with bursts of chat_burst; beyond,
+    /// the sender gets a `rate_limited` error and the message is not delivered (the others are
+    /// not affected). Default: 2.
+    #[arg(long, env = "ORBITA_CHAT_PER_SECOND", value_name = "N")]
+    pub chat_per_second: Option<u32>,
+
+    /// Chat messages one participant may send in a burst. Default: 10.
+    #[arg(long, env = "ORBITA_CHAT_BURST", value_name = "N")]
+    pub chat_burst: Option<u32>,
+
+    /// Chat text bytes (UTF-8) one participant may send per second, with bursts of four
+    /// seconds' worth. Default: 8192.
+    #[arg(long, env = "ORBITA_CHAT_BYTES_PER_SECOND", value_name = "BYTES")]
+    pub chat_bytes_per_second: Option<u32>,
+
+    /// Wrong room codes are answered late: from the third wrong code of an address within 10
+    /// minutes, this many ms, doubling with each further one, at most 4 s (right codes are
+    /// never delayed; 10 wrong codes lock the address out for 15 minutes). 0 turns the delays
+    /// off. Default: 250.
+    #[arg(long, env = "ORBITA_CODE_MISS_DELAY_MS", value_name = "MS")]
+    pub code_miss_delay_ms: Option<u64>,
 
     /// Behind a reverse proxy you run (nginx with TLS): believe its `X-Forwarded-For` (the
     /// last entry, which the proxy appends) for per-address limits such as the code-guess
@@ -501,6 +541,10 @@ pub struct FileSettings {
     pub ice_disconnect_grace_secs: Option<u64>,
     pub shutdown_timeout_secs: Option<u64>,
     pub messages_per_second: Option<u32>,
+    pub chat_per_second: Option<u32>,
+    pub chat_burst: Option<u32>,
+    pub chat_bytes_per_second: Option<u32>,
+    pub code_miss_delay_ms: Option<u64>,
     pub trust_proxy_headers: Option<bool>,
     pub max_connections: Option<usize>,
     pub max_connections_per_address: Option<usize>,
@@ -574,6 +618,10 @@ impl Settings {
             ice_disconnect_grace_secs: pick!(ice_disconnect_grace_secs),
             shutdown_timeout_secs: pick!(shutdown_timeout_secs),
             messages_per_second: pick!(messages_per_second),
+            chat_per_second: pick!(chat_per_second),
+            chat_burst: pick!(chat_burst),
+            chat_bytes_per_second: pick!(chat_bytes_per_second),
+            code_miss_delay_ms: pick!(code_miss_delay_ms),
             trust_proxy_headers: pick!(trust_proxy_headers),
             max_connections: pick!(max_connections),
             max_connections_per_address: pick!(max_connections_per_address),
@@ -611,14 +659,6 @@ impl Settings {
             self.code_length
         );
         ensure!(self.max_rooms >= 1, "max_rooms must be at least 1");
-        let half_code_space = crate::rooms::code_space(self.code_length) / 2;
-        ensure!(
-            self.max_rooms as u64 <= half_code_space,
-            "max_rooms {} is more than half of the {}-digit code space ({half_code_space}); \
-             raise code_length",
-            self.max_rooms,
-            self.code_length
-        );
         ensure!(
             self.max_participants_per_room >= 1,
             "max_participants_per_room must be at least 1"
@@ -639,6 +679,14 @@ impl Settings {
         self.listen_limits()
             .validate()
             .map_err(anyhow::Error::msg)?;
+        ensure!(
+            self.chat_per_second >= 1 && self.chat_burst >= 1,
+            "chat_per_second and chat_burst must be at least 1"
+        );
+        ensure!(
+            self.chat_bytes_per_second >= 1024,
+            "chat_bytes_per_second must be at least 1024"
+        );
         ensure!(
             self.initial_bitrate_kbps >= 1,
             "initial_bitrate_kbps must be at least 1"
@@ -888,7 +936,6 @@ mod tests {
             (&["--code-length", "3"], "code_length"),
             (&["--code-length", "13"], "code_length"),
             (&["--max-rooms", "0"], "max_rooms"),
-            (&["--max-rooms", "5001"], "max_rooms"),
             (&["--max-message-bytes", "100"], "max_message_bytes"),
             (&["--udp-addr", "0.0.0.0:7882"], "announce_ips"),
             (&["--tcp-addr", "[::]:7881"], "announce_ips"),
@@ -1121,6 +1168,10 @@ mod tests {
         "ice_disconnect_grace_secs",
         "shutdown_timeout_secs",
         "messages_per_second",
+        "chat_per_second",
+        "chat_burst",
+        "chat_bytes_per_second",
+        "code_miss_delay_ms",
         "trust_proxy_headers",
         "max_connections",
         "max_connections_per_address",

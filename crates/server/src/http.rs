@@ -3,10 +3,10 @@
 //! | route | answer |
 //! |---|---|
 //! | `POST /api/rooms` | 201 `{"code","link","whip_url","whip_token"}`; 503 at the room limit |
-//! | `GET /api/rooms/{code}` | 200 `{"code","participants"}`; 404 `unknown_code`; 429 `locked_out` after 10 wrong codes from an address in 10 minutes (for 15 minutes; `join` on `/ws` counts too) |
+//! | `GET /api/rooms/{code}` | 200 `{"code","participants"}`; 404 `unknown_code` (from an address's third wrong code in 10 minutes on, answered late: 0.25 s, doubling, at most 4 s); 429 `locked_out` after 10 wrong codes from an address in 10 minutes (for 15 minutes; `join` on `/ws` and WHIP count too: [`crate::guesses`]) |
 //! | `GET /healthz` | `ok` |
 //! | `GET /metrics` | Prometheus text format |
-//! | `GET /`, `GET /r/{code}` | the browser client's pages ([`crate::pages`]); `/r/{code}` is 404 for an unknown code |
+//! | `GET /`, `GET /r/{code}` | the browser client's pages ([`crate::pages`]); `/r/{code}` is the same page, 200, for every code (it does not tell which codes are live) |
 //! | `GET /signup`, `/login`, `/admin`, `/plan`, `/plans`, `/setup` | the account pages ([`pages::ACCOUNT_PAGES`]; the coordinator's `/api/auth`, `/api/admin`, `/api/plans` and `/api/slots` do the work and check roles) |
 //! | `GET /assets/{path}` | the browser client's static files (embedded `web/`), with `ETag` |
 //! | `GET /ws` | the signalling WebSocket ([`crate::ws`]) |
@@ -163,20 +163,18 @@ async fn get_room(
 ) -> Result<Json<RoomBody>, ApiError> {
     let code = code_param(path)?;
     let client = client_addr(peer.ip(), &headers, state.settings.trust_proxy_headers);
-    if let Err(secs) = state.guesses.check(client) {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "locked_out",
-            crate::guesses::locked_out_message(secs),
-        ));
-    }
-    match state.registry.get(&code) {
+    let (found, delay) = state
+        .guesses
+        .attempt(client, || state.registry.get(&code), Option::is_none)
+        .map_err(|locked| locked_out(locked.retry_after_secs))?;
+    match found {
         Some(room) => Ok(Json(RoomBody {
             code: room.code,
             participants: room.participants,
         })),
         None => {
-            state.guesses.miss(client);
+            // Held back from the third miss on: guessing is slow before it is locked out.
+            tokio::time::sleep(delay).await;
             Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "unknown_code",
@@ -184,6 +182,15 @@ async fn get_room(
             ))
         }
     }
+}
+
+/// 429 `locked_out` with `Retry-After`, for a client that guessed too many wrong codes.
+pub(crate) fn locked_out(retry_after_secs: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "locked_out",
+        crate::guesses::locked_out_message(retry_after_secs),
+    )
 }
 
 async fn healthz() -> &'static str {
@@ -214,18 +221,15 @@ async fn account_page(kind: &'static str) -> Html<String> {
     Html(pages::account_page(kind))
 }
 
+/// `GET /r/{code}`: the same page for every code, live or not, so the page tells nothing
+/// about which codes are live (its script looks the code up through the counted API, and
+/// `join` decides).
 async fn room_page(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let code = code_param(path)?;
-    let known = state.registry.get(&code).is_some();
-    let status = if known {
-        StatusCode::OK
-    } else {
-        StatusCode::NOT_FOUND
-    };
-    Ok((status, Html(pages::room(&code, known, &state.public_url))).into_response())
+    Ok(Html(pages::room(&code, &state.public_url)).into_response())
 }
 
 /// `GET /assets/{path}`: an embedded file of the browser client. Revalidated on each load
@@ -288,9 +292,13 @@ mod tests {
     use std::sync::Arc;
     use tower::ServiceExt;
 
+    /// The router on a fake backend; wrong codes are answered at once (no delays) here.
     fn app(settings: Settings) -> (Router, AppState) {
         let state = AppState::new(
-            settings,
+            Settings {
+                code_miss_delay_ms: 0,
+                ..settings
+            },
             "http://orbita.test".into(),
             Arc::new(FakeBackend::default()),
         );
@@ -367,8 +375,9 @@ mod tests {
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
         assert_eq!(json(&body)["error"], "locked_out");
 
+        // The page is the same for any code (it tells nothing), and escapes it.
         let (status, page) = call(&app, "GET", "/r/%3Cscript%3E").await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(status, StatusCode::OK);
         assert!(!page.contains("<script>"), "code must be escaped: {page}");
     }
 

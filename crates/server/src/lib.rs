@@ -7,7 +7,8 @@
 //! - [`ws`]: one task per signalling WebSocket (`/ws`).
 //! - [`cluster`]: `orbita coordinator`, `orbita node`, and both in one process for
 //!   `orbita serve` (docs/coordinator.md).
-//! - [`whip`]: WHIP ingest into a room; [`guesses`]: lock-out of code guessers.
+//! - [`whip`]: WHIP ingest into a room; [`guesses`]: the per-client budget of wrong room
+//!   codes; [`chat_limit`]: per-participant chat rate and size.
 //! - [`backend`]: the [`MediaBackend`] trait the control plane drives, implemented by
 //!   [`orbita_sfu::Sfu`] and by [`testing::FakeBackend`].
 //! - [`logging`]: logs to stderr as text or JSON lines; [`healthcheck`]: `orbita healthcheck`.
@@ -31,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod chat_limit;
 pub mod cluster;
 pub mod config;
 pub mod connections;

@@ -104,24 +104,23 @@ pub fn escape(text: &str) -> String {
 }
 
 /// The page shell with its `<body>` attributes filled in.
-fn shell(page: &str, code: Option<&str>, known: bool) -> String {
+fn shell(page: &str, code: Option<&str>) -> String {
     let template = asset("index.html")
         .map(|f| String::from_utf8_lossy(&f.body).into_owned())
         .unwrap_or_else(|| {
             "<!doctype html><html><head><meta charset=\"utf-8\"><title>Orbita</title></head>\
-             <body data-page=\"{{page}}\" data-code=\"{{code}}\" data-known=\"{{known}}\">\
+             <body data-page=\"{{page}}\" data-code=\"{{code}}\">\
              </body></html>"
                 .to_string()
         });
     template
         .replace("{{page}}", page)
         .replace("{{code}}", &escape(code.unwrap_or("")))
-        .replace("{{known}}", if known { "true" } else { "false" })
 }
 
 /// `GET /`: the home page (make a room, or join one by code).
 pub fn index() -> String {
-    shell("home", None, true)
+    shell("home", None)
 }
 
 /// The account pages: path and page kind (the shell's `data-page`).
@@ -139,15 +138,15 @@ pub const ACCOUNT_PAGES: [(&str, &str); 6] = [
 /// logged in and says so when the visitor's role may not use it.
 pub fn account_page(kind: &str) -> String {
     match ACCOUNT_PAGES.iter().find(|(_, k)| *k == kind) {
-        Some((_, kind)) => shell(kind, None, true),
+        Some((_, kind)) => shell(kind, None),
         None => index(),
     }
 }
 
-/// `GET /r/{code}`: the room page (pre-join, then the call). For an unknown code the page
-/// says so (the handler answers 404).
-pub fn room(code: &str, known: bool, _public_url: &str) -> String {
-    shell("room", Some(code), known)
+/// `GET /r/{code}`: the room page (pre-join, then the call). The same for every code, live
+/// or not: its script looks the code up (a counted guess, [`crate::guesses`]).
+pub fn room(code: &str, _public_url: &str) -> String {
+    shell("room", Some(code))
 }
 
 /// The signalling URL for a public base URL (`http` becomes `ws`, `https` becomes `wss`).
@@ -174,9 +173,12 @@ mod tests {
         );
         assert_eq!(ws_url("http://127.0.0.1:8080"), "ws://127.0.0.1:8080/ws");
         assert_eq!(ws_url("https://v.example.org/"), "wss://v.example.org/ws");
-        let page = room("<b>", false, "http://x");
+        let page = room("<b>", "http://x");
         assert!(page.contains("&lt;b&gt;") && !page.contains("<b>"));
-        assert!(page.contains("data-known=\"false\""));
+        assert!(
+            !page.contains("data-known"),
+            "the page does not tell: {page}"
+        );
     }
 
     #[test]
@@ -184,7 +186,7 @@ mod tests {
         let home = index();
         assert!(home.contains("data-page=\"home\""), "{home}");
         assert!(home.contains("/assets/js/app.js"));
-        let room = room("4821", true, "http://x");
+        let room = room("4821", "http://x");
         assert!(room.contains("data-page=\"room\"") && room.contains("data-code=\"4821\""));
         assert!(!room.contains("{{"), "every placeholder is filled: {room}");
         for (_, kind) in ACCOUNT_PAGES {

@@ -1,9 +1,11 @@
 //! Rooms by join code: code generation, participant counts and room end.
 //!
-//! The registry maps each live join code to its SFU room. A code is `code_length` random
-//! digits, unique among live rooms; at most `max_rooms` rooms live at once, and never more
-//! than half of the code space, so a code cannot be guessed by trying a handful and a new one
-//! is found in about two draws. A room ends (the SFU closes it and the code is free again)
+//! The registry maps each live join code to its SFU room. A code is random digits, unique
+//! among live rooms: `code_length` of them while few rooms are live, more as rooms fill the
+//! space ([`code_length_for`]: at most one code in [`CODES_PER_LIVE_ROOM`] of a length is
+//! live, so a guess finds a room at most 1% of the time and codes stay as short as that
+//! allows); at most `max_rooms` rooms live at once. Guessing is limited per client
+//! ([`crate::guesses`]). A room ends (the SFU closes it and the code is free again)
 //! `empty_room_grace` after its last participant left, or `unused_room_ttl` after it was made
 //! if nobody ever joined. [`spawn_reaper`] checks once a second.
 //!
@@ -24,10 +26,29 @@ pub fn code_space(code_length: usize) -> u64 {
     10u64.saturating_pow(code_length.min(19) as u32)
 }
 
+/// A generated code's length keeps at least this many codes of that length per live room
+/// (so at most 1% of the codes of any length are live).
+pub const CODES_PER_LIVE_ROOM: u64 = 100;
+
+/// The longest generated code, in digits.
+pub const MAX_CODE_LENGTH: usize = 12;
+
+/// Digits of the next generated code while `live` rooms are live: the shortest length, from
+/// `min` (the `code_length` setting) on, whose code space has [`CODES_PER_LIVE_ROOM`] codes
+/// for every live room, the new one included; at most [`MAX_CODE_LENGTH`].
+pub fn code_length_for(live: usize, min: usize) -> usize {
+    let needed = (live as u64)
+        .saturating_add(1)
+        .saturating_mul(CODES_PER_LIVE_ROOM);
+    (min..MAX_CODE_LENGTH)
+        .find(|&len| code_space(len) >= needed)
+        .unwrap_or(MAX_CODE_LENGTH.max(min))
+}
+
 /// The registry's limits and timings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomRules {
-    /// Digits per generated code.
+    /// Digits per generated code while few rooms are live (the minimum: [`code_length_for`]).
     pub code_length: usize,
     /// Most live rooms.
     pub max_rooms: usize,
@@ -51,11 +72,12 @@ impl RoomRules {
         }
     }
 
-    /// The most live rooms: `max_rooms`, and at most half of the code space.
+    /// The most live rooms: `max_rooms`, and at most one per [`CODES_PER_LIVE_ROOM`] codes of
+    /// [`MAX_CODE_LENGTH`] digits.
     pub fn room_capacity(&self) -> usize {
-        let half = code_space(self.code_length) / 2;
+        let most = code_space(MAX_CODE_LENGTH) / CODES_PER_LIVE_ROOM;
         self.max_rooms
-            .min(usize::try_from(half).unwrap_or(usize::MAX))
+            .min(usize::try_from(most).unwrap_or(usize::MAX))
     }
 }
 
@@ -185,10 +207,11 @@ impl RoomRegistry {
         if inner.rooms.len() >= capacity {
             return Err(CreateError::AtCapacity { capacity });
         }
-        // At most half the codes are taken, so each draw succeeds with probability >= 1/2.
+        // At most 1% of the codes of this length are taken, so a draw almost always succeeds.
         let mut rng = rand::rng();
+        let length = code_length_for(inner.rooms.len(), self.rules.code_length);
         let code = loop {
-            let code = random_code(self.rules.code_length, &mut rng);
+            let code = random_code(length, &mut rng);
             if !inner.rooms.contains_key(&code) {
                 break code;
             }
@@ -453,20 +476,31 @@ mod tests {
     }
 
     #[test]
-    fn codes_are_unique_up_to_half_the_code_space() {
-        // 4 digits: 10000 codes, so at most 5000 live rooms even if max_rooms allows more.
+    fn codes_grow_longer_so_that_at_most_one_in_a_hundred_is_live() {
+        assert_eq!(code_length_for(0, 4), 4);
+        assert_eq!(code_length_for(99, 4), 4);
+        assert_eq!(code_length_for(100, 4), 5);
+        assert_eq!(code_length_for(999, 4), 5);
+        assert_eq!(code_length_for(1000, 4), 6);
+        assert_eq!(code_length_for(0, 6), 6, "never shorter than code_length");
+        assert_eq!(code_length_for(usize::MAX, 4), MAX_CODE_LENGTH);
         let (reg, backend) = registry(RoomRules {
-            max_rooms: 9000,
+            max_rooms: 2000,
             ..rules()
         });
         let now = Instant::now();
-        let codes: HashSet<String> = (0..5000).map(|_| reg.create(now).unwrap().code).collect();
-        assert_eq!(codes.len(), 5000);
+        let codes: HashSet<String> = (0..2000).map(|_| reg.create(now).unwrap().code).collect();
+        assert_eq!(codes.len(), 2000, "unique");
+        let of_length = |len: usize| codes.iter().filter(|c| c.len() == len).count();
+        assert_eq!((of_length(4), of_length(5), of_length(6)), (100, 900, 1000));
+        for len in 4..=6 {
+            assert!(of_length(len) as u64 * CODES_PER_LIVE_ROOM <= code_space(len));
+        }
         assert_eq!(
             reg.create(now),
-            Err(CreateError::AtCapacity { capacity: 5000 })
+            Err(CreateError::AtCapacity { capacity: 2000 })
         );
-        assert_eq!(backend.rooms_created(), 5000);
+        assert_eq!(backend.rooms_created(), 2000);
     }
 
     #[test]
@@ -618,13 +652,13 @@ mod tests {
     }
 
     #[test]
-    fn capacity_is_capped_by_code_space() {
+    fn capacity_is_capped_by_the_longest_code_space() {
         assert_eq!(code_space(4), 10_000);
         assert_eq!(code_space(12), 1_000_000_000_000);
         let r = RoomRules {
-            max_rooms: 1_000_000,
+            max_rooms: usize::MAX,
             ..rules()
         };
-        assert_eq!(r.room_capacity(), 5000);
+        assert_eq!(r.room_capacity(), 10_000_000_000);
     }
 }

@@ -178,6 +178,19 @@ impl RunningServer {
         &self.state.public_url
     }
 
+    /// The per-client budget of wrong room codes (`orbita serve` shares it with its
+    /// coordinator: [`crate::guesses::CodeGuesses::share`]).
+    pub fn code_guesses(&self) -> &Arc<crate::guesses::CodeGuesses> {
+        &self.state.guesses
+    }
+
+    /// Chat messages dropped by the per-participant chat limits so far.
+    pub fn chat_dropped(&self) -> u64 {
+        self.state
+            .chat_dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The room registry (to create rooms or look at counts without HTTP).
     pub fn registry(&self) -> &Arc<RoomRegistry> {
         &self.state.registry

@@ -1,5 +1,6 @@
 //! What every HTTP and WebSocket handler shares.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use crate::backend::MediaBackend;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub whip: Arc<WhipSessions>,
     /// Lock-out of addresses that guess room codes.
     pub guesses: Arc<CodeGuesses>,
+    /// Chat messages dropped by the per-participant chat limits (`chat_limit`), for metrics.
+    pub chat_dropped: Arc<AtomicU64>,
 }
 
 impl AppState {
@@ -35,6 +38,7 @@ impl AppState {
             RoomRules::from_settings(&settings),
             Arc::clone(&backend),
         ));
+        let guesses = Arc::new(CodeGuesses::new(settings.code_miss_delay_ms));
         AppState {
             settings: Arc::new(settings),
             public_url: public_url.into(),
@@ -42,7 +46,8 @@ impl AppState {
             registry,
             connections: Arc::new(Connections::default()),
             whip: Arc::new(WhipSessions::default()),
-            guesses: Arc::new(CodeGuesses::default()),
+            guesses,
+            chat_dropped: Arc::new(AtomicU64::new(0)),
         }
     }
 }

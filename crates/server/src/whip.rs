@@ -3,7 +3,7 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /whip/{code}` | `Authorization: Bearer <room publish token>`, body an SDP offer (`application/sdp`): 201 with the SDP answer and `Location: /whip/{code}/{resource}` |
+//! | `POST /whip/{code}` | `Authorization: Bearer <room publish token>`, body an SDP offer (`application/sdp`): 201 with the SDP answer and `Location: /whip/{code}/{resource}`; 403 [`WRONG_CODE_OR_TOKEN`] for a code of no live room or a wrong token alike (a wrong code guess, [`crate::guesses`]: held back, then 429 when locked out) |
 //! | `DELETE /whip/{code}/{resource}` | 200: the publisher leaves the room |
 //! | `PATCH /whip/{code}/{resource}` | 405: trickle ICE is not needed (the server is ICE-lite and gives its candidates in the answer) |
 //!
@@ -12,13 +12,15 @@
 //! (then screen), with the simulcast rids the offer declares.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use orbita_coordinator::accounts::http::client_addr;
 use orbita_protocol::{ClientMsg, LayerInfo, PcKind, PublishTrack, ServerMsg, TrackSource};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -138,9 +140,15 @@ pub fn tracks_of_offer(sdp: &str) -> Vec<PublishTrack> {
     tracks
 }
 
+/// The answer to `POST /whip/{code}` when the code names no live room or the token is not
+/// its publish token (one answer for both: it does not tell which codes are live).
+pub const WRONG_CODE_OR_TOKEN: &str =
+    "no live room has this code with this publish token (wrong code or wrong token)";
+
 /// `POST /whip/{code}`.
 pub async fn publish(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(code): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -159,14 +167,35 @@ pub async fn publish(
         )
             .into_response();
     };
-    if state.registry.get(&code).is_none() {
-        return plain(
-            StatusCode::NOT_FOUND,
-            format!("no room has code {}", crate::ws::shown(&code)),
-        );
-    }
-    if !state.registry.check_publish_token(&code, token) {
-        return plain(StatusCode::FORBIDDEN, "wrong publish token for this room");
+    // One answer for a code that names no room and a wrong token (which would tell live codes
+    // apart), and both count as a wrong code guess.
+    let client = client_addr(peer.ip(), &headers, state.settings.trust_proxy_headers);
+    let checked = state.guesses.attempt(
+        client,
+        || state.registry.check_publish_token(&code, token),
+        |right| !right,
+    );
+    match checked {
+        Err(locked) => {
+            let secs = locked.retry_after_secs;
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        "text/plain; charset=utf-8".to_string(),
+                    ),
+                    (header::RETRY_AFTER, secs.to_string()),
+                ],
+                crate::guesses::locked_out_message(secs),
+            )
+                .into_response();
+        }
+        Ok((false, delay)) => {
+            tokio::time::sleep(delay).await;
+            return plain(StatusCode::FORBIDDEN, WRONG_CODE_OR_TOKEN);
+        }
+        Ok((true, _)) => {}
     }
     let is_sdp = headers
         .get(header::CONTENT_TYPE)

@@ -23,6 +23,7 @@ use orbita_protocol::{parse_client_msg, ClientMsg, ErrorCode, ServerMsg, PROTOCO
 use tokio::sync::{mpsc, watch};
 
 use crate::backend::MediaParticipant;
+use crate::chat_limit::ChatLimiter;
 use crate::config::TRANSPORT_MAX_MESSAGE_BYTES;
 use crate::connections::ConnectionGuard;
 use crate::http::ApiError;
@@ -111,6 +112,8 @@ enum Action {
     None,
     /// Send this to the client.
     Reply(ServerMsg),
+    /// Wait, then send this (a wrong code, answered late: [`crate::guesses`]).
+    Delayed(Duration, ServerMsg),
     /// Leave the room, send `left` and close.
     Leave,
 }
@@ -139,6 +142,8 @@ struct Connection {
     /// The client's address (code-guessing lock-out).
     peer: IpAddr,
     bucket: TokenBucket,
+    /// The participant's chat budget (on the same clock as `bucket`).
+    chat: ChatLimiter,
     /// When the connection opened: the bucket's time is milliseconds since then.
     opened: Instant,
     joined: Option<Joined>,
@@ -151,9 +156,11 @@ struct Connection {
 impl Connection {
     fn new(state: AppState, guard: ConnectionGuard, peer: IpAddr) -> Connection {
         let rate = state.settings.messages_per_second;
+        let s = &state.settings;
         Connection {
             peer,
             bucket: TokenBucket::new(f64::from(rate), f64::from(rate.saturating_mul(2).max(1)), 0),
+            chat: ChatLimiter::new(s.chat_per_second, s.chat_burst, s.chat_bytes_per_second, 0),
             opened: Instant::now(),
             joined: None,
             close_requested: state.connections.close_requested(),
@@ -233,6 +240,12 @@ impl Connection {
                         return End::ClientGone;
                     }
                 }
+                Action::Delayed(delay, msg) => {
+                    tokio::time::sleep(delay).await;
+                    if send(socket, &msg).await.is_err() {
+                        return End::ClientGone;
+                    }
+                }
                 Action::Leave => {
                     // Dropping the participant leaves the room; then say so.
                     self.joined = None;
@@ -268,9 +281,14 @@ impl Connection {
         End::Close(close_code::AWAY, SHUTDOWN_REASON)
     }
 
+    /// Milliseconds since the connection opened (the rate limits' clock).
+    fn now(&self) -> i64 {
+        i64::try_from(self.opened.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+
     /// Rate and size checks every data message passes first; `Some` is the refusal.
     fn admit(&mut self, bytes: usize) -> Option<Action> {
-        let now = self.opened.elapsed().as_millis() as i64;
+        let now = self.now();
         if self.bucket.take(now).is_err() {
             let rate = self.state.settings.messages_per_second;
             return Some(Action::Reply(ServerMsg::error(
@@ -330,6 +348,22 @@ impl Connection {
                     ),
                 ))
             }
+            ClientMsg::Chat { text, to } => {
+                // Per-participant chat budget: a flood is dropped here, before it reaches the
+                // other participants' queues; only the sender is told.
+                let now = self.now();
+                if let Err(refused) = self.chat.admit(text.len(), now) {
+                    self.state
+                        .chat_dropped
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return Action::Reply(ServerMsg::error(
+                        ErrorCode::RateLimited,
+                        refused.to_string(),
+                    ));
+                }
+                joined.participant.handle(ClientMsg::Chat { text, to });
+                Action::None
+            }
             msg => {
                 joined.participant.handle(msg);
                 Action::None
@@ -361,19 +395,31 @@ impl Connection {
             );
         }
         let code = code.trim();
-        if let Err(secs) = self.state.guesses.check(self.peer) {
-            return refuse(
-                ErrorCode::RateLimited,
-                crate::guesses::locked_out_message(secs),
-            );
-        }
-        let seat = match self.state.registry.enter(code) {
+        let registry = &self.state.registry;
+        let entered = self.state.guesses.attempt(
+            self.peer,
+            || registry.enter(code),
+            |entered| matches!(entered, Err(EnterError::UnknownCode)),
+        );
+        let (entered, delay) = match entered {
+            Ok(entered) => entered,
+            Err(locked) => {
+                return refuse(
+                    ErrorCode::RateLimited,
+                    crate::guesses::locked_out_message(locked.retry_after_secs),
+                )
+            }
+        };
+        let seat = match entered {
             Ok(seat) => seat,
             Err(EnterError::UnknownCode) => {
-                self.state.guesses.miss(self.peer);
-                return refuse(
-                    ErrorCode::UnknownCode,
-                    format!("no room has code {}", shown(code)),
+                // Held back from the third wrong code on (right codes never wait).
+                return Action::Delayed(
+                    delay,
+                    ServerMsg::error(
+                        ErrorCode::UnknownCode,
+                        format!("no room has code {}", shown(code)),
+                    ),
                 );
             }
             Err(EnterError::Full { max }) => {

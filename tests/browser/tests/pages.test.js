@@ -139,7 +139,9 @@ describe('pages', { concurrency: false }, () => {
   test('a link with an unknown code says so, with a way on', async () => {
     const { page, context } = await newPerson(browser, server.base);
     const response = await page.goto(`${server.base}/r/9999`);
-    assert.equal(response?.status(), 404);
+    // The page is the same for every code (it does not tell which are live): its script's
+    // lookup, a counted guess, finds out.
+    assert.equal(response?.status(), 200);
     await page.locator('.card-title', { hasText: 'Room not found' }).waitFor();
     assert.match(await page.locator('.notice-text').innerText(), /No room has the code 9999/);
     await screenshot(page, 'unknown-room');

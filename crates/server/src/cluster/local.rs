@@ -325,6 +325,7 @@ pub async fn run_all_in_one(args: AllInOneArgs) -> anyhow::Result<()> {
 
     let routes = hub.service_router();
     let ops_hub = hub.clone();
+    let guesses = coordinator.code_guesses();
     let hook: crate::serve::RouterHook = Box::new(move |app: axum::Router| {
         app.merge(routes)
             .layer(axum::middleware::from_fn_with_state(
@@ -339,6 +340,9 @@ pub async fn run_all_in_one(args: AllInOneArgs) -> anyhow::Result<()> {
     let tls = settings.tls.enabled();
     let server_limits = settings.listen_limits();
     let (sfu, mut server) = start_media_with_routes(settings, Some(hook)).await?;
+    // One budget of wrong codes per client: the media server's lookups (`/api/rooms/{code}`,
+    // `join`, WHIP) and the coordinator's code verbs count the same misses.
+    server.code_guesses().share(guesses);
     // The node links to the coordinator over loopback as a separate `orbita node` would: on
     // the HTTP listener, or, when that speaks TLS (with a certificate for a public name), on
     // a plain loopback listener of its own that serves only the node endpoint.
