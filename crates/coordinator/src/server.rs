@@ -145,6 +145,10 @@ impl Hub {
     pub fn service_router(self: &Arc<Self>) -> Router {
         let api = crate::accounts::http::router()
             .merge(crate::planning::http::router())
+            .layer(axum::middleware::from_fn_with_state(
+                self.coordinator.clone(),
+                crate::accounts::csrf::guard,
+            ))
             .with_state(self.coordinator.clone());
         Router::new()
             .route(CLIENT_PATH, get(client_ws))

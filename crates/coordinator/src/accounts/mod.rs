@@ -6,6 +6,7 @@
 //! * [`password`]: argon2id hashing and the input rules (e-mail, name, password).
 //! * [`quota`]: a user's effective quota and what is left of it.
 //! * [`authorize`]: who may create, plan and extend sessions (on [`crate::Coordinator`]).
+//! * [`csrf`]: state-changing API requests must be JSON and from this site's pages.
 //! * [`http`]: the REST API (`/api/auth/*`, `/api/admin/*`) and the helpers other routes use
 //!   ([`http::require`], [`http::ApiError`], [`http::JsonBody`]).
 //!
@@ -13,6 +14,7 @@
 
 mod admin;
 pub mod authorize;
+pub mod csrf;
 mod db;
 pub mod first_run;
 pub mod http;
