@@ -372,9 +372,10 @@ async fn nginx_site_in_front_of_orbita_serve() {
     let room = body_json(answer).await;
     let code = room["code"].as_str().expect("a room code").to_string();
     assert_eq!(room["link"], format!("{base}/r/{code}"), "{room}");
-    // ... and not from a page of another site.
+    // ... and not from a page of another site (a cookie-authenticated state change).
     let answer = create_room(&http, &base, &cookie, "https://elsewhere.test").await;
-    assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(answer.status(), StatusCode::FORBIDDEN);
+    assert_eq!(body_json(answer).await["error"], "bad_origin");
 
     let room_url = format!("{base}/api/rooms/{code}");
     let answer = get(&http, room_url.clone()).await;

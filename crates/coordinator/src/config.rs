@@ -91,10 +91,22 @@ pub struct Settings {
     pub session_hours: u64,
     /// Sign-ups per client address per hour.
     pub signup_per_hour: u32,
-    /// Failed logins for one e-mail within `login_lockout_minutes` that lock it out.
+    /// Failed logins for one e-mail from one client address within `login_lockout_minutes`
+    /// that lock that address out of that account; also the failures of an account (from
+    /// every address) after which each further attempt waits a growing delay
+    /// (`login_delay_max_secs`).
     pub login_max_failures: u32,
     /// The window failed logins are counted in, and how long a lock-out lasts (minutes).
     pub login_lockout_minutes: u64,
+    /// Failed logins from one client address (over every account) within
+    /// `login_lockout_minutes` that lock that address out of every login (credential stuffing).
+    pub login_max_failures_per_address: u32,
+    /// The longest delay between attempts on an account that has `login_max_failures`
+    /// failures (seconds; the delay starts at 1 s and doubles with each further failure).
+    pub login_delay_max_secs: u64,
+    /// Password checks that may wait for a hashing thread; beyond, logins are refused at once
+    /// (`429 busy`).
+    pub login_hash_queue: usize,
     /// Believe `X-Forwarded-Proto` / `X-Forwarded-For` (set only behind a proxy you run):
     /// cookies get `Secure` for `https`; sign-ups and code guesses are counted per forwarded
     /// address (the last `X-Forwarded-For` entry, the one the proxy added).
@@ -147,6 +159,9 @@ impl Default for Settings {
             signup_per_hour: 10,
             login_max_failures: 10,
             login_lockout_minutes: 15,
+            login_max_failures_per_address: 50,
+            login_delay_max_secs: 60,
+            login_hash_queue: 32,
             trust_proxy_headers: false,
             quota_agent: Quota {
                 sessions_per_period: Some(10),
@@ -219,6 +234,11 @@ impl Settings {
         }
         if self.login_lockout_minutes == 0 {
             return Err("login_lockout_minutes must be > 0".into());
+        }
+        if self.login_max_failures_per_address == 0 || self.login_delay_max_secs == 0 {
+            return Err(
+                "login_max_failures_per_address and login_delay_max_secs must be > 0".into(),
+            );
         }
         for (role, q) in [
             ("quota_agent", &self.quota_agent),

@@ -8,6 +8,7 @@
 //! | `orbita_coordinator_connections` | gauge | client WebSockets open on this process |
 //! | `orbita_coordinator_joins_total` | counter | `CONNECT_TO_SESSION` answers: a client sent to a session's server (by code, or as its creator once the node started it) |
 //! | `orbita_coordinator_refusals_total{reason}` | counter | every `ERROR` answer by its `code`, and `SERVERS_BUSY` / `SESSION_NOT_EXIST` |
+//! | `orbita_coordinator_password_verifications_total` | counter | passwords checked against their argon2 hash (logins and password changes; refused attempts are not checked) |
 //! | `orbita_coordinator_request_duration_seconds{verb}` | histogram | time from a client's message to its answer, by verb ([`CLIENT_VERBS`], else `OTHER`) |
 //!
 //! The gauges read the registry at scrape time ([`Metrics::refresh`]); the counters and the
@@ -83,6 +84,7 @@ pub struct Metrics {
     connections: Gauge,
     joins: Counter,
     refusals: Family<Label, Counter>,
+    password_verifications: Counter,
     durations: HistogramFamily,
 }
 
@@ -95,6 +97,12 @@ impl Default for Metrics {
 impl Metrics {
     /// Every metric at 0.
     pub fn new() -> Metrics {
+        Metrics::with_password_verifications(Counter::default())
+    }
+
+    /// Every metric at 0 but `password_verifications`, the accounts' own counter
+    /// ([`crate::accounts::Accounts::password_verifications`]).
+    pub fn with_password_verifications(password_verifications: Counter) -> Metrics {
         let m = Metrics {
             registry: MetricRegistry::default(),
             nodes_up: Gauge::default(),
@@ -102,6 +110,7 @@ impl Metrics {
             connections: Gauge::default(),
             joins: Counter::default(),
             refusals: Family::default(),
+            password_verifications,
             durations: HistogramFamily::new_with_constructor(duration_histogram),
         };
         for reason in refusal_reasons() {
@@ -137,6 +146,11 @@ impl Metrics {
             "orbita_coordinator_refusals",
             "Refused requests by reason (the ERROR code, SERVERS_BUSY or SESSION_NOT_EXIST)",
             m.refusals.clone(),
+        );
+        registry.register(
+            "orbita_coordinator_password_verifications",
+            "Passwords checked against their hash (logins and password changes)",
+            m.password_verifications.clone(),
         );
         registry.register(
             "orbita_coordinator_request_duration_seconds",

@@ -26,10 +26,10 @@ use axum::routing::get;
 use axum::Router;
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, info, warn};
 
-use crate::accounts::User;
+use crate::accounts::ended::{self, Ended, LoginSession, SESSION_RECHECK_MS};
 use crate::auth;
 use crate::coordinator::{Coordinator, Delivery};
 use crate::logic::{ceil_secs, TokenBucket};
@@ -71,13 +71,16 @@ impl Hub {
     /// A hub with no connections.
     pub fn new(coordinator: Arc<Coordinator>) -> Arc<Hub> {
         let (shutdown_tx, shutdown) = watch::channel(false);
+        let metrics = Metrics::with_password_verifications(
+            coordinator.accounts().password_verifications().clone(),
+        );
         Arc::new(Hub {
             coordinator,
             clients: Mutex::new(HashMap::new()),
             nodes: Mutex::new(HashMap::new()),
             shutdown,
             shutdown_tx,
-            metrics: Metrics::new(),
+            metrics,
         })
     }
 
@@ -148,6 +151,10 @@ impl Hub {
     pub fn service_router(self: &Arc<Self>) -> Router {
         let api = crate::accounts::http::router()
             .merge(crate::planning::http::router())
+            .layer(axum::middleware::from_fn_with_state(
+                self.coordinator.clone(),
+                crate::accounts::csrf::guard,
+            ))
             .with_state(self.coordinator.clone());
         Router::new()
             .route(CLIENT_PATH, get(client_ws))
@@ -297,12 +304,15 @@ async fn client_ws(
         hub.coordinator.settings().trust_proxy_headers,
     );
     let cap = transport_cap(hub.coordinator.settings().max_message_bytes);
-    // The connection acts as the account its login (cookie, Bearer or ?token=) names.
+    // The connection acts as the account its login (cookie, Bearer or ?token=) names, until
+    // that login ends.
     let accounts = hub.coordinator.accounts();
     let now = hub.coordinator.now();
-    let caller = match query_token(request.uri().query()) {
-        Some(token) => accounts.user_from_token(token, now).await,
-        None => accounts.user_from_headers(request.headers(), now).await,
+    let token = query_token(request.uri().query())
+        .or_else(|| crate::accounts::Accounts::request_token(request.headers()));
+    let caller = match token {
+        Some(token) => accounts.login_session(token, now).await,
+        None => Ok(None),
     };
     let caller = caller.unwrap_or_else(|e| {
         warn!(error = %e, "could not check a client's login: treated as a guest");
@@ -311,6 +321,90 @@ async fn client_ws(
     ws.max_message_size(cap)
         .max_frame_size(cap)
         .on_upgrade(move |socket| client_session(hub, socket, ip, caller))
+}
+
+fn recheck_every() -> Duration {
+    Duration::from_millis(SESSION_RECHECK_MS as u64)
+}
+
+/// What ends a connection's login ([`crate::accounts::ended`]): an end told in this process,
+/// the session's expiry, or (re-read every [`SESSION_RECHECK_MS`]) its absence from the
+/// database. Refreshes the account (a changed role) on each re-read.
+struct LoginWatch {
+    session: LoginSession,
+    ended: broadcast::Receiver<Ended>,
+    next_recheck: tokio::time::Instant,
+}
+
+/// Waits until `watch`'s login ends (forever for a guest); returns the close reason.
+async fn login_ended(watch: Option<&mut LoginWatch>, coordinator: &Coordinator) -> &'static str {
+    match watch {
+        Some(w) => w.ended(coordinator).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl LoginWatch {
+    fn new(session: LoginSession, coordinator: &Coordinator) -> LoginWatch {
+        LoginWatch {
+            session,
+            ended: coordinator.accounts().subscribe_ended(),
+            next_recheck: tokio::time::Instant::now() + recheck_every(),
+        }
+    }
+
+    /// Waits until the login ends; returns the close reason. Cancel-safe.
+    async fn ended(&mut self, coordinator: &Coordinator) -> &'static str {
+        loop {
+            let left = self.session.expires_ms - coordinator.now();
+            if left <= 0 {
+                return ended::LOGIN_EXPIRED;
+            }
+            let expiry = tokio::time::sleep(Duration::from_millis(left.max(0) as u64));
+            tokio::select! {
+                biased;
+                told = self.ended.recv() => match told {
+                    Ok(end) => {
+                        if let Some(reason) = end.ends(self.session.user.id, &self.session.token_hash) {
+                            return reason;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        if !self.reread(coordinator).await {
+                            return ended::LOGIN_EXPIRED;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+                },
+                _ = expiry => return ended::LOGIN_EXPIRED,
+                _ = tokio::time::sleep_until(self.next_recheck) => {
+                    self.next_recheck = tokio::time::Instant::now() + recheck_every();
+                    if !self.reread(coordinator).await {
+                        return ended::LOGIN_EXPIRED;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Re-reads the session; `false` when it is gone (a database failure keeps it).
+    async fn reread(&mut self, coordinator: &Coordinator) -> bool {
+        match coordinator
+            .accounts()
+            .login_session_by_hash(&self.session.token_hash, coordinator.now())
+            .await
+        {
+            Ok(Some(session)) => {
+                self.session = session;
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                warn!(error = %e, "could not re-read a client's login: kept");
+                true
+            }
+        }
+    }
 }
 
 async fn send_text(socket: &mut WebSocket, text: String) -> bool {
@@ -326,7 +420,12 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
         .await;
 }
 
-async fn client_session(hub: Arc<Hub>, mut socket: WebSocket, ip: IpAddr, caller: Option<User>) {
+async fn client_session(
+    hub: Arc<Hub>,
+    mut socket: WebSocket,
+    ip: IpAddr,
+    login: Option<LoginSession>,
+) {
     let coordinator = hub.coordinator.clone();
     let user_id = coordinator.new_user_id();
     let (tx, mut rx) = mpsc::channel::<String>(QUEUE);
@@ -338,12 +437,27 @@ async fn client_session(hub: Arc<Hub>, mut socket: WebSocket, ip: IpAddr, caller
         settings.messages_per_second * 2.0,
         coordinator.now(),
     );
-    debug!(user_id, %ip, account = caller.as_ref().map(|u| u.id), "client connected");
+    let mut watch = login.map(|session| LoginWatch::new(session, &coordinator));
+    debug!(user_id, %ip, account = watch.as_ref().map(|w| w.session.user.id), "client connected");
     if send_text(&mut socket, coordinator.welcome(&user_id).to_json()).await {
         loop {
             tokio::select! {
+                // An ended login closes the connection before any further message is read.
+                biased;
+                reason = login_ended(watch.as_mut(), &coordinator) => {
+                    debug!(user_id, reason, "client's login ended");
+                    close(&mut socket, ended::CLOSE_CODE, reason).await;
+                    break;
+                }
                 incoming = socket.recv() => {
                     let Some(Ok(msg)) = incoming else { break };
+                    // The expiry timer may not have fired yet (or the clock is a test's).
+                    if watch.as_ref().is_some_and(|w| w.session.expires_ms <= coordinator.now()) {
+                        debug!(user_id, "client's login expired");
+                        close(&mut socket, ended::CLOSE_CODE, ended::LOGIN_EXPIRED).await;
+                        break;
+                    }
+                    let caller = watch.as_ref().map(|w| &w.session.user);
                     let reply = match msg {
                         Message::Text(text) => {
                             let started = std::time::Instant::now();
@@ -355,7 +469,7 @@ async fn client_session(hub: Arc<Hub>, mut socket: WebSocket, ip: IpAddr, caller
                                     retry_after_seconds: Some(ceil_secs(wait)),
                                 }))
                             } else {
-                                let outcome = coordinator.handle_client_text(&user_id, caller.as_ref(), ip, text.as_str(), now).await;
+                                let outcome = coordinator.handle_client_text(&user_id, caller, ip, text.as_str(), now).await;
                                 hub.deliver(outcome.deliveries).await;
                                 outcome.reply
                             };

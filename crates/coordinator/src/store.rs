@@ -128,6 +128,7 @@ impl Backend {
             ("ending_notice", per_backend!("0002_ending_notice.sql")),
             ("accounts", per_backend!("0003_accounts.sql")),
             ("plan_details", per_backend!("0004_plan_details.sql")),
+            ("login_limits", per_backend!("0005_login_limits.sql")),
         ];
         Migrator {
             migrations: Cow::Owned(

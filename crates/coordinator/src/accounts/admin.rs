@@ -50,7 +50,8 @@ impl Accounts {
         Self::not_self(by, id, "reject")?;
         self.set_state(user.id, Status::Rejected, user.role, reason)
             .await?;
-        self.delete_user_sessions(user.id, None).await?;
+        self.delete_user_sessions(user.id, None, super::ended::ACCOUNT_REJECTED)
+            .await?;
         self.existing(id).await
     }
 

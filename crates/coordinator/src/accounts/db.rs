@@ -5,6 +5,8 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use super::ended::{self, Ended};
+use super::login_limits::LoginLimits;
 use super::{AccResult, AccountError, Accounts, Quota, Role, Status, User};
 use crate::clock::Millis;
 
@@ -246,7 +248,7 @@ impl Accounts {
             .fetch_all(&self.pool)
             .await?;
         for h in extra {
-            self.delete_session(&h).await?;
+            self.delete_session(&h, ended::TOO_MANY_LOGINS).await?;
         }
         Ok(())
     }
@@ -257,13 +259,22 @@ impl Accounts {
         token_hash: &str,
         now: Millis,
     ) -> AccResult<Option<User>> {
+        Ok(self.session_row(token_hash, now).await?.map(|(u, _)| u))
+    }
+
+    /// [`Accounts::session_user`] and when the session expires.
+    pub(super) async fn session_row(
+        &self,
+        token_hash: &str,
+        now: Millis,
+    ) -> AccResult<Option<(User, Millis)>> {
         let cols: String = USER_COLS
             .split(", ")
             .map(|c| format!("u.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
         let q = self.sql(&format!(
-            "SELECT {cols} FROM acc_sessions s JOIN acc_users u ON u.id = s.user_id \
+            "SELECT {cols}, s.expires_ms FROM acc_sessions s JOIN acc_users u ON u.id = s.user_id \
              WHERE s.token_hash = ? AND s.expires_ms > ? AND u.status = 'active'"
         ));
         let row = sqlx::query(&q)
@@ -271,31 +282,50 @@ impl Accounts {
             .bind(now)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(user_of).transpose()?.map(|(u, _)| u))
+        let Some(row) = row else { return Ok(None) };
+        let (user, _) = user_of(&row)?;
+        Ok(Some((user, row.try_get(9)?)))
     }
 
-    pub(super) async fn delete_session(&self, token_hash: &str) -> AccResult<()> {
+    /// Ends one login session (and tells its connections: `reason`).
+    pub(super) async fn delete_session(
+        &self,
+        token_hash: &str,
+        reason: &'static str,
+    ) -> AccResult<()> {
         let q = self.sql("DELETE FROM acc_sessions WHERE token_hash = ?");
         sqlx::query(&q)
             .bind(token_hash.to_string())
             .execute(&self.pool)
             .await?;
+        self.tell_ended(Ended::One {
+            token_hash: token_hash.to_string(),
+            reason,
+        });
         Ok(())
     }
 
-    /// Ends a user's login sessions but the one with hash `keep`; returns how many ended.
+    /// Ends a user's login sessions but the one with hash `keep` (and tells their
+    /// connections: `reason`); returns how many ended.
     pub(super) async fn delete_user_sessions(
         &self,
         user_id: i64,
         keep: Option<&str>,
+        reason: &'static str,
     ) -> AccResult<u64> {
         let q = self.sql("DELETE FROM acc_sessions WHERE user_id = ? AND token_hash <> ?");
-        Ok(sqlx::query(&q)
+        let n = sqlx::query(&q)
             .bind(user_id)
             .bind(keep.unwrap_or("").to_string())
             .execute(&self.pool)
             .await?
-            .rows_affected())
+            .rows_affected();
+        self.tell_ended(Ended::User {
+            user_id,
+            keep: keep.map(str::to_string),
+            reason,
+        });
+        Ok(n)
     }
 
     /// Live login sessions of a user.
@@ -310,77 +340,100 @@ impl Accounts {
 
     // ------------------------------------------------------------------ login failures
 
-    /// When a lock-out of `email` ends, if one is in force.
-    pub(super) async fn locked_until(&self, email: &str, now: Millis) -> AccResult<Option<Millis>> {
-        let q = self.sql("SELECT until_ms FROM acc_lockouts WHERE email = ? AND until_ms > ?");
-        Ok(sqlx::query_scalar(&q)
-            .bind(email.to_string())
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    /// Records a failed login; when it makes `max` within `window`, locks `email` out until
-    /// `now + lockout` (and forgets its failures). Returns whether it locked.
-    pub(super) async fn record_failure(
+    /// Reserves a login attempt of `email` from `addr` before its password is checked, in one
+    /// transaction under the registry lock (so parallel attempts, also on other coordinators
+    /// sharing the database, are counted one after the other): refuses it while a lock-out
+    /// of that address (for that account, or for every account) is in force, or while the
+    /// account's growing delay runs; else stores it as a failure, locking the address out
+    /// when that failure reaches a limit. A login that then succeeds takes the failure back
+    /// ([`Accounts::attempt_succeeded`]).
+    pub(super) async fn reserve_attempt(
         &self,
         email: &str,
+        addr: &str,
         now: Millis,
-        window: Millis,
-        max: u32,
-        lockout: Millis,
-    ) -> AccResult<bool> {
+        limits: &LoginLimits,
+    ) -> AccResult<()> {
+        let mut tx = self.locked().await?;
         // Failures older than the window count for nothing (any e-mail's: the table stays as
-        // small as the failures of one window).
+        // small as the failures of one window), nor do ended lock-outs.
         let q = self.sql("DELETE FROM acc_login_failures WHERE at_ms <= ?");
         sqlx::query(&q)
-            .bind(now - window)
-            .execute(&self.pool)
+            .bind(now - limits.window_ms)
+            .execute(&mut *tx)
             .await?;
-        let q = self.sql("INSERT INTO acc_login_failures (email, at_ms) VALUES (?, ?)");
-        sqlx::query(&q)
-            .bind(email.to_string())
-            .bind(now)
-            .execute(&self.pool)
+        let q = self.sql("DELETE FROM acc_login_locks WHERE until_ms <= ?");
+        sqlx::query(&q).bind(now).execute(&mut *tx).await?;
+        let (pair, whole) = (pair_key(email, addr), address_key(addr));
+        let q = self.sql("SELECT MAX(until_ms) FROM acc_login_locks WHERE lock_key IN (?, ?)");
+        let until: Option<Millis> = sqlx::query_scalar(&q)
+            .bind(pair.clone())
+            .bind(whole.clone())
+            .fetch_one(&mut *tx)
             .await?;
-        let q = self.sql("SELECT COUNT(*) FROM acc_login_failures WHERE email = ?");
-        let n: i64 = sqlx::query_scalar(&q)
-            .bind(email.to_string())
-            .fetch_one(&self.pool)
-            .await?;
-        if n < i64::from(max) {
-            return Ok(false);
+        if let Some(until) = until {
+            tx.commit().await?;
+            return Err(AccountError::LockedOut(until - now));
         }
+        let q = self.sql("SELECT COUNT(*), MAX(at_ms) FROM acc_login_failures WHERE email = ?");
+        let row = sqlx::query(&q)
+            .bind(email.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+        let (failures, last): (i64, Option<Millis>) = (row.try_get(0)?, row.try_get(1)?);
+        if let Some(wait) = limits.delay_ms(failures) {
+            let ready = last.unwrap_or(now) + wait;
+            if now < ready {
+                tx.commit().await?;
+                return Err(AccountError::Delayed(ready - now));
+            }
+        }
+        let q = self.sql("INSERT INTO acc_login_failures (email, addr, at_ms) VALUES (?, ?, ?)");
+        sqlx::query(&q)
+            .bind(email.to_string())
+            .bind(addr.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        // (Two counts: MySQL's SUM is a DECIMAL the Any driver cannot read as an integer.)
+        let q = self.sql("SELECT COUNT(*) FROM acc_login_failures WHERE addr = ?");
+        let from_addr: i64 = sqlx::query_scalar(&q)
+            .bind(addr.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+        let q = self.sql("SELECT COUNT(*) FROM acc_login_failures WHERE addr = ? AND email = ?");
+        let from_pair: i64 = sqlx::query_scalar(&q)
+            .bind(addr.to_string())
+            .bind(email.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+        let until = now + limits.lockout_ms;
+        if from_pair >= i64::from(limits.max_failures) {
+            set_lock(&mut tx, &self.backend, &pair, until).await?;
+        }
+        if from_addr >= i64::from(limits.max_failures_per_address) {
+            set_lock(&mut tx, &self.backend, &whole, until).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// After a right password: forgets the failures of `email` from `addr` (the reserved one
+    /// too) and that address's lock-out for that account.
+    pub(super) async fn attempt_succeeded(&self, email: &str, addr: &str) -> AccResult<()> {
         let mut tx = self.locked().await?;
-        let q = self.sql("DELETE FROM acc_lockouts WHERE email = ?");
+        let q = self.sql("DELETE FROM acc_login_failures WHERE email = ? AND addr = ?");
         sqlx::query(&q)
             .bind(email.to_string())
+            .bind(addr.to_string())
             .execute(&mut *tx)
             .await?;
-        let q = self.sql("INSERT INTO acc_lockouts (email, until_ms) VALUES (?, ?)");
+        let q = self.sql("DELETE FROM acc_login_locks WHERE lock_key = ?");
         sqlx::query(&q)
-            .bind(email.to_string())
-            .bind(now + lockout)
-            .execute(&mut *tx)
-            .await?;
-        let q = self.sql("DELETE FROM acc_login_failures WHERE email = ?");
-        sqlx::query(&q)
-            .bind(email.to_string())
+            .bind(pair_key(email, addr))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(true)
-    }
-
-    /// Forgets `email`'s failed logins (after a successful one) and expired lock-outs.
-    pub(super) async fn clear_failures(&self, email: &str, now: Millis) -> AccResult<()> {
-        let q = self.sql("DELETE FROM acc_login_failures WHERE email = ?");
-        sqlx::query(&q)
-            .bind(email.to_string())
-            .execute(&self.pool)
-            .await?;
-        let q = self.sql("DELETE FROM acc_lockouts WHERE until_ms <= ?");
-        sqlx::query(&q).bind(now).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -580,6 +633,37 @@ impl Accounts {
         }
         Ok(query.execute(&self.pool).await?.rows_affected())
     }
+}
+
+/// The lock key of one address for one account.
+fn pair_key(email: &str, addr: &str) -> String {
+    format!("ea {email} {addr}")
+}
+
+/// The lock key of one address for every account.
+fn address_key(addr: &str) -> String {
+    format!("a {addr}")
+}
+
+/// Sets (or moves) the lock-out `key` to end at `until`, in `tx`.
+async fn set_lock(
+    tx: &mut Transaction<'static, Any>,
+    backend: &crate::store::Backend,
+    key: &str,
+    until: Millis,
+) -> AccResult<()> {
+    let q = backend.sql("DELETE FROM acc_login_locks WHERE lock_key = ?");
+    sqlx::query(&q)
+        .bind(key.to_string())
+        .execute(&mut **tx)
+        .await?;
+    let q = backend.sql("INSERT INTO acc_login_locks (lock_key, until_ms) VALUES (?, ?)");
+    sqlx::query(&q)
+        .bind(key.to_string())
+        .bind(until)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// One use of a quota, as stored.

@@ -131,6 +131,12 @@ impl From<AccountError> for ApiError {
             AccountError::LockedOut(ms) => {
                 ApiError::new(S::TOO_MANY_REQUESTS, "locked_out", e.to_string()).retry_after_ms(ms)
             }
+            AccountError::Delayed(ms) => {
+                ApiError::new(S::TOO_MANY_REQUESTS, "locked_out", e.to_string()).retry_after_ms(ms)
+            }
+            AccountError::Busy => {
+                ApiError::new(S::TOO_MANY_REQUESTS, "busy", e.to_string()).retry_after_ms(1000)
+            }
             AccountError::RateLimited(ms) => {
                 ApiError::new(S::TOO_MANY_REQUESTS, "rate_limited", e.to_string())
                     .retry_after_ms(ms)
@@ -379,7 +385,9 @@ async fn login(
     JsonBody(b): JsonBody<LoginBody>,
 ) -> Result<Response, ApiError> {
     let accounts = c.accounts();
-    let login = accounts.login(&b.email, &b.password, c.now()).await?;
+    let login = accounts
+        .login_from(&b.email, &b.password, &client.addr.to_string(), c.now())
+        .await?;
     let user = login.user.to_json();
     if b.token {
         return Ok(Json(json!({"user": user, "token": login.token})).into_response());
@@ -427,6 +435,7 @@ struct PasswordBody {
 
 async fn change_password(
     State(c): Coord,
+    client: ClientInfo,
     headers: HeaderMap,
     JsonBody(b): JsonBody<PasswordBody>,
 ) -> Result<Response, ApiError> {
@@ -434,7 +443,14 @@ async fn change_password(
     let token = Accounts::request_token(&headers);
     match c
         .accounts()
-        .change_password(&user, token, &b.old_password, &b.new_password, c.now())
+        .change_password(
+            &user,
+            token,
+            &b.old_password,
+            &b.new_password,
+            &client.addr.to_string(),
+            c.now(),
+        )
         .await
     {
         Ok(_) => Ok(StatusCode::NO_CONTENT.into_response()),

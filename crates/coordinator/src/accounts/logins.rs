@@ -1,12 +1,19 @@
 //! Sign-up, login sessions and passwords.
 
 use axum::http::HeaderMap;
+use tokio::sync::SemaphorePermit;
 
+use super::ended;
+use super::login_limits::LoginLimits;
 use super::password::{self, check_name, check_password, check_time_zone, normalize_email};
 use super::tokens;
 use super::{AccResult, AccountError, Accounts, Role, Status, User};
 use crate::clock::{Millis, MINUTE};
 use crate::config::Settings;
+
+/// The address [`Accounts::login`] counts attempts against: an operator's own tools (the
+/// first-run link, tests), not a network client.
+pub const LOCAL_ADDRESS: &str = "local";
 
 /// A new login session: the token to hand to the client (only its hash is stored).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,9 +27,17 @@ pub struct Login {
 }
 
 impl Accounts {
-    /// Runs an argon2 job on a blocking thread, at most a few at once.
+    /// A place in the hashing queue: at most [`HASHING_SLOTS`](super::HASHING_SLOTS) jobs run
+    /// and `login_hash_queue` wait; beyond, [`AccountError::Busy`] at once.
+    fn ticket(&self) -> AccResult<SemaphorePermit<'_>> {
+        self.admission.try_acquire().map_err(|_| AccountError::Busy)
+    }
+
+    /// Runs an argon2 job on a blocking thread, at most a few at once (the caller holds a
+    /// [`Accounts::ticket`]).
     async fn hashing<T: Send + 'static>(
         &self,
+        _ticket: &SemaphorePermit<'_>,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> AccResult<T> {
         let _permit = self
@@ -36,13 +51,22 @@ impl Accounts {
     }
 
     async fn hash(&self, password: &str) -> AccResult<String> {
+        let ticket = self.ticket()?;
         let password = password.to_string();
-        self.hashing(move || password::hash(&password)).await?
+        self.hashing(&ticket, move || password::hash(&password))
+            .await?
     }
 
-    async fn verify(&self, password: &str, phc: &str) -> AccResult<bool> {
+    /// Checks `password` against `phc` (counted in [`Accounts::password_verifications`]).
+    async fn verify(
+        &self,
+        ticket: &SemaphorePermit<'_>,
+        password: &str,
+        phc: &str,
+    ) -> AccResult<bool> {
         let (password, phc) = (password.to_string(), phc.to_string());
-        self.hashing(move || password::verify(&password, &phc))
+        self.verifications.inc();
+        self.hashing(ticket, move || password::verify(&password, &phc))
             .await
     }
 
@@ -148,34 +172,50 @@ impl Accounts {
         Ok(true)
     }
 
-    fn lockout_window(&self) -> Millis {
-        Settings::min_ms(self.settings.login_lockout_minutes)
+    fn limits(&self) -> LoginLimits {
+        let s = &self.settings;
+        LoginLimits {
+            window_ms: Settings::min_ms(s.login_lockout_minutes),
+            lockout_ms: Settings::min_ms(s.login_lockout_minutes),
+            max_failures: s.login_max_failures,
+            max_failures_per_address: s.login_max_failures_per_address,
+            max_delay_ms: Settings::ms(s.login_delay_max_secs),
+        }
     }
 
-    /// `POST /api/auth/login`: checks the password (the same `BadCredentials` for an unknown
-    /// e-mail), counts failures towards the lock-out, and starts a login session.
+    /// [`Accounts::login_from`] an operator's own address ([`LOCAL_ADDRESS`]).
     pub async fn login(&self, email: &str, password: &str, now: Millis) -> AccResult<Login> {
+        self.login_from(email, password, LOCAL_ADDRESS, now).await
+    }
+
+    /// `POST /api/auth/login` from client address `addr`: checks the password (an unknown
+    /// e-mail takes the same steps and gets the same `BadCredentials`) and starts a login
+    /// session. Before the password is checked the attempt is reserved as a failure
+    /// ([`Accounts::reserve_attempt`]: lock-outs per address and account, per address, the
+    /// account's growing delay), and a right password takes it back; so parallel guesses
+    /// are checked at most as often as the limits allow. `Busy` when the hashing queue is
+    /// full (nothing counted).
+    pub async fn login_from(
+        &self,
+        email: &str,
+        password: &str,
+        addr: &str,
+        now: Millis,
+    ) -> AccResult<Login> {
         let email = normalize_email(email).map_err(|_| AccountError::BadCredentials)?;
-        if let Some(until) = self.locked_until(&email, now).await? {
-            return Err(AccountError::LockedOut(until - now));
-        }
+        let ticket = self.ticket()?;
+        self.reserve_attempt(&email, addr, now, &self.limits())
+            .await?;
         let row = self.user_row_by_email(&email).await?;
         let phc = row
             .as_ref()
             .map_or_else(|| password::decoy().to_string(), |(_, h)| h.clone());
-        let ok = self.verify(password, &phc).await? && row.is_some();
+        let ok = self.verify(&ticket, password, &phc).await? && row.is_some();
+        drop(ticket);
         let Some((user, _)) = row.filter(|_| ok) else {
-            self.record_failure(
-                &email,
-                now,
-                self.lockout_window(),
-                self.settings.login_max_failures,
-                self.lockout_window(),
-            )
-            .await?;
             return Err(AccountError::BadCredentials);
         };
-        self.clear_failures(&email, now).await?;
+        self.attempt_succeeded(&email, addr).await?;
         match user.status {
             Status::Active => {}
             Status::Pending => return Err(AccountError::Pending),
@@ -235,43 +275,40 @@ impl Accounts {
     /// Ends the login session of `token` (nothing when there is none).
     pub async fn logout(&self, token: &str) -> AccResult<()> {
         if tokens::well_formed(token) {
-            self.delete_session(&tokens::token_hash(token)).await?;
+            self.delete_session(&tokens::token_hash(token), ended::LOGGED_OUT)
+                .await?;
         }
         Ok(())
     }
 
-    /// `POST /api/auth/password`: checks the old password (failures count towards the
-    /// lock-out), stores the new one and ends the user's other login sessions (not
-    /// `current_token`'s). Returns how many sessions ended.
+    /// `POST /api/auth/password` from client address `addr`: checks the old password (as a
+    /// login attempt: the same limits, failures count), stores the new one and ends the
+    /// user's other login sessions (not `current_token`'s). Returns how many ended.
     pub async fn change_password(
         &self,
         user: &User,
         current_token: Option<&str>,
         old_password: &str,
         new_password: &str,
+        addr: &str,
         now: Millis,
     ) -> AccResult<u64> {
-        if let Some(until) = self.locked_until(&user.email, now).await? {
-            return Err(AccountError::LockedOut(until - now));
-        }
+        let ticket = self.ticket()?;
+        self.reserve_attempt(&user.email, addr, now, &self.limits())
+            .await?;
         let Some((_, phc)) = self.user_row(user.id).await? else {
             return Err(AccountError::NotFound);
         };
-        if !self.verify(old_password, &phc).await? {
-            self.record_failure(
-                &user.email,
-                now,
-                self.lockout_window(),
-                self.settings.login_max_failures,
-                self.lockout_window(),
-            )
-            .await?;
+        if !self.verify(&ticket, old_password, &phc).await? {
             return Err(AccountError::BadCredentials);
         }
+        drop(ticket);
+        self.attempt_succeeded(&user.email, addr).await?;
         check_password(new_password)?;
         let hash = self.hash(new_password).await?;
         self.set_password_hash(user.id, &hash).await?;
         let keep = current_token.map(tokens::token_hash);
-        self.delete_user_sessions(user.id, keep.as_deref()).await
+        self.delete_user_sessions(user.id, keep.as_deref(), ended::PASSWORD_CHANGED)
+            .await
     }
 }

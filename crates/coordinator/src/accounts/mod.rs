@@ -3,9 +3,12 @@
 //!
 //! * [`Accounts`]: sign-up, approval, login sessions (only a token's SHA-256 is stored),
 //!   password changes, quota defaults and overrides, the usage that quotas count.
+//! * [`login_limits`]: lock-outs and delays of failed logins, as numbers.
 //! * [`password`]: argon2id hashing and the input rules (e-mail, name, password).
 //! * [`quota`]: a user's effective quota and what is left of it.
 //! * [`authorize`]: who may create, plan and extend sessions (on [`crate::Coordinator`]).
+//! * [`ended`]: login sessions that end close the WebSockets acting as them.
+//! * [`csrf`]: state-changing API requests must be JSON and from this site's pages.
 //! * [`http`]: the REST API (`/api/auth/*`, `/api/admin/*`) and the helpers other routes use
 //!   ([`http::require`], [`http::ApiError`], [`http::JsonBody`]).
 //!
@@ -13,9 +16,12 @@
 
 mod admin;
 pub mod authorize;
+pub mod csrf;
 mod db;
+pub mod ended;
 pub mod first_run;
 pub mod http;
+pub mod login_limits;
 mod logins;
 pub mod password;
 pub mod quota;
@@ -24,6 +30,7 @@ pub mod tokens;
 use std::fmt;
 use std::str::FromStr;
 
+use prometheus_client::metrics::counter::Counter;
 use serde::{Deserialize, Serialize};
 use sqlx::AnyPool;
 use tokio::sync::Semaphore;
@@ -34,7 +41,8 @@ use crate::store::{Backend, Registry};
 
 pub use admin::MAX_REASON_CHARS;
 pub use authorize::{Grant, UseKind};
-pub use logins::Login;
+pub use login_limits::LOGIN_DELAY_BASE_MS;
+pub use logins::{Login, LOCAL_ADDRESS};
 pub use quota::{QuotaRefusal, QuotaStatus, Reservation};
 
 /// What an account may do (docs/roles.md).
@@ -229,9 +237,17 @@ pub enum AccountError {
     /// The account was rejected; the reason.
     #[error("{0}")]
     Rejected(String),
-    /// Too many failed logins for this e-mail; retry after this many ms.
-    #[error("too many failed logins for this e-mail; try again later")]
+    /// Too many failed logins from this address (for this e-mail, or for any); retry after
+    /// this many ms.
+    #[error("too many failed logins from your address; try again later")]
     LockedOut(Millis),
+    /// This account had many failed logins lately: each attempt waits a growing delay;
+    /// retry after this many ms.
+    #[error("this account had many failed logins lately: wait a moment before the next try")]
+    Delayed(Millis),
+    /// Too many password checks are waiting: retry in a second.
+    #[error("the server is checking many passwords right now; try again in a second")]
+    Busy,
     /// Too many sign-ups from this address; retry after this many ms.
     #[error("too many sign-ups from this address; try again later")]
     RateLimited(Millis),
@@ -261,8 +277,9 @@ impl AccountError {
 /// Result of account operations.
 pub type AccResult<T> = Result<T, AccountError>;
 
-/// Concurrent password hashes (each takes ~19 MiB and a core for tens of ms).
-const HASHING_SLOTS: usize = 4;
+/// Concurrent password hashes (each takes ~19 MiB and a core for tens of ms); up to
+/// `login_hash_queue` more wait for one.
+pub const HASHING_SLOTS: usize = 4;
 
 /// The accounts, over the registry's connection pool.
 pub struct Accounts {
@@ -270,6 +287,12 @@ pub struct Accounts {
     backend: Backend,
     settings: Settings,
     hashing: Semaphore,
+    /// Places in the hashing queue: running plus waiting jobs.
+    admission: Semaphore,
+    /// Password verifications run (logins and password changes).
+    verifications: Counter,
+    /// Login sessions that ended, for the connections acting as them.
+    ended: tokio::sync::broadcast::Sender<ended::Ended>,
 }
 
 impl fmt::Debug for Accounts {
@@ -288,7 +311,16 @@ impl Accounts {
             backend: registry.backend(),
             settings: settings.clone(),
             hashing: Semaphore::new(HASHING_SLOTS),
+            admission: Semaphore::new(HASHING_SLOTS.saturating_add(settings.login_hash_queue)),
+            verifications: Counter::default(),
+            ended: ended::channel(),
         }
+    }
+
+    /// The counter of password verifications run (logins and password changes), as the
+    /// metric `orbita_coordinator_password_verifications_total` exports it.
+    pub fn password_verifications(&self) -> &Counter {
+        &self.verifications
     }
 
     /// The settings in force.

@@ -5,6 +5,8 @@ mod support;
 
 mod accounts;
 mod docs;
+mod login_limits;
+mod login_sockets;
 mod ops;
 mod planning;
 mod registry;

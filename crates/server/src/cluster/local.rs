@@ -139,7 +139,8 @@ pub fn print_setup_link(base: &str, token: &str) {
 
 /// Media-server routes the accounts guard: `POST /api/rooms` makes a room without the
 /// coordinator, so it needs the same right as `CREATE_SESSION` (an active account, or
-/// `guests_may_create`) and counts against the creator's quota like it.
+/// `guests_may_create`) and counts against the creator's quota like it; and, as every
+/// cookie-authenticated state change, passes [`orbita_coordinator::accounts::csrf::check`].
 async fn guard_room_creation(
     axum::extract::State(coordinator): axum::extract::State<Arc<Coordinator>>,
     request: axum::extract::Request,
@@ -160,6 +161,21 @@ async fn guard_room_creation(
         )
             .into_response()
     };
+    // A cookie-authenticated state change: JSON or no body, and from this site's pages.
+    let trust_proxy = coordinator.settings().trust_proxy_headers;
+    let client = orbita_coordinator::accounts::http::ClientInfo::of(
+        request.extensions(),
+        request.headers(),
+        trust_proxy,
+    );
+    if let Err(e) = orbita_coordinator::accounts::csrf::check(
+        request.method(),
+        request.headers(),
+        client.https,
+        trust_proxy,
+    ) {
+        return e.into_response();
+    }
     let now = orbita_coordinator::now_ms();
     let caller = match coordinator
         .accounts()
