@@ -6,6 +6,7 @@ mod support;
 mod acme;
 mod bad_input;
 mod cluster;
+mod listeners;
 mod load;
 mod media_core;
 mod nginx;
