@@ -9,6 +9,7 @@ mod chat_flood;
 mod churn;
 mod cluster;
 mod guessing;
+mod listeners;
 mod load;
 mod media_core;
 mod nginx;

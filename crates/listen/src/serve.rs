@@ -123,7 +123,9 @@ impl Connection {
         let deadline = activity
             .deadline()
             .expect("a new connection has a deadline");
-        match tokio::time::timeout_at(deadline, tls.accept(tcp)).await {
+        // Pinned here so that a timed-out handshake's socket closes after it is counted.
+        let handshake = std::pin::pin!(tls.accept(tcp));
+        match tokio::time::timeout_at(deadline, handshake).await {
             Ok(Ok(Some(stream))) => {
                 self.http(TrackedIo::new(stream, activity.clone(), permit), activity)
                     .await
