@@ -406,6 +406,11 @@ pub fn parse_servers(text: &str) -> Result<Vec<ServersFileEntry>, String> {
     Ok(entries)
 }
 
+/// The longest slot a line of `sessions_planned.json` may give, in minutes (366 days): longer
+/// is refused as a mistake (a huge number once overflowed the slot's end: found by fuzzing,
+/// docs/security.md).
+pub const MAX_PLANNED_MINUTES: i64 = 366 * 24 * 60;
+
 /// One object of `sessions_planned.json` (this crate's format; the spec leaves it open):
 /// `{"code":"1234","rc_name":"SomeRC","date":"25/12/2026","time":"18:30","duration_minutes":"60","planned_by":"id123"}`.
 /// Dates and times are UTC.
@@ -464,10 +469,10 @@ impl Plan {
             .trim()
             .parse()
             .ok()
-            .filter(|m| *m > 0)
+            .filter(|m| (1..=MAX_PLANNED_MINUTES).contains(m))
             .ok_or_else(|| {
                 format!(
-                    "duration_minutes {:?} is not a whole number > 0",
+                    "duration_minutes {:?} is not a whole number from 1 to {MAX_PLANNED_MINUTES}",
                     e.duration_minutes
                 )
             })?;
@@ -572,6 +577,25 @@ mod tests {
         assert!(text.contains("\"duration_minutes\": \"90\""), "{text}");
         assert_eq!(load_plans(&path).unwrap(), plans);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_planned_slot_too_long_is_refused_not_overflowed() {
+        // The `settings` fuzz target's input: duration_minutes times a minute overflowed i64
+        // (a panic with overflow checks, a wrapped end time without).
+        let entry = |minutes: &str| PlannedFileEntry {
+            code: "1234".into(),
+            rc_name: "SomeRC".into(),
+            date: "25/12/2026".into(),
+            time: "18:30".into(),
+            duration_minutes: minutes.into(),
+            planned_by: "x".into(),
+        };
+        let err = Plan::from_file_entry(&entry("9223372036854775807")).unwrap_err();
+        assert!(err.contains("from 1 to 527040"), "{err}");
+        assert!(Plan::from_file_entry(&entry("527041")).is_err());
+        let year = Plan::from_file_entry(&entry("527040")).unwrap();
+        assert_eq!(year.end_ms - year.start_ms, MAX_PLANNED_MINUTES * MINUTE);
     }
 
     #[test]
