@@ -5,11 +5,13 @@
 //! connections, [`SfuStats`]), so the page is one [`Collector`] of const metrics over that
 //! snapshot rather than metrics updated as things happen.
 
+use orbita_sfu::queues::DropReason;
 use orbita_sfu::SfuStats;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 /// The page's `Content-Type`: the Prometheus text format, version 0.0.4.
@@ -93,6 +95,32 @@ impl Collector for Snapshot {
                 counter.metric_type(),
             )?)?;
         }
+        // What the bounded queues of the media path dropped, by queue (crates/sfu/src/queues.rs).
+        let mut family = encoder.encode_descriptor(
+            "orbita_media_dropped_packets",
+            "Media packets dropped by a full queue: worker_queue (a worker's input channel), \
+             send_queue (a subscriber's outgoing stream), tcp_write_queue (an ICE-TCP connection).",
+            None,
+            MetricType::Counter,
+        )?;
+        for reason in DropReason::ALL {
+            let counter = ConstCounter::new(s.media_dropped(reason));
+            counter.encode(family.encode_family(&[("reason", reason.label())])?)?;
+        }
+        let chat = ConstCounter::new(s.dropped_chat);
+        chat.encode(encoder.encode_descriptor(
+            "orbita_chat_dropped_messages",
+            "Chat messages not delivered to a receiver whose signalling queue was nearly full.",
+            None,
+            chat.metric_type(),
+        )?)?;
+        let addrs = ConstGauge::new(s.demux_addresses);
+        addrs.encode(encoder.encode_descriptor(
+            "orbita_media_peer_addresses",
+            "Peer addresses the media demultiplexer routes by (each from a verified STUN request).",
+            None,
+            addrs.metric_type(),
+        )?)?;
         Ok(())
     }
 }
@@ -160,6 +188,9 @@ mod tests {
             ("orbita_bytes_out_total", "counter"),
             ("orbita_rtp_forwarded_total", "counter"),
             ("orbita_unmatched_packets_total", "counter"),
+            ("orbita_media_dropped_packets_total", "counter"),
+            ("orbita_chat_dropped_messages_total", "counter"),
+            ("orbita_media_peer_addresses", "gauge"),
         ];
         let types: Vec<(&str, &str)> = text
             .lines()
@@ -168,9 +199,40 @@ mod tests {
             .collect();
         assert_eq!(types, expected, "{text}");
         let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
-        assert_eq!(samples.len(), expected.len(), "{text}");
-        for ((name, _), sample) in expected.iter().zip(samples) {
-            assert_eq!(sample, format!("{name} 0"));
+        let dropped = [
+            "orbita_media_dropped_packets_total{reason=\"worker_queue\"} 0",
+            "orbita_media_dropped_packets_total{reason=\"send_queue\"} 0",
+            "orbita_media_dropped_packets_total{reason=\"tcp_write_queue\"} 0",
+        ];
+        let mut want: Vec<String> = Vec::new();
+        for (name, _) in &expected {
+            if *name == "orbita_media_dropped_packets_total" {
+                want.extend(dropped.iter().map(|d| d.to_string()));
+            } else {
+                want.push(format!("{name} 0"));
+            }
+        }
+        assert_eq!(samples, want, "{text}");
+    }
+
+    #[test]
+    fn drops_are_exported_by_reason() {
+        let sfu = SfuStats {
+            dropped_send_queue: 12,
+            dropped_tcp_write_queue: 3,
+            dropped_chat: 9,
+            demux_addresses: 4,
+            ..SfuStats::default()
+        };
+        let text = render(&ControlStats::default(), &sfu);
+        for line in [
+            "orbita_media_dropped_packets_total{reason=\"worker_queue\"} 0\n",
+            "orbita_media_dropped_packets_total{reason=\"send_queue\"} 12\n",
+            "orbita_media_dropped_packets_total{reason=\"tcp_write_queue\"} 3\n",
+            "orbita_chat_dropped_messages_total 9\n",
+            "orbita_media_peer_addresses 4\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
         }
     }
 }

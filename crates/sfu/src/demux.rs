@@ -2,13 +2,20 @@
 //!
 //! A peer's first packets are STUN binding requests whose USERNAME is `server_ufrag:client_ufrag`;
 //! the server ufrag was registered when the connection was made, so the request finds its
-//! connection and teaches the table the peer's address. Every later packet (DTLS, SRTP, SRTCP)
-//! is found by its source address and transport.
+//! connection. Its source address is recorded ([`Demux::learn`]) only after the connection has
+//! verified the request (right ufrags and MESSAGE-INTEGRITY, checked by str0m): a datagram that
+//! merely names a ufrag teaches nothing, and a connection keeps at most
+//! [`MAX_ADDRS_PER_CONN`] addresses. Every later packet (DTLS, SRTP, SRTCP) is found by its
+//! source address and transport.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use parking_lot::RwLock;
+
+/// Most peer addresses recorded for one connection (a peer has a few candidates: host, server
+/// reflexive, relayed, over UDP and TCP); learning one more forgets its oldest.
+pub const MAX_ADDRS_PER_CONN: usize = 8;
 
 /// Identifies one peer connection (one `str0m::Rtc`).
 pub type ConnId = u64;
@@ -29,6 +36,17 @@ pub enum Transport {
     Udp,
     /// An ICE-TCP connection.
     Tcp,
+}
+
+/// Where a datagram goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Routed {
+    /// Its connection.
+    pub route: Route,
+    /// It was routed by the STUN USERNAME from an address not (yet) recorded for the
+    /// connection: once the connection has verified it, record the address with
+    /// [`Demux::learn`].
+    pub unconfirmed: bool,
 }
 
 /// The keys that route to one connection, kept so they can be removed with it.
@@ -84,34 +102,58 @@ impl Demux {
 
     /// Find the connection of a datagram from `source` on `transport`.
     pub fn route(&self, transport: Transport, source: SocketAddr, data: &[u8]) -> Option<Route> {
-        if let Some(server_ufrag) = stun_server_ufrag(data) {
-            return self.route_stun(transport, source, server_ufrag);
-        }
-        self.tables
-            .read()
-            .by_addr
-            .get(&(transport, source))
-            .copied()
+        self.route_for(transport, source, data).map(|r| r.route)
     }
 
-    fn route_stun(&self, transport: Transport, source: SocketAddr, ufrag: &str) -> Option<Route> {
+    /// Find the connection of a datagram from `source` on `transport`, and whether its address
+    /// is still to be confirmed. Records nothing.
+    pub fn route_for(
+        &self,
+        transport: Transport,
+        source: SocketAddr,
+        data: &[u8],
+    ) -> Option<Routed> {
+        let t = self.tables.read();
+        let known = t.by_addr.get(&(transport, source)).copied();
+        if let Some(server_ufrag) = stun_server_ufrag(data) {
+            let route = *t.by_ufrag.get(server_ufrag)?;
+            return Some(Routed {
+                route,
+                unconfirmed: known != Some(route),
+            });
+        }
+        known.map(|route| Routed {
+            route,
+            unconfirmed: false,
+        })
+    }
+
+    /// Record that `source` on `transport` is a peer address of `route`'s connection: call it
+    /// only after the connection verified a STUN binding request from there. A connection that
+    /// has [`MAX_ADDRS_PER_CONN`] addresses forgets its oldest.
+    pub fn learn(&self, transport: Transport, source: SocketAddr, route: Route) {
         let key = (transport, source);
-        let route = {
-            let t = self.tables.read();
-            let route = *t.by_ufrag.get(ufrag)?;
-            if t.by_addr.get(&key) == Some(&route) {
-                return Some(route);
-            }
-            route
-        };
         let mut t = self.tables.write();
+        // The connection may be gone (removed while the datagram was in flight).
+        if !t.keys_of.contains_key(&route.conn) {
+            return;
+        }
         if let Some(old) = t.by_addr.insert(key, route) {
+            if old == route {
+                return;
+            }
             if let Some(keys) = t.keys_of.get_mut(&old.conn) {
                 keys.1.retain(|k| *k != key);
             }
         }
-        t.keys_of.entry(route.conn).or_default().1.push(key);
-        Some(route)
+        let addrs = &mut t.keys_of.entry(route.conn).or_default().1;
+        addrs.push(key);
+        let oldest = (addrs.len() > MAX_ADDRS_PER_CONN).then(|| addrs.remove(0));
+        if let Some(oldest) = oldest {
+            if t.by_addr.get(&oldest) == Some(&route) {
+                t.by_addr.remove(&oldest);
+            }
+        }
     }
 
     /// Number of known addresses (for metrics).
@@ -182,7 +224,7 @@ mod tests {
     }
 
     #[test]
-    fn stun_teaches_the_address_and_removal_forgets_it() {
+    fn a_confirmed_stun_request_teaches_the_address_and_removal_forgets_it() {
         let d = Demux::new();
         let route = Route {
             worker: 1,
@@ -193,8 +235,22 @@ mod tests {
         let rtp = [0x80u8, 0x60, 0, 1];
         assert_eq!(d.route(Transport::Udp, peer, &rtp), None);
         assert_eq!(
-            d.route(Transport::Udp, peer, &binding_request("srv1:x")),
-            Some(route)
+            d.route_for(Transport::Udp, peer, &binding_request("srv1:x")),
+            Some(Routed {
+                route,
+                unconfirmed: true
+            })
+        );
+        // Naming the ufrag teaches nothing: only the connection's verification does.
+        assert_eq!(d.route(Transport::Udp, peer, &rtp), None);
+        assert_eq!(d.addr_count(), 0);
+        d.learn(Transport::Udp, peer, route);
+        assert_eq!(
+            d.route_for(Transport::Udp, peer, &binding_request("srv1:x")),
+            Some(Routed {
+                route,
+                unconfirmed: false
+            })
         );
         assert_eq!(d.route(Transport::Udp, peer, &rtp), Some(route));
         assert_eq!(
@@ -212,6 +268,36 @@ mod tests {
             d.route(Transport::Udp, peer, &binding_request("srv1:x")),
             None
         );
+        assert_eq!(d.addr_count(), 0);
+        d.learn(Transport::Udp, peer, route);
+        assert_eq!(d.addr_count(), 0, "a removed connection learns nothing");
+    }
+
+    #[test]
+    fn datagrams_from_new_addresses_add_no_entry_and_addresses_per_connection_are_bounded() {
+        let d = Demux::new();
+        let route = Route { worker: 0, conn: 7 };
+        d.register_ufrag("srv7", route);
+        // Random datagrams and ufrag-naming requests from 10,000 addresses: nothing recorded.
+        for i in 0..10_000u32 {
+            let from = SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 4000));
+            let junk = [i as u8, 0x60, (i >> 8) as u8, 1, 2, 3, 4, 5];
+            assert_eq!(d.route(Transport::Udp, from, &junk), None);
+            d.route_for(Transport::Udp, from, &binding_request("srv7:evil"));
+        }
+        assert_eq!(d.addr_count(), 0);
+        // Verified addresses: at most MAX_ADDRS_PER_CONN, the oldest forgotten first.
+        let addr = |i: u16| SocketAddr::from(([192, 0, 2, 1], 5000 + i));
+        for i in 0..20 {
+            d.learn(Transport::Udp, addr(i), route);
+        }
+        assert_eq!(d.addr_count(), MAX_ADDRS_PER_CONN);
+        assert_eq!(d.route(Transport::Udp, addr(0), &[0x80, 0x60]), None);
+        assert_eq!(
+            d.route(Transport::Udp, addr(19), &[0x80, 0x60]),
+            Some(route)
+        );
+        d.remove_conn(7);
         assert_eq!(d.addr_count(), 0);
     }
 }

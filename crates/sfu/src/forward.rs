@@ -97,6 +97,12 @@ impl Rewriter {
         }
     }
 
+    /// Stop forwarding until the target layer's next keyframe (after packets were lost on the
+    /// way out), continuing the outgoing numbering from there.
+    pub fn resync(&mut self) {
+        self.current = None;
+    }
+
     /// Whether the target layer is waiting for a keyframe (so one should be requested).
     pub fn waiting_for_keyframe(&self) -> bool {
         self.target.is_some() && self.target != self.current

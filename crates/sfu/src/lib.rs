@@ -19,8 +19,11 @@ pub mod ice_servers;
 pub mod layers;
 pub mod net;
 mod participant;
+pub mod queues;
 mod room;
 mod rtc_peer;
+#[cfg(test)]
+mod sim;
 pub mod stats;
 mod worker;
 

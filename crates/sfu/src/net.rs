@@ -34,6 +34,7 @@ use str0m::Candidate;
 use tracing::{debug, info, warn};
 
 use crate::demux::{Demux, Transport};
+use crate::queues::{DropReason, Drops, TCP_WRITE_QUEUE, WORKER_QUEUE};
 use crate::stats::RoomStatus;
 use crate::worker::{Worker, WorkerMsg};
 use crate::{next_id, RoomId, SfuConfig, SfuStats, UdpPortStats, MAX_UDP_PORTS};
@@ -42,9 +43,6 @@ use crate::{next_id, RoomId, SfuConfig, SfuStats, UdpPortStats, MAX_UDP_PORTS};
 pub const MAX_DATAGRAM: usize = 2048;
 /// Most ICE-TCP connections at once.
 pub const MAX_TCP_CONNS: usize = 4096;
-/// Capacity of a worker's input channel; a full channel drops datagrams (as a full socket
-/// buffer would) rather than block the reader.
-const WORKER_QUEUE: usize = 16_384;
 
 /// Traffic counters, updated by the reader and the workers.
 #[derive(Default)]
@@ -55,7 +53,8 @@ pub(crate) struct Counters {
     pub bytes_out: AtomicU64,
     pub rtp_forwarded: AtomicU64,
     pub unmatched: AtomicU64,
-    pub dropped: AtomicU64,
+    /// Media dropped by full queues, by reason; chat dropped for slow receivers.
+    pub drops: Drops,
     pub participants: AtomicU64,
     pub rooms: AtomicU64,
 }
@@ -108,6 +107,30 @@ impl Shared {
             p.connections.fetch_add(1, Ordering::Relaxed);
         }
         i
+    }
+}
+
+impl Shared {
+    /// Shared state for sans-IO tests: one UDP socket on loopback (its address is the one
+    /// candidate; nothing is sent through it), no ICE-TCP.
+    #[cfg(test)]
+    pub(crate) fn for_tests(config: SfuConfig) -> io::Result<Shared> {
+        let udp = UdpSocket::bind("127.0.0.1:0")?;
+        let local = udp.local_addr()?;
+        Ok(Shared {
+            config,
+            demux: Demux::new(),
+            udp: vec![udp],
+            udp_first_port: local.port(),
+            udp_local: vec![local],
+            tcp_local: None,
+            tcp_writers: RwLock::new(HashMap::new()),
+            candidates: vec![local_candidates(&[local.ip()], local.port(), None)?],
+            ports: Vec::new(),
+            next_port: AtomicUsize::new(0),
+            counters: Counters::default(),
+            stopping: AtomicBool::new(false),
+        })
     }
 }
 
@@ -437,6 +460,11 @@ impl NetRuntime {
             bytes_out: get(&c.bytes_out),
             rtp_forwarded: get(&c.rtp_forwarded),
             unmatched: get(&c.unmatched),
+            dropped_worker_queue: c.drops.get(DropReason::WorkerQueue),
+            dropped_send_queue: c.drops.get(DropReason::SendQueue),
+            dropped_tcp_write_queue: c.drops.get(DropReason::TcpWriteQueue),
+            dropped_chat: get(&c.drops.chat),
+            demux_addresses: self.shared.demux.addr_count() as u64,
         }
     }
 
@@ -556,19 +584,21 @@ fn dispatch(
         .counters
         .bytes_in
         .fetch_add(data.len() as u64, Ordering::Relaxed);
-    let Some(route) = shared.demux.route(Transport::Udp, source, data) else {
+    let Some(routed) = shared.demux.route_for(Transport::Udp, source, data) else {
         shared.counters.unmatched.fetch_add(1, Ordering::Relaxed);
         return;
     };
+    let route = routed.route;
     let msg = WorkerMsg::Datagram {
         conn: route.conn,
         transport: Transport::Udp,
         local,
         source,
+        unconfirmed: routed.unconfirmed,
         data: data.to_vec(),
     };
     if let Err(TrySendError::Full(_)) = workers[route.worker].try_send(msg) {
-        shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        shared.counters.drops.count(DropReason::WorkerQueue);
     }
 }
 
@@ -743,7 +773,7 @@ fn tcp_conn(
 ) -> io::Result<()> {
     // The first frame must arrive soon and be a STUN request we can route.
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(1024);
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(TCP_WRITE_QUEUE);
     let mut writer = stream.try_clone()?;
     thread::Builder::new()
         .name("sfu-tcp-write".into())
@@ -777,7 +807,7 @@ fn tcp_conn(
             .counters
             .bytes_in
             .fetch_add(n as u64, Ordering::Relaxed);
-        let Some(route) = shared.demux.route(Transport::Tcp, peer, data) else {
+        let Some(found) = shared.demux.route_for(Transport::Tcp, peer, data) else {
             shared.counters.unmatched.fetch_add(1, Ordering::Relaxed);
             if !routed {
                 return Err(io::Error::other("first frame is not a known ICE request"));
@@ -790,14 +820,15 @@ fn tcp_conn(
             stream.set_read_timeout(Some(Duration::from_secs(60)))?;
         }
         let msg = WorkerMsg::Datagram {
-            conn: route.conn,
+            conn: found.route.conn,
             transport: Transport::Tcp,
             local: 0,
             source: peer,
+            unconfirmed: found.unconfirmed,
             data: data.to_vec(),
         };
-        if let Err(TrySendError::Full(_)) = workers[route.worker].try_send(msg) {
-            shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        if let Err(TrySendError::Full(_)) = workers[found.route.worker].try_send(msg) {
+            shared.counters.drops.count(DropReason::WorkerQueue);
         }
     }
 }
@@ -853,6 +884,26 @@ impl Outbox {
         }
     }
 
+    /// Take what is queued (tests deliver it themselves): (transport, destination, datagram).
+    #[cfg(test)]
+    pub(crate) fn take(&mut self) -> Vec<(Transport, SocketAddr, Vec<u8>)> {
+        let mut all = Vec::new();
+        for &i in &self.udp_used {
+            all.extend(
+                self.udp[i as usize]
+                    .drain(..)
+                    .map(|(d, data)| (Transport::Udp, d, data)),
+            );
+        }
+        self.udp_used.clear();
+        all.extend(
+            self.tcp
+                .drain(..)
+                .map(|(d, data)| (Transport::Tcp, d, data)),
+        );
+        all
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.udp_used.is_empty() && self.tcp.is_empty()
     }
@@ -883,7 +934,9 @@ impl Outbox {
             let writers = shared.tcp_writers.read();
             for (dest, data) in self.tcp.drain(..) {
                 if let Some(w) = writers.get(&dest) {
-                    let _ = w.try_send(data);
+                    if let Err(TrySendError::Full(_)) = w.try_send(data) {
+                        c.drops.count(DropReason::TcpWriteQueue);
+                    }
                 }
             }
         }

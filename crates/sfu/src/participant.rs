@@ -13,6 +13,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tracing::debug;
 
 use crate::forward::Rewriter;
+use crate::queues::{SendQueueGuard, SIGNAL_RESERVE};
 use crate::rtc_peer::RtcPeer;
 
 /// The wire form of a participant id.
@@ -59,6 +60,8 @@ pub(crate) struct DownTrack {
     pub pt_map: Vec<(Pt, Option<Pt>)>,
     /// The maximum asked for this track alone (overrides the participant's).
     pub max_quality: Option<MaxQuality>,
+    /// The bound of this stream's send queue in the subscriber connection.
+    pub queue: SendQueueGuard,
 }
 
 /// Where an incoming SSRC of the publisher connection goes.
@@ -144,6 +147,25 @@ impl Participant {
                 self.doom("signalling connection too slow");
             }
             Err(TrySendError::Closed(_)) => self.doom("signalling connection closed"),
+        }
+    }
+
+    /// Send a message that may be lost (chat): it is dropped, and false returned, when only
+    /// [`SIGNAL_RESERVE`] slots of the signalling queue (or fewer) are free, so a flood of such
+    /// messages neither drops this receiver nor takes the slots the messages that must reach it
+    /// need.
+    /// Only a closed sink dooms the participant.
+    pub fn send_droppable(&mut self, msg: ServerMsg) -> bool {
+        if self.sink.capacity() <= SIGNAL_RESERVE {
+            return false;
+        }
+        match self.sink.try_send(msg) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => false,
+            Err(TrySendError::Closed(_)) => {
+                self.doom("signalling connection closed");
+                false
+            }
         }
     }
 

@@ -20,9 +20,11 @@ use str0m::{Candidate, Event, IceConnectionState};
 use tracing::{debug, info};
 
 use crate::codec;
+use crate::demux::{Route, Transport};
 use crate::forward::{InPacket, Rewriter};
 use crate::layers::{choose_layer, LayerView, RateMeter};
 use crate::participant::{DownState, DownTrack, InStream, Participant};
+use crate::queues::{DropReason, QueueSample, SendQueueGuard};
 use crate::rtc_peer::RtcPeer;
 use crate::stats::RoomStatus;
 use crate::worker::Ctx;
@@ -411,7 +413,7 @@ impl Room {
                 }
                 self.select_layers(id, ctx);
             }
-            ClientMsg::Chat { text, to } => self.on_chat(id, text, to),
+            ClientMsg::Chat { text, to } => self.on_chat(id, text, to, ctx),
             ClientMsg::Ping { id: ping } => self.send_to(id, ServerMsg::Pong { id: ping }),
             ClientMsg::Join { .. } => self.error(id, ErrorCode::OutOfOrder, "already joined"),
             ClientMsg::Input { event } => self.on_input(id, event),
@@ -423,7 +425,7 @@ impl Room {
         }
     }
 
-    fn on_chat(&mut self, id: u64, text: String, to: Option<String>) {
+    fn on_chat(&mut self, id: u64, text: String, to: Option<String>, ctx: &mut Ctx) {
         let p = &self.participants[&id];
         let chars = text.chars().count();
         if text.trim().is_empty() || chars > p.limits.max_chat_chars {
@@ -444,8 +446,15 @@ impl Room {
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0),
         };
+        // Chat may be lost: a receiver whose signalling queue is nearly full misses it (and it
+        // is counted) rather than being dropped from the room.
+        let mut dropped = 0;
         match to {
-            None => self.broadcast(None, msg),
+            None => {
+                for p in self.participants.values_mut() {
+                    dropped += u64::from(!p.send_droppable(msg.clone()));
+                }
+            }
             Some(to) => {
                 let Some(target) = self
                     .participants
@@ -455,11 +464,24 @@ impl Room {
                 else {
                     return self.error(id, ErrorCode::InvalidValue, format!("no participant {to}"));
                 };
-                self.send_to(target, msg.clone());
+                let mut receivers = vec![target];
                 if target != id {
-                    self.send_to(id, msg);
+                    receivers.push(id);
+                }
+                for r in receivers {
+                    if let Some(p) = self.participants.get_mut(&r) {
+                        dropped += u64::from(!p.send_droppable(msg.clone()));
+                    }
                 }
             }
+        }
+        if dropped > 0 {
+            debug!("room {}: {dropped} chat message(s) dropped", self.label);
+            ctx.shared
+                .counters
+                .drops
+                .chat
+                .fetch_add(dropped, Ordering::Relaxed);
         }
     }
 
@@ -756,6 +778,7 @@ impl Room {
                 ssrc: None,
                 pt_map: Vec::new(),
                 max_quality: None,
+                queue: SendQueueGuard::default(),
             },
         );
     }
@@ -901,14 +924,32 @@ impl Room {
 
     // ----- media ------------------------------------------------------------------------
 
-    /// Feed a datagram to a connection.
-    pub fn on_datagram(&mut self, id: u64, pc: PcKind, input: str0m::Input, ctx: &mut Ctx) {
+    /// Feed a datagram to a connection. With `learn`, the datagram was routed by its STUN
+    /// ufrag from a new address: the address is recorded for the connection only if str0m
+    /// verifies the request (ufrags and MESSAGE-INTEGRITY).
+    pub fn on_datagram(
+        &mut self,
+        id: u64,
+        pc: PcKind,
+        input: str0m::Input,
+        learn: Option<Transport>,
+        ctx: &mut Ctx,
+    ) {
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
         let Some(peer) = p.peer_mut(pc) else {
             return;
         };
+        if let (Some(transport), str0m::Input::Receive(_, r)) = (learn, &input) {
+            if peer.verifies(&input) {
+                let route = Route {
+                    worker: ctx.worker,
+                    conn: peer.conn,
+                };
+                ctx.shared.demux.learn(transport, r.source, route);
+            }
+        }
         if let Err(e) = peer.rtc.handle_input(input) {
             debug!("{}: input refused: {e}", p.wire_id);
         }
@@ -1152,6 +1193,21 @@ impl Room {
             let Some(tx) = api.stream_tx(&out_ssrc) else {
                 continue;
             };
+            let sample = tx.queue_info().map(|q| QueueSample {
+                at: q.created_at(),
+                packets: q.packet_count(),
+                first_unsent: q.first_unsent(),
+            });
+            if !d.queue.admit(ctx.now, sample) {
+                // The subscriber does not keep up: drop rather than queue without end. Video
+                // resumes at the next keyframe (requested below), so what is sent decodes.
+                ctx.shared.counters.drops.count(DropReason::SendQueue);
+                if !is_audio {
+                    d.rewriter.resync();
+                    want_keyframe |= d.rewriter.target() == Some(stream.layer);
+                }
+                continue;
+            }
             tx.write_rtp(write);
             forwarded += 1;
             self.drain_into(sub, PcKind::Subscriber, ctx, pending);
@@ -1328,4 +1384,213 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queues::{MAX_SEND_QUEUE_PACKETS, SIGNAL_RESERVE};
+    use crate::sim::{Client, Sim, SINK};
+    use std::net::SocketAddr;
+
+    /// Alice publishes a microphone; Bob, Carol and Dave receive it.
+    fn room_with_audio() -> Sim {
+        let mut sim = Sim::new();
+        for name in ["alice", "bob", "carol", "dave"] {
+            sim.join(name);
+        }
+        sim.publish_audio(0);
+        sim.run(200, false); // negotiation, ICE, DTLS
+        sim.run(100, true);
+        for c in 1..4 {
+            assert!(
+                sim.clients[c].media_frames > 20,
+                "client {c} receives audio: {}",
+                sim.clients[c].media_frames
+            );
+        }
+        sim
+    }
+
+    /// CRC-32 (IEEE), for the STUN FINGERPRINT.
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in data {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    /// `stun` with one bit of its MESSAGE-INTEGRITY flipped and its FINGERPRINT made right
+    /// again: only the integrity check can tell.
+    fn forge_integrity(stun: &[u8]) -> Vec<u8> {
+        let mut m = stun.to_vec();
+        let mut i = 20;
+        while i + 4 <= m.len() {
+            let kind = u16::from_be_bytes([m[i], m[i + 1]]);
+            let len = usize::from(u16::from_be_bytes([m[i + 2], m[i + 3]]));
+            match kind {
+                0x0008 => m[i + 4] ^= 1,
+                0x8028 => {
+                    let fp = (crc32(&m[..i]) ^ 0x5354_554e).to_be_bytes();
+                    m[i + 4..i + 8].copy_from_slice(&fp);
+                }
+                _ => {}
+            }
+            i += 4 + len.div_ceil(4) * 4;
+        }
+        m
+    }
+
+    #[test]
+    fn only_a_verified_stun_request_teaches_the_demux_an_address() {
+        let mut sim = room_with_audio();
+        let known = sim.shared.demux.addr_count();
+        assert!(known >= 4, "the clients' addresses are known: {known}");
+        let (_, stun) = sim
+            .last_stun
+            .clone()
+            .expect("clients send binding requests");
+        let rtp = [0x80u8, 0x6f, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9];
+        let evil = SocketAddr::from(([127, 0, 0, 99], 6666));
+        // The right ufrags with a broken MESSAGE-INTEGRITY, from a new address.
+        let forged = forge_integrity(&stun);
+        assert_ne!(forged, stun);
+        assert_eq!(
+            crate::demux::stun_server_ufrag(&forged),
+            crate::demux::stun_server_ufrag(&stun)
+        );
+        sim.inject(evil, forged);
+        // Random datagrams from 1,000 new addresses.
+        for i in 0..1000u16 {
+            let from = SocketAddr::from(([127, 0, 1 + (i >> 8) as u8, i as u8], 7000 + i));
+            let mut junk = rtp.to_vec();
+            junk.extend(i.to_be_bytes());
+            sim.inject(from, junk);
+        }
+        assert_eq!(sim.shared.demux.addr_count(), known);
+        assert_eq!(sim.shared.demux.route(Transport::Udp, evil, &rtp), None);
+        // The intact request from there (a peer whose NAT binding changed) is verified by
+        // str0m, and only then is its address learnt.
+        sim.inject(evil, stun);
+        assert_eq!(sim.shared.demux.addr_count(), known + 1);
+        assert!(sim.shared.demux.route(Transport::Udp, evil, &rtp).is_some());
+    }
+
+    fn chats(c: &Client) -> usize {
+        c.received
+            .iter()
+            .filter(|m| matches!(m, ServerMsg::Chat { .. }))
+            .count()
+    }
+
+    #[test]
+    fn a_chat_flood_leaves_a_receiver_with_a_full_queue_in_the_room_and_receiving_media() {
+        let mut sim = room_with_audio();
+        let (bob, carol, dave) = (1, 2, 3);
+        // Carol stops reading her signalling (a slow tab); Dave floods the chat: 1,000 messages,
+        // 10 per 10 ms.
+        sim.clients[carol].reading = false;
+        let chats_before = chats(&sim.clients[carol]);
+        let media_before = sim.clients[carol].media_frames;
+        for round in 0..100 {
+            for i in 0..10 {
+                let text = format!("spam {round}.{i}");
+                sim.signal(dave, ClientMsg::Chat { text, to: None });
+            }
+            sim.run(1, true);
+        }
+        // Carol's queue holds chat only up to the reserve; she is still in the room.
+        assert_eq!(sim.clients[carol].unread(), SINK - SIGNAL_RESERVE);
+        assert!(!sim.clients[carol].dropped());
+        let dropped = sim
+            .shared
+            .counters
+            .drops
+            .chat
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(dropped as usize, 1000 - (SINK - SIGNAL_RESERVE));
+        // Bob, who reads, got every message.
+        assert_eq!(chats(&sim.clients[bob]) - chats_before, 1000);
+        // Media keeps reaching Carol, and a message that matters still fits her queue.
+        sim.run(100, true);
+        assert!(
+            sim.clients[carol].media_frames >= media_before + 100,
+            "{} -> {}",
+            media_before,
+            sim.clients[carol].media_frames
+        );
+        sim.join("erin");
+        sim.clients[carol].reading = true;
+        sim.run(1, true);
+        assert!(!sim.clients[carol].dropped());
+        assert_eq!(
+            chats(&sim.clients[carol]) - chats_before,
+            SINK - SIGNAL_RESERVE
+        );
+        assert!(sim.clients[carol]
+            .received
+            .iter()
+            .any(|m| matches!(m, ServerMsg::ParticipantJoined { participant } if participant.name == "erin")));
+        let others_left = sim.clients[bob]
+            .received
+            .iter()
+            .filter(|m| matches!(m, ServerMsg::ParticipantLeft { .. }))
+            .count();
+        assert_eq!(others_left, 0, "nobody was dropped");
+    }
+
+    #[test]
+    fn a_subscriber_that_never_drains_gets_a_bounded_queue_while_others_keep_receiving() {
+        let mut sim = room_with_audio();
+        let (bob, carol) = (1, 2);
+        // Carol's subscriber connection never gets to send: its timers never fire (so str0m
+        // never releases its queue) and nothing comes back from her.
+        let conn = sim
+            .server_conn(carol, PcKind::Subscriber)
+            .expect("carol subscribes");
+        sim.stalled.insert(conn);
+        let (bob0, carol0) = (
+            sim.clients[bob].media_frames,
+            sim.clients[carol].media_frames,
+        );
+        sim.run(2000, true); // 20 s: 1,000 Opus packets from Alice
+        let bob_got = sim.clients[bob].media_frames - bob0;
+        assert!(bob_got >= 990, "bob received {bob_got} of 1000");
+        assert_eq!(sim.clients[carol].media_frames, carol0);
+        let dropped = sim.shared.counters.drops.get(DropReason::SendQueue);
+        assert!(
+            dropped >= (1000 - MAX_SEND_QUEUE_PACKETS - 10) as u64,
+            "dropped {dropped}"
+        );
+        // What str0m itself counts in Carol's queue, after one timeout: bounded.
+        let carol_id = sim.clients[carol].id;
+        let now = sim.now;
+        let p = sim
+            .room_mut()
+            .participants
+            .get_mut(&carol_id)
+            .expect("carol is still in the room");
+        let ssrcs: Vec<_> = p.down.values().filter_map(|d| d.ssrc).collect();
+        let peer = p.subscriber.as_mut().expect("subscriber");
+        peer.rtc
+            .handle_input(str0m::Input::Timeout(now))
+            .expect("timeout");
+        let mut api = peer.rtc.direct_api();
+        let queued: usize = ssrcs
+            .iter()
+            .filter_map(|s| api.stream_tx(s)?.queue_info().map(|q| q.packet_count()))
+            .sum();
+        assert!(
+            (1..=MAX_SEND_QUEUE_PACKETS).contains(&queued),
+            "queued {queued}"
+        );
+    }
 }

@@ -76,6 +76,12 @@ impl RtcPeer {
         }
     }
 
+    /// Whether this connection takes `input` as its own: for a STUN binding request, the
+    /// USERNAME names both ufrags and MESSAGE-INTEGRITY checks with our ICE password.
+    pub fn verifies(&self, input: &str0m::Input) -> bool {
+        self.rtc.accepts(input)
+    }
+
     /// Drain `poll_output` to its timeout: datagrams go to `out`, events to `events`.
     /// Returns false when the connection has failed and must be dropped.
     pub fn drain(&mut self, out: &mut Outbox, events: &mut Vec<Event>) -> bool {

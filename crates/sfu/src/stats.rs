@@ -23,6 +23,28 @@ pub struct SfuStats {
     pub rtp_forwarded: u64,
     /// Datagrams that matched no connection.
     pub unmatched: u64,
+    /// Datagrams dropped because their worker's input channel was full.
+    pub dropped_worker_queue: u64,
+    /// RTP packets not written to a subscriber whose outgoing stream's send queue was full.
+    pub dropped_send_queue: u64,
+    /// Frames dropped because an ICE-TCP connection's write queue was full.
+    pub dropped_tcp_write_queue: u64,
+    /// Chat messages not delivered to a receiver whose signalling queue was nearly full.
+    pub dropped_chat: u64,
+    /// Peer addresses the demultiplexer knows (each learnt from a verified STUN request).
+    pub demux_addresses: u64,
+}
+
+impl SfuStats {
+    /// Media packets dropped for `reason`.
+    pub fn media_dropped(&self, reason: crate::queues::DropReason) -> u64 {
+        use crate::queues::DropReason;
+        match reason {
+            DropReason::WorkerQueue => self.dropped_worker_queue,
+            DropReason::SendQueue => self.dropped_send_queue,
+            DropReason::TcpWriteQueue => self.dropped_tcp_write_queue,
+        }
+    }
 }
 
 /// Traffic on one port of a UDP port range.

@@ -31,6 +31,9 @@ pub(crate) enum WorkerMsg {
         /// UDP: the index of the local port it came in on (see [`Shared`]).
         local: u16,
         source: SocketAddr,
+        /// Routed by STUN ufrag from an address not recorded for the connection: record it
+        /// once the connection has verified the request.
+        unconfirmed: bool,
         data: Vec<u8>,
     },
     CreateRoom {
@@ -168,7 +171,7 @@ pub(crate) struct Worker {
     rooms: HashMap<RoomId, Room>,
     conns: HashMap<ConnId, (RoomId, u64, PcKind)>,
     timers: Timers,
-    out: Outbox,
+    pub(crate) out: Outbox,
 }
 
 impl Worker {
@@ -190,13 +193,13 @@ impl Worker {
             let deadline = self.timers.next().map_or(next_tick, |t| t.min(next_tick));
             match self.rx.recv_deadline(deadline) {
                 Ok(msg) => {
-                    if !self.handle(msg) {
+                    if !self.handle(msg, Instant::now()) {
                         return;
                     }
                     for _ in 0..BATCH {
                         match self.rx.try_recv() {
                             Ok(msg) => {
-                                if !self.handle(msg) {
+                                if !self.handle(msg, Instant::now()) {
                                     return;
                                 }
                             }
@@ -219,6 +222,18 @@ impl Worker {
         }
     }
 
+    /// The connections of this worker's rooms: conn -> (room, participant, kind).
+    #[cfg(test)]
+    pub(crate) fn conns(&self) -> &HashMap<ConnId, (RoomId, u64, PcKind)> {
+        &self.conns
+    }
+
+    /// A room of this worker.
+    #[cfg(test)]
+    pub(crate) fn room_mut(&mut self, room: RoomId) -> Option<&mut Room> {
+        self.rooms.get_mut(&room)
+    }
+
     /// Split-borrow the worker into a room and the context room code works with.
     fn with_room(&mut self, room: RoomId, now: Instant, f: impl FnOnce(&mut Room, &mut Ctx)) {
         let Some(r) = self.rooms.get_mut(&room) else {
@@ -236,15 +251,15 @@ impl Worker {
         r.reap(&mut ctx);
     }
 
-    /// Handle one message; false means stop the thread.
-    fn handle(&mut self, msg: WorkerMsg) -> bool {
-        let now = Instant::now();
+    /// Handle one message at `now`; false means stop the thread.
+    pub(crate) fn handle(&mut self, msg: WorkerMsg, now: Instant) -> bool {
         match msg {
             WorkerMsg::Datagram {
                 conn,
                 transport,
                 local,
                 source,
+                unconfirmed,
                 data,
             } => {
                 let Some(&(room, id, pc)) = self.conns.get(&conn) else {
@@ -272,7 +287,8 @@ impl Worker {
                         contents,
                     },
                 );
-                self.with_room(room, now, |r, ctx| r.on_datagram(id, pc, input, ctx));
+                let learn = unconfirmed.then_some(transport);
+                self.with_room(room, now, |r, ctx| r.on_datagram(id, pc, input, learn, ctx));
             }
             WorkerMsg::CreateRoom {
                 room,
@@ -339,7 +355,16 @@ impl Worker {
     }
 
     fn fire_timers(&mut self, now: Instant) {
+        self.fire_timers_except(now, |_| false);
+    }
+
+    /// Fire the due timers, skipping those of connections `skip` names (tests stall a
+    /// connection that way).
+    pub(crate) fn fire_timers_except(&mut self, now: Instant, skip: impl Fn(ConnId) -> bool) {
         while let Some(conn) = self.timers.pop_due(now) {
+            if skip(conn) {
+                continue;
+            }
             let Some(&(room, id, pc)) = self.conns.get(&conn) else {
                 continue;
             };
@@ -347,7 +372,7 @@ impl Worker {
         }
     }
 
-    fn tick(&mut self, now: Instant) {
+    pub(crate) fn tick(&mut self, now: Instant) {
         let rooms: Vec<RoomId> = self.rooms.keys().copied().collect();
         for room in rooms {
             self.with_room(room, now, |r, ctx| r.tick(ctx));
