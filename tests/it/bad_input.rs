@@ -186,6 +186,48 @@ async fn bad_input_gets_errors_and_the_server_keeps_serving() {
 /// A stranger's 10 MiB message before `join` is not read: the connection is dropped with
 /// close code 1009 (message too big) once it passes the transport cap (256 KiB with the
 /// default 64 KiB `max_message_bytes`); the server serves the next connection as before.
+/// The close code the server ends `ws` with (None: it just went away), within 10 s.
+async fn close_code(ws: &mut Ws) -> Option<u16> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match futures_util::StreamExt::next(ws).await {
+                Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => break None,
+            }
+        }
+    })
+    .await
+    .expect("the connection is dropped")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_closed_when_it_does_not_join_in_time() {
+    let settings = orbita_server::config::Settings {
+        join_timeout: Duration::from_secs(1),
+        ..test_settings()
+    };
+    let server = start_server(settings).await;
+    let code = create_room(&server).await;
+    let (mut silent, _) = tokio_tungstenite::connect_async(server.ws_url())
+        .await
+        .unwrap();
+    // A participant who joined at once stays.
+    let bot = join_bot(&server, &code, "stays").await;
+    assert_eq!(
+        close_code(&mut silent).await,
+        Some(1008),
+        "policy violation"
+    );
+    assert_eq!(
+        server.registry().participant_count(),
+        1,
+        "the joined participant is still in"
+    );
+    drop(bot);
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_message_before_join_drops_only_that_connection() {
     let server = start_server(test_settings()).await;
@@ -196,17 +238,7 @@ async fn a_huge_message_before_join_drops_only_that_connection() {
     let huge = format!(r#"{{"type":"chat","text":"{}"}}"#, "x".repeat(10 << 20));
     // The server may close while the client is still writing: either way the socket ends.
     let _ = ws.send(Message::Text(huge.into())).await;
-    let ended = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match futures_util::StreamExt::next(&mut ws).await {
-                Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => break None,
-            }
-        }
-    })
-    .await
-    .expect("the connection is dropped");
+    let ended = close_code(&mut ws).await;
     assert!(matches!(ended, Some(1009) | None), "{ended:?}");
 
     let bot = join_bot(&server, &code, "next").await;

@@ -28,7 +28,8 @@ pub struct Settings {
     pub cluster_secret: String,
     /// Digits in a session code (4 to 12).
     pub code_length: usize,
-    /// At most this share of the code space is in use at once (then `CODES_EXHAUSTED`), so codes stay hard to guess.
+    /// At most this share of one length's code space is in use at once (then `CODES_EXHAUSTED`).
+    /// Codes grow longer long before (at most 1% of a length is live: `logic::code_length_for`).
     pub max_code_space_fraction: f64,
     /// How often nodes send `HEARTBEAT`.
     pub heartbeat_interval_secs: u64,

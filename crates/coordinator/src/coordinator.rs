@@ -223,11 +223,6 @@ impl Coordinator {
         }
     }
 
-    fn max_codes(&self) -> u64 {
-        (logic::code_space(self.settings.code_length) * self.settings.max_code_space_fraction)
-            .floor() as u64
-    }
-
     fn unplanned_ms(&self) -> Millis {
         Settings::min_ms(self.settings.unplanned_session_minutes)
     }
@@ -403,7 +398,7 @@ impl Coordinator {
             exclude: Vec::new(),
             unplanned_ms: self.unplanned_ms(),
             code_length: self.settings.code_length,
-            max_codes: self.max_codes(),
+            max_code_space_fraction: self.settings.max_code_space_fraction,
         };
         let mut rng = StdRng::from_rng(&mut rand::rng());
         match self.registry.place_session(&req, now, &mut rng).await {
@@ -460,7 +455,11 @@ impl Coordinator {
         if !logic::is_valid_code(code, self.settings.code_length) {
             return Err(Outcome::error(
                 ErrorCode::BadCode,
-                format!("a code is {} digits", self.settings.code_length),
+                format!(
+                    "a code is {} to {} digits",
+                    self.settings.code_length,
+                    logic::MAX_CODE_LENGTH.max(self.settings.code_length)
+                ),
             ));
         }
         Ok(code)
@@ -816,12 +815,12 @@ impl Coordinator {
     }
 
     /// For [`crate::planning`]: how long an unplanned session is assumed to last, the code
-    /// length and the most codes in use.
-    pub(crate) fn plan_limits(&self) -> (Millis, usize, u64) {
+    /// length (the shortest) and the most codes of one length in use, as a fraction.
+    pub(crate) fn plan_limits(&self) -> (Millis, usize, f64) {
         (
             self.unplanned_ms(),
             self.settings.code_length,
-            self.max_codes(),
+            self.settings.max_code_space_fraction,
         )
     }
 

@@ -108,9 +108,31 @@ pub fn random_hex(bytes: usize) -> String {
         .collect()
 }
 
-/// Whether `code` has the configured shape.
-pub fn is_valid_code(code: &str, len: usize) -> bool {
-    code.len() == len && code.bytes().all(|b| b.is_ascii_digit())
+/// Whether `code` has the configured shape: digits, from `min_len` (the `code_length`
+/// setting) to [`MAX_CODE_LENGTH`] of them (codes grow longer as more are live).
+pub fn is_valid_code(code: &str, min_len: usize) -> bool {
+    (min_len..=MAX_CODE_LENGTH.max(min_len)).contains(&code.len())
+        && code.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A generated code's length keeps at least this many codes of that length per live code
+/// (so at most 1% of the codes of any length are live, and a guess finds one at most once in
+/// a hundred tries).
+pub const CODES_PER_LIVE_ROOM: u64 = 100;
+
+/// The longest generated code, in digits.
+pub const MAX_CODE_LENGTH: usize = 12;
+
+/// Digits of the next generated code while `live` codes are in use: the shortest length, from
+/// `min` (the `code_length` setting) on, whose code space has [`CODES_PER_LIVE_ROOM`] codes
+/// for every live code, the new one included; at most [`MAX_CODE_LENGTH`].
+pub fn code_length_for(live: usize, min: usize) -> usize {
+    let needed = (live as u64)
+        .saturating_add(1)
+        .saturating_mul(CODES_PER_LIVE_ROOM);
+    (min..MAX_CODE_LENGTH)
+        .find(|&len| 10u64.saturating_pow(len.min(19) as u32) >= needed)
+        .unwrap_or(MAX_CODE_LENGTH.max(min))
 }
 
 /// The number of codes of `len` digits.
@@ -434,7 +456,13 @@ mod tests {
             assert!(is_valid_code(&c, len), "{c}");
         }
         assert!(!is_valid_code("12a4", 4));
-        assert!(!is_valid_code("12345", 4));
+        assert!(
+            is_valid_code("12345", 4),
+            "codes grow longer as more are live"
+        );
+        assert!(!is_valid_code("123", 4));
+        assert!(!is_valid_code("1234567890123", 4), "at most 12 digits");
+        assert!(!is_valid_code("12345", 6), "never shorter than code_length");
         assert_eq!(code_space(4), 10_000.0);
         assert_eq!(ceil_secs(1), 1);
         assert_eq!(ceil_secs(1000), 1);

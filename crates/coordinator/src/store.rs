@@ -240,10 +240,11 @@ pub struct PlaceRequest {
     pub exclude: Vec<String>,
     /// How long an unplanned session is assumed to last when checking plans.
     pub unplanned_ms: Millis,
-    /// Code length.
+    /// Shortest code length (codes grow longer as more are in use:
+    /// [`logic::code_length_for`]).
     pub code_length: usize,
-    /// Most codes in use at once.
-    pub max_codes: u64,
+    /// Most codes of one length in use at once, as a fraction of that length's code space.
+    pub max_code_space_fraction: f64,
 }
 
 /// Where a new session went.
@@ -826,8 +827,14 @@ impl Registry {
         let code = match &req.plan {
             Some(p) => p.code.clone(),
             None => {
-                self.allocate_code(&mut tx, req.code_length, req.max_codes, now, rng)
-                    .await?
+                self.allocate_code(
+                    &mut tx,
+                    req.code_length,
+                    req.max_code_space_fraction,
+                    now,
+                    rng,
+                )
+                .await?
             }
         };
         let q = self.sql(&format!(
@@ -879,15 +886,17 @@ impl Registry {
     async fn allocate_code(
         &self,
         tx: &mut Tx,
-        len: usize,
-        max_codes: u64,
+        min_len: usize,
+        max_fraction: f64,
         now: Millis,
         rng: &mut (impl Rng + Send),
     ) -> Result<String, PlaceError> {
         let used: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM coord_codes")
             .fetch_one(&mut **tx)
             .await?;
-        if used as u64 >= max_codes {
+        let used = usize::try_from(used).unwrap_or(0);
+        let len = logic::code_length_for(used, min_len);
+        if used as f64 >= logic::code_space(len) * max_fraction {
             return Err(PlaceError::CodesExhausted);
         }
         for _ in 0..64 {

@@ -106,6 +106,9 @@ pub struct Settings {
     pub log: Option<String>,
     /// How log lines are written: text for people, or one JSON object per line.
     pub log_format: crate::logging::LogFormat,
+    /// How long a signalling connection may stay open without joining a room
+    /// ([`crate::ws::JOIN_TIMEOUT`]; not a flag: tests shorten it).
+    pub join_timeout: std::time::Duration,
 }
 
 /// A secret setting: compared and cloned as its text, never printed (`Debug` shows
@@ -165,6 +168,7 @@ impl Default for Settings {
             tls: orbita_tls::TlsSettings::default(),
             log: None,
             log_format: crate::logging::LogFormat::Text,
+            join_timeout: crate::ws::JOIN_TIMEOUT,
         }
     }
 }
@@ -642,6 +646,7 @@ impl Settings {
             },
             log: args.log.or(file.log).or(d.log),
             log_format: pick!(log_format),
+            join_timeout: d.join_timeout,
         };
         if let (Some(range), None) = (settings.udp_port_range, args.udp_addr.or(file.udp_addr)) {
             // Only the range was given: udp_addr's default port stands for the range's first.
@@ -1149,7 +1154,7 @@ mod tests {
     }
 
     /// Every setting's TOML key, plus `config`.
-    const KEYS: [&str; 30] = [
+    const KEYS: [&str; 34] = [
         "http_addr",
         "public_url",
         "udp_addr",

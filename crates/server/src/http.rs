@@ -198,10 +198,17 @@ async fn healthz() -> &'static str {
 }
 
 async fn metrics_page(State(state): State<AppState>) -> Response {
+    let guesses = state.guesses.counts();
     let control = ControlStats {
         rooms: state.registry.room_count(),
         participants: state.registry.participant_count(),
         ws_connections: state.connections.count(),
+        code_misses: guesses.misses,
+        code_lockouts: guesses.lockouts,
+        code_refused: guesses.refused,
+        chat_rate_limited: state
+            .chat_dropped
+            .load(std::sync::atomic::Ordering::Relaxed),
     };
     let sfu = state.backend.stats();
     (

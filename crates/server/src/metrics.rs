@@ -26,6 +26,14 @@ pub struct ControlStats {
     pub participants: usize,
     /// Open signalling WebSockets.
     pub ws_connections: usize,
+    /// Wrong room codes (each spends its client's budget: crates/server/src/guesses.rs).
+    pub code_misses: u64,
+    /// Clients locked out for wrong codes.
+    pub code_lockouts: u64,
+    /// Code lookups refused because their client was locked out.
+    pub code_refused: u64,
+    /// Chat messages refused at their sender for its chat limits (never delivered to anyone).
+    pub chat_rate_limited: u64,
 }
 
 /// The media server's metrics at one moment.
@@ -86,7 +94,29 @@ impl Collector for Snapshot {
                 s.unmatched,
             ),
         ];
-        for (name, help, value) in counters {
+        let control_counters: [(&str, &str, u64); 4] = [
+            (
+                "orbita_code_misses",
+                "Wrong room codes (page API, join, WHIP, coordinator verbs).",
+                c.code_misses,
+            ),
+            (
+                "orbita_code_lockouts",
+                "Clients locked out after too many wrong codes.",
+                c.code_lockouts,
+            ),
+            (
+                "orbita_code_refused",
+                "Code lookups refused because their client was locked out.",
+                c.code_refused,
+            ),
+            (
+                "orbita_chat_rate_limited",
+                "Chat messages refused at their sender (chat_per_second, chat_bytes_per_second).",
+                c.chat_rate_limited,
+            ),
+        ];
+        for (name, help, value) in counters.into_iter().chain(control_counters) {
             let counter = ConstCounter::new(value);
             counter.encode(encoder.encode_descriptor(
                 name,
@@ -148,6 +178,8 @@ mod tests {
             rooms: 2,
             participants: 5,
             ws_connections: 6,
+            code_misses: 11,
+            ..ControlStats::default()
         };
         let sfu = SfuStats {
             packets_in: 42,
@@ -168,6 +200,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("\norbita_rtp_forwarded_total 7\n"), "{text}");
+        assert!(text.contains("\norbita_code_misses_total 11\n"), "{text}");
         assert!(text.ends_with('\n'));
     }
 
@@ -188,6 +221,10 @@ mod tests {
             ("orbita_bytes_out_total", "counter"),
             ("orbita_rtp_forwarded_total", "counter"),
             ("orbita_unmatched_packets_total", "counter"),
+            ("orbita_code_misses_total", "counter"),
+            ("orbita_code_lockouts_total", "counter"),
+            ("orbita_code_refused_total", "counter"),
+            ("orbita_chat_rate_limited_total", "counter"),
             ("orbita_media_dropped_packets_total", "counter"),
             ("orbita_chat_dropped_messages_total", "counter"),
             ("orbita_media_peer_addresses", "gauge"),

@@ -26,24 +26,7 @@ pub fn code_space(code_length: usize) -> u64 {
     10u64.saturating_pow(code_length.min(19) as u32)
 }
 
-/// A generated code's length keeps at least this many codes of that length per live room
-/// (so at most 1% of the codes of any length are live).
-pub const CODES_PER_LIVE_ROOM: u64 = 100;
-
-/// The longest generated code, in digits.
-pub const MAX_CODE_LENGTH: usize = 12;
-
-/// Digits of the next generated code while `live` rooms are live: the shortest length, from
-/// `min` (the `code_length` setting) on, whose code space has [`CODES_PER_LIVE_ROOM`] codes
-/// for every live room, the new one included; at most [`MAX_CODE_LENGTH`].
-pub fn code_length_for(live: usize, min: usize) -> usize {
-    let needed = (live as u64)
-        .saturating_add(1)
-        .saturating_mul(CODES_PER_LIVE_ROOM);
-    (min..MAX_CODE_LENGTH)
-        .find(|&len| code_space(len) >= needed)
-        .unwrap_or(MAX_CODE_LENGTH.max(min))
-}
+pub use orbita_coordinator::logic::{code_length_for, CODES_PER_LIVE_ROOM, MAX_CODE_LENGTH};
 
 /// The registry's limits and timings.
 #[derive(Debug, Clone, PartialEq, Eq)]

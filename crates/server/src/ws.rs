@@ -35,6 +35,10 @@ use orbita_coordinator::logic::TokenBucket;
 /// Messages the SFU may queue for one participant before it counts as a slow consumer.
 pub const SINK_CAPACITY: usize = 256;
 
+/// How long a connection may stay open without joining a room: then it is closed (1008), so a
+/// stranger cannot hold connections by opening them and saying nothing.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Longest display name, in characters (after trimming).
 pub const MAX_NAME_CHARS: usize = 64;
 
@@ -197,9 +201,13 @@ impl Connection {
 
     /// The connection's main loop.
     async fn serve(&mut self, socket: &mut WebSocket) -> End {
+        let join_by = tokio::time::Instant::now() + self.state.settings.join_timeout;
         loop {
             let step = tokio::select! {
                 incoming = socket.recv() => Step::Incoming(incoming),
+                _ = tokio::time::sleep_until(join_by), if self.joined.is_none() => {
+                    return End::Close(close_code::POLICY, "no join in time");
+                }
                 event = next_event(&mut self.joined) => Step::Event(event),
                 _ = wait_true(&mut self.close_requested) => Step::Close,
             };

@@ -324,7 +324,7 @@ impl Coordinator {
                 customer_email: customer.email,
                 note: customer.note,
             };
-            let (unplanned_ms, code_length, max_codes) = self.plan_limits();
+            let (unplanned_ms, code_length, max_fraction) = self.plan_limits();
             let mut rng = StdRng::from_rng(&mut rand::rng());
             let plan = self
                 .registry()
@@ -336,7 +336,7 @@ impl Coordinator {
                     &details,
                     unplanned_ms,
                     code_length,
-                    max_codes,
+                    max_fraction,
                     now,
                     &mut rng,
                 )

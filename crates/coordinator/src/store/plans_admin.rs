@@ -127,7 +127,7 @@ impl Registry {
         details: &PlanDetails,
         unplanned_ms: Millis,
         code_length: usize,
-        max_codes: u64,
+        max_fraction: f64,
         now: Millis,
         rng: &mut (impl Rng + Send),
     ) -> Result<Plan, PlaceError> {
@@ -139,7 +139,7 @@ impl Registry {
             return Err(PlaceError::Busy);
         }
         let code = self
-            .allocate_code(&mut tx, code_length, max_codes, now, rng)
+            .allocate_code(&mut tx, code_length, max_fraction, now, rng)
             .await?;
         let q = self.sql("INSERT INTO coord_plans (code, rc_name, start_ms, end_ms, planned_by, created_ms) VALUES (?, ?, ?, ?, ?, ?)");
         sqlx::query(&q)
