@@ -102,7 +102,14 @@ pub struct Coordinator {
     plans_file: Option<PathBuf>,
     clock: Clock,
     first_run: FirstRun,
+    /// `orbita serve`: whether a code is a live room of the media server in this process (a
+    /// plain room, not a coordinator session): asked about it, the coordinator answers
+    /// `SESSION_NOT_EXIST` without counting a miss, since the code is right.
+    local_rooms: std::sync::OnceLock<LocalRooms>,
 }
+
+/// Whether a code is a live room of the media server in this process ([`Coordinator::set_local_rooms`]).
+pub type LocalRooms = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 impl std::fmt::Debug for Coordinator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -164,6 +171,7 @@ impl Coordinator {
             throttle: Arc::new(Mutex::new(throttle)),
             clock: Clock::system(),
             first_run: FirstRun::default(),
+            local_rooms: std::sync::OnceLock::new(),
         }
     }
 
@@ -465,8 +473,18 @@ impl Coordinator {
         Ok(code)
     }
 
-    /// A code that matched nothing: `SESSION_NOT_EXIST`, and a miss towards the lock-out.
-    fn code_missed(&self, addr: IpAddr, now: Millis) -> Outcome {
+    /// `orbita serve`: tells the coordinator which codes are live rooms of its own media server
+    /// (set once; later calls are ignored).
+    pub fn set_local_rooms(&self, local_rooms: LocalRooms) {
+        let _ = self.local_rooms.set(local_rooms);
+    }
+
+    /// A code that matched no session: `SESSION_NOT_EXIST`, and a miss towards the lock-out
+    /// unless it is a live room of this process's media server (a right code).
+    fn code_missed(&self, code: &str, addr: IpAddr, now: Millis) -> Outcome {
+        if self.local_rooms.get().is_some_and(|live| live(code)) {
+            return Outcome::reply(ToClient::SessionNotExist);
+        }
         if self.throttle.lock().record_miss(addr, now).is_some() {
             warn!(%addr, "code guessing: address locked out");
         }
@@ -552,7 +570,7 @@ impl Coordinator {
                 let rc = p.rc_name.clone();
                 self.place(user_id, &rc, Some(p), now).await
             }
-            Ok(_) => self.code_missed(addr, now),
+            Ok(_) => self.code_missed(code, addr, now),
             Err(e) => self.internal(e),
         }
     }
@@ -688,7 +706,7 @@ impl Coordinator {
                     "session {code} has not been started: join it with CONNECT_SESSION_WITH_CODE first"
                 ),
             ),
-            Ok(_) => self.code_missed(addr, now),
+            Ok(_) => self.code_missed(code, addr, now),
             Err(e) => self.internal(e),
         }
     }

@@ -342,6 +342,7 @@ pub async fn run_all_in_one(args: AllInOneArgs) -> anyhow::Result<()> {
     let routes = hub.service_router();
     let ops_hub = hub.clone();
     let guesses = coordinator.code_guesses();
+    let local_rooms_of = Arc::clone(&coordinator);
     let hook: crate::serve::RouterHook = Box::new(move |app: axum::Router| {
         app.merge(routes)
             .layer(axum::middleware::from_fn_with_state(
@@ -359,6 +360,10 @@ pub async fn run_all_in_one(args: AllInOneArgs) -> anyhow::Result<()> {
     // One budget of wrong codes per client: the media server's lookups (`/api/rooms/{code}`,
     // `join`, WHIP) and the coordinator's code verbs count the same misses.
     server.code_guesses().share(guesses);
+    // Rooms of the media server are not coordinator sessions: the page asks the coordinator
+    // about a joined room's code (to hear of a planned session's end), which is no guess.
+    let registry = Arc::clone(server.registry());
+    local_rooms_of.set_local_rooms(Arc::new(move |code: &str| registry.get(code).is_some()));
     // The node links to the coordinator over loopback as a separate `orbita node` would: on
     // the HTTP listener, or, when that speaks TLS (with a certificate for a public name), on
     // a plain loopback listener of its own that serves only the node endpoint.
