@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{http, start_server, test_settings, word_after, Proc, TempDir};
+use crate::support::{metrics_page, start_server, test_settings, word_after, Proc, TempDir};
 
 /// The upper bound for anything these tests wait for.
 const WITHIN: Duration = Duration::from_secs(15);
@@ -128,14 +128,7 @@ async fn the_connection_over_the_per_address_cap_is_closed_while_others_are_answ
     assert_eq!(get(&mut other, "/healthz").await.0, 200);
     assert_eq!(get(&mut held[0], "/healthz").await.0, 200);
     // The refusal is on /metrics (asked from 127.0.0.1, which is capped only in total).
-    let metrics = http()
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_page(&format!("http://{addr}")).await;
     assert!(
         metrics.contains(
             "orbita_http_connections_refused_total{cap=\"max_connections_per_address\"} 1\n"
@@ -295,14 +288,7 @@ async fn orbita_coordinator_drops_a_slow_header_client_and_counts_it() {
     let took = closed_unanswered(&mut slow).await;
     assert!(took >= Duration::from_millis(900), "{took:?}");
     closed_unanswered(&mut second).await;
-    let metrics = http()
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_page(&format!("http://{addr}")).await;
     for line in [
         "orbita_coordinator_http_connections_timed_out_total{timeout=\"header_read\"} 2\n",
         "orbita_coordinator_http_connections_refused_total{cap=\"max_connections_per_address\"} 1\n",
