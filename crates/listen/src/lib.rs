@@ -14,7 +14,7 @@
 //! [`serve`] is `axum::serve` with these limits (and the peer address as axum's
 //! `ConnectInfo<SocketAddr>`); [`ListenerStats`] counts what they refused.
 
-pub mod caps;
+pub use orbita_caps as caps;
 pub mod deadlines;
 pub mod fd_limit;
 mod io;

@@ -819,6 +819,8 @@ impl Settings {
         orbita_sfu::SfuConfig {
             udp_bind: self.udp_addr,
             tcp_bind: self.tcp_addr,
+            tcp_max_connections_per_address: self.max_connections_per_address,
+            tcp_first_frame_timeout: orbita_sfu::ice_tcp::TCP_FIRST_FRAME_TIMEOUT,
             udp_port_range: self.udp_port_range.map(|r| r.first..=r.last),
             announce_ips: self.announce_ips.clone(),
             workers: self.workers,

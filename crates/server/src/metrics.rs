@@ -151,6 +151,26 @@ impl Collector for Snapshot {
             None,
             addrs.metric_type(),
         )?)?;
+        let tcp_open = ConstGauge::new(s.ice_tcp_open);
+        tcp_open.encode(encoder.encode_descriptor(
+            "orbita_ice_tcp_connections_open",
+            "ICE-TCP connections open on the media server's TCP port.",
+            None,
+            tcp_open.metric_type(),
+        )?)?;
+        let mut family = encoder.encode_descriptor(
+            "orbita_ice_tcp_connections_refused",
+            "ICE-TCP connections closed at accept: max_connections (the port's total cap), \
+             max_connections_per_address (their address's cap).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (cap, value) in [
+            ("max_connections", s.ice_tcp_refused_total),
+            ("max_connections_per_address", s.ice_tcp_refused_per_address),
+        ] {
+            ConstCounter::new(value).encode(family.encode_family(&[("cap", cap)])?)?;
+        }
         Ok(())
     }
 }
@@ -228,6 +248,8 @@ mod tests {
             ("orbita_media_dropped_packets_total", "counter"),
             ("orbita_chat_dropped_messages_total", "counter"),
             ("orbita_media_peer_addresses", "gauge"),
+            ("orbita_ice_tcp_connections_open", "gauge"),
+            ("orbita_ice_tcp_connections_refused_total", "counter"),
         ];
         let types: Vec<(&str, &str)> = text
             .lines()
@@ -241,10 +263,16 @@ mod tests {
             "orbita_media_dropped_packets_total{reason=\"send_queue\"} 0",
             "orbita_media_dropped_packets_total{reason=\"tcp_write_queue\"} 0",
         ];
+        let refused = [
+            "orbita_ice_tcp_connections_refused_total{cap=\"max_connections\"} 0",
+            "orbita_ice_tcp_connections_refused_total{cap=\"max_connections_per_address\"} 0",
+        ];
         let mut want: Vec<String> = Vec::new();
         for (name, _) in &expected {
             if *name == "orbita_media_dropped_packets_total" {
                 want.extend(dropped.iter().map(|d| d.to_string()));
+            } else if *name == "orbita_ice_tcp_connections_refused_total" {
+                want.extend(refused.iter().map(|d| d.to_string()));
             } else {
                 want.push(format!("{name} 0"));
             }
@@ -259,6 +287,8 @@ mod tests {
             dropped_tcp_write_queue: 3,
             dropped_chat: 9,
             demux_addresses: 4,
+            ice_tcp_open: 5,
+            ice_tcp_refused_per_address: 6,
             ..SfuStats::default()
         };
         let text = render(&ControlStats::default(), &sfu);
@@ -268,6 +298,9 @@ mod tests {
             "orbita_media_dropped_packets_total{reason=\"tcp_write_queue\"} 3\n",
             "orbita_chat_dropped_messages_total 9\n",
             "orbita_media_peer_addresses 4\n",
+            "orbita_ice_tcp_connections_open 5\n",
+            "orbita_ice_tcp_connections_refused_total{cap=\"max_connections\"} 0\n",
+            "orbita_ice_tcp_connections_refused_total{cap=\"max_connections_per_address\"} 6\n",
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }

@@ -16,6 +16,7 @@ pub mod codec;
 pub mod demux;
 pub mod forward;
 pub mod ice_servers;
+pub mod ice_tcp;
 pub mod layers;
 pub mod net;
 mod participant;
@@ -52,6 +53,13 @@ pub struct SfuConfig {
     pub udp_bind: SocketAddr,
     /// Where the one ICE-TCP listener binds (`None`: no ICE-TCP).
     pub tcp_bind: Option<SocketAddr>,
+    /// Most ICE-TCP connections open at once from one client address (an IPv4 address, an
+    /// IPv6 /64; 127.0.0.1 and ::1 are capped only in total, [`ice_tcp::MAX_TCP_CONNS`]); 0:
+    /// no per-address cap.
+    pub tcp_max_connections_per_address: usize,
+    /// The time an ICE-TCP connection has, from its accept, to deliver its whole first frame
+    /// (a STUN request); default [`ice_tcp::TCP_FIRST_FRAME_TIMEOUT`].
+    pub tcp_first_frame_timeout: Duration,
     /// Instead of one UDP port, bind every port of this range on `udp_bind`'s IP (at most
     /// [`MAX_UDP_PORTS`]) and give each connection (each `str0m::Rtc`) a host candidate on one
     /// of them, round-robin. `None`: the one port of `udp_bind`.
@@ -75,6 +83,8 @@ impl Default for SfuConfig {
         SfuConfig {
             udp_bind: "127.0.0.1:7882".parse().unwrap(),
             tcp_bind: Some("127.0.0.1:7881".parse().unwrap()),
+            tcp_max_connections_per_address: 100,
+            tcp_first_frame_timeout: ice_tcp::TCP_FIRST_FRAME_TIMEOUT,
             udp_port_range: None,
             announce_ips: vec![],
             workers: 0,

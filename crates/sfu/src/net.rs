@@ -16,9 +16,9 @@
 //! with `epoll`, so a 1024-port range costs no more threads than one port.
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io;
 use std::mem::MaybeUninit;
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::ops::RangeInclusive;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -34,15 +34,15 @@ use str0m::Candidate;
 use tracing::{debug, info, warn};
 
 use crate::demux::{Demux, Transport};
-use crate::queues::{DropReason, Drops, TCP_WRITE_QUEUE, WORKER_QUEUE};
+use crate::ice_tcp::{tcp_acceptor, TcpRefusals, MAX_TCP_CONNS};
+use crate::queues::{DropReason, Drops, WORKER_QUEUE};
 use crate::stats::RoomStatus;
 use crate::worker::{Worker, WorkerMsg};
 use crate::{next_id, RoomId, SfuConfig, SfuStats, UdpPortStats, MAX_UDP_PORTS};
+use orbita_caps::ConnectionCaps;
 
 /// Largest datagram we read (UDP MTU-sized packets; anything larger is not WebRTC).
 pub const MAX_DATAGRAM: usize = 2048;
-/// Most ICE-TCP connections at once.
-pub const MAX_TCP_CONNS: usize = 4096;
 
 /// Traffic counters, updated by the reader and the workers.
 #[derive(Default)]
@@ -57,6 +57,8 @@ pub(crate) struct Counters {
     pub drops: Drops,
     pub participants: AtomicU64,
     pub rooms: AtomicU64,
+    /// ICE-TCP connections closed at accept, by cap.
+    pub tcp_refused: TcpRefusals,
 }
 
 /// Traffic of one port of a UDP port range.
@@ -84,6 +86,8 @@ pub(crate) struct Shared {
     /// the `destination` of the datagrams received on it.
     pub udp_local: Vec<SocketAddr>,
     pub tcp_local: Option<SocketAddr>,
+    /// The ICE-TCP connections open, in total and per address.
+    pub tcp_caps: Arc<ConnectionCaps>,
     pub tcp_writers: RwLock<HashMap<SocketAddr, Sender<Vec<u8>>>>,
     /// Per local port, the candidates of a connection on it: UDP on that port and ICE-TCP,
     /// for every announced IP.
@@ -124,6 +128,7 @@ impl Shared {
             udp_first_port: local.port(),
             udp_local: vec![local],
             tcp_local: None,
+            tcp_caps: ConnectionCaps::new(MAX_TCP_CONNS, 0),
             tcp_writers: RwLock::new(HashMap::new()),
             candidates: vec![local_candidates(&[local.ip()], local.port(), None)?],
             ports: Vec::new(),
@@ -206,6 +211,7 @@ impl NetRuntime {
             Readers::OnePort(_) => Vec::new(),
             Readers::Range => udp.iter().map(|_| PortCounters::default()).collect(),
         };
+        let tcp_caps = ConnectionCaps::new(MAX_TCP_CONNS, config.tcp_max_connections_per_address);
         let shared = Arc::new(Shared {
             config,
             demux: Demux::new(),
@@ -213,6 +219,7 @@ impl NetRuntime {
             udp_first_port,
             udp_local: udp_dests,
             tcp_local: tcp_dest,
+            tcp_caps,
             tcp_writers: RwLock::new(HashMap::new()),
             candidates,
             ports: port_counters,
@@ -465,6 +472,9 @@ impl NetRuntime {
             dropped_tcp_write_queue: c.drops.get(DropReason::TcpWriteQueue),
             dropped_chat: get(&c.drops.chat),
             demux_addresses: self.shared.demux.addr_count() as u64,
+            ice_tcp_open: self.shared.tcp_caps.open() as u64,
+            ice_tcp_refused_total: get(&c.tcp_refused.total),
+            ice_tcp_refused_per_address: get(&c.tcp_refused.per_address),
         }
     }
 
@@ -725,110 +735,6 @@ fn udp_range_reader(
                     }
                 }
             }
-        }
-    }
-}
-
-/// Accept ICE-TCP connections (RFC 6544, framed per RFC 4571), one reader thread each.
-fn tcp_acceptor(listener: TcpListener, shared: Arc<Shared>, workers: Vec<Sender<WorkerMsg>>) {
-    let _ = listener.set_nonblocking(true);
-    let open = Arc::new(AtomicUsize::new(0));
-    while !shared.stopping.load(Ordering::Relaxed) {
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                if open.load(Ordering::Relaxed) >= MAX_TCP_CONNS {
-                    debug!("ice-tcp: refusing {peer}, at the connection limit");
-                    continue;
-                }
-                let _ = stream.set_nonblocking(false);
-                let _ = stream.set_nodelay(true);
-                open.fetch_add(1, Ordering::Relaxed);
-                let (shared, workers, open) = (shared.clone(), workers.clone(), open.clone());
-                let _ = thread::Builder::new()
-                    .name("sfu-tcp-conn".into())
-                    .spawn(move || {
-                        if let Err(e) = tcp_conn(stream, peer, &shared, &workers) {
-                            debug!("ice-tcp {peer}: {e}");
-                        }
-                        shared.tcp_writers.write().remove(&peer);
-                        open.fetch_sub(1, Ordering::Relaxed);
-                    });
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => {
-                warn!("ice-tcp accept: {e}");
-                thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-}
-
-fn tcp_conn(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    shared: &Shared,
-    workers: &[Sender<WorkerMsg>],
-) -> io::Result<()> {
-    // The first frame must arrive soon and be a STUN request we can route.
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(TCP_WRITE_QUEUE);
-    let mut writer = stream.try_clone()?;
-    thread::Builder::new()
-        .name("sfu-tcp-write".into())
-        .spawn(move || {
-            for frame in rx {
-                let len = (frame.len() as u16).to_be_bytes();
-                if writer
-                    .write_all(&len)
-                    .and_then(|_| writer.write_all(&frame))
-                    .is_err()
-                {
-                    break;
-                }
-            }
-            let _ = writer.shutdown(std::net::Shutdown::Both);
-        })?;
-    shared.tcp_writers.write().insert(peer, tx);
-    let mut routed = false;
-    let mut len = [0u8; 2];
-    let mut buf = vec![0u8; u16::MAX as usize];
-    loop {
-        if shared.stopping.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        stream.read_exact(&mut len)?;
-        let n = u16::from_be_bytes(len) as usize;
-        stream.read_exact(&mut buf[..n])?;
-        let data = &buf[..n];
-        shared.counters.packets_in.fetch_add(1, Ordering::Relaxed);
-        shared
-            .counters
-            .bytes_in
-            .fetch_add(n as u64, Ordering::Relaxed);
-        let Some(found) = shared.demux.route_for(Transport::Tcp, peer, data) else {
-            shared.counters.unmatched.fetch_add(1, Ordering::Relaxed);
-            if !routed {
-                return Err(io::Error::other("first frame is not a known ICE request"));
-            }
-            continue;
-        };
-        if !routed {
-            routed = true;
-            // Connected peers may idle (consent checks every few seconds); allow for that.
-            stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-        }
-        let msg = WorkerMsg::Datagram {
-            conn: found.route.conn,
-            transport: Transport::Tcp,
-            local: 0,
-            source: peer,
-            unconfirmed: found.unconfirmed,
-            data: data.to_vec(),
-        };
-        if let Err(TrySendError::Full(_)) = workers[found.route.worker].try_send(msg) {
-            shared.counters.drops.count(DropReason::WorkerQueue);
         }
     }
 }

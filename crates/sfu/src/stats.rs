@@ -33,6 +33,12 @@ pub struct SfuStats {
     pub dropped_chat: u64,
     /// Peer addresses the demultiplexer knows (each learnt from a verified STUN request).
     pub demux_addresses: u64,
+    /// ICE-TCP connections open.
+    pub ice_tcp_open: u64,
+    /// ICE-TCP connections closed at accept: the port had `MAX_TCP_CONNS` open.
+    pub ice_tcp_refused_total: u64,
+    /// ICE-TCP connections closed at accept: their address had its cap open.
+    pub ice_tcp_refused_per_address: u64,
 }
 
 impl SfuStats {

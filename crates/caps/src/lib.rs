@@ -1,4 +1,6 @@
-//! Connection caps: how many connections are open, in total and per client address.
+//! Connection caps: how many connections are open, in total and per client address. Used by
+//! every HTTP listener (orbita-listen) and by the media server's ICE-TCP port (orbita-sfu),
+//! which must not depend on HTTP crates.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
