@@ -131,13 +131,13 @@ pub fn code_length_for(live: usize, min: usize) -> usize {
         .saturating_add(1)
         .saturating_mul(CODES_PER_LIVE_ROOM);
     (min..MAX_CODE_LENGTH)
-        .find(|&len| 10u64.saturating_pow(len.min(19) as u32) >= needed)
+        .find(|&len| code_space(len) >= needed)
         .unwrap_or(MAX_CODE_LENGTH.max(min))
 }
 
-/// The number of codes of `len` digits.
-pub fn code_space(len: usize) -> f64 {
-    10f64.powi(len as i32)
+/// The number of codes of `len` digits (10^len, saturating).
+pub fn code_space(len: usize) -> u64 {
+    10u64.saturating_pow(len.min(19) as u32)
 }
 
 /// A token bucket: `per_second` on average, in bursts of up to `burst` (virtual time: the
@@ -463,7 +463,7 @@ mod tests {
         assert!(!is_valid_code("123", 4));
         assert!(!is_valid_code("1234567890123", 4), "at most 12 digits");
         assert!(!is_valid_code("12345", 6), "never shorter than code_length");
-        assert_eq!(code_space(4), 10_000.0);
+        assert_eq!(code_space(4), 10_000);
         assert_eq!(ceil_secs(1), 1);
         assert_eq!(ceil_secs(1000), 1);
         assert_eq!(ceil_secs(1001), 2);

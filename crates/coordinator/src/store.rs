@@ -896,7 +896,7 @@ impl Registry {
             .await?;
         let used = usize::try_from(used).unwrap_or(0);
         let len = logic::code_length_for(used, min_len);
-        if used as f64 >= logic::code_space(len) * max_fraction {
+        if used as f64 >= logic::code_space(len) as f64 * max_fraction {
             return Err(PlaceError::CodesExhausted);
         }
         for _ in 0..64 {

@@ -21,12 +21,9 @@ use parking_lot::Mutex;
 
 use crate::backend::MediaBackend;
 
-/// How many codes of `code_length` digits there are (10^len, saturating).
-pub fn code_space(code_length: usize) -> u64 {
-    10u64.saturating_pow(code_length.min(19) as u32)
-}
-
-pub use orbita_coordinator::logic::{code_length_for, CODES_PER_LIVE_ROOM, MAX_CODE_LENGTH};
+pub use orbita_coordinator::logic::{
+    code_length_for, code_space, CODES_PER_LIVE_ROOM, MAX_CODE_LENGTH,
+};
 
 /// The registry's limits and timings.
 #[derive(Debug, Clone, PartialEq, Eq)]
