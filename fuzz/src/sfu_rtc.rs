@@ -1,5 +1,5 @@
-//! A `str0m::Rtc` configured as `orbita_sfu` configures each peer connection (ICE-lite, RTP
-//! mode, Opus, VP8, H.264, VP9, one host candidate), but with fixed ICE credentials, so seed
+//! A `str0m::Rtc` configured as `orbita_sfu` configures each peer connection
+//! (`orbita_sfu::peer_config`: ICE-lite, RTP mode, Opus, VP8, H.264, VP9; one host candidate), but with fixed ICE credentials, so seed
 //! inputs can carry STUN binding requests that pass the message-integrity check, and with a
 //! DTLS certificate made once per process instead of once per connection (key generation
 //! would otherwise dominate every execution).
@@ -35,14 +35,7 @@ fn cert() -> DtlsCert {
 
 /// A new connection at `now`, as the SFU makes one, with [`SERVER_UFRAG`]/[`SERVER_PASS`].
 pub fn sfu_rtc(now: Instant) -> Rtc {
-    let mut rtc = Rtc::builder()
-        .set_ice_lite(true)
-        .set_rtp_mode(true)
-        .clear_codecs()
-        .enable_opus(true, false)
-        .enable_vp8(true)
-        .enable_h264(true)
-        .enable_vp9(true)
+    let mut rtc = orbita_sfu::peer_config()
         .set_dtls_cert(cert())
         .set_local_ice_credentials(IceCreds {
             ufrag: SERVER_UFRAG.into(),

@@ -37,6 +37,7 @@ use std::time::Duration;
 use orbita_protocol::{ClientMsg, Limits, ServerMsg};
 
 pub use ice_servers::IceServers;
+pub use rtc_peer::peer_config;
 pub use stats::{RoomStatus, SfuStats, UdpPortStats};
 
 /// Most ports in [`SfuConfig::udp_port_range`].

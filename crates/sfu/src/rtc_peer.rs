@@ -7,7 +7,7 @@ use std::time::Instant;
 use orbita_protocol::PcKind;
 use str0m::bwe::Bitrate;
 use str0m::net::Protocol;
-use str0m::{Event, Output, Rtc};
+use str0m::{Event, Output, Rtc, RtcConfig};
 use tracing::debug;
 
 use crate::demux::{ConnId, Route, Transport};
@@ -29,17 +29,24 @@ pub(crate) struct RtcPeer {
     ufrag: String,
 }
 
+/// How every peer connection of the SFU is set up: ICE-lite, RTP mode (forwarding packets,
+/// not frames), Opus, VP8, H.264 and VP9. Subscriber connections add bandwidth estimation; the
+/// fuzz targets (fuzz/) build their `Rtc` from this too.
+pub fn peer_config() -> RtcConfig {
+    Rtc::builder()
+        .set_ice_lite(true)
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .enable_h264(true)
+        .enable_vp9(true)
+}
+
 impl RtcPeer {
     /// A new peer connection whose ufrag routes to `worker`.
     pub fn new(kind: PcKind, shared: &Shared, worker: usize, now: Instant) -> RtcPeer {
-        let mut builder = Rtc::builder()
-            .set_ice_lite(true)
-            .set_rtp_mode(true)
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true)
-            .enable_h264(true)
-            .enable_vp9(true);
+        let mut builder = peer_config();
         if kind == PcKind::Subscriber {
             builder = builder.enable_bwe(Some(Bitrate::bps(shared.config.initial_bitrate_bps)));
         }
