@@ -1,0 +1,12 @@
+//! Orbita call recording.
+//!
+//! The media server hands the RTP packets of the tracks it records to a [`Recorder`] (one per
+//! recorded call) without waiting: a bounded queue to one writer thread, drops counted. The
+//! writer puts packets back in order, rebuilds frames (Opus, VP8, VP9, H.264), maps their RTP
+//! timestamps to the call's clock and writes each track to its own WebM (H.264: Matroska) file,
+//! cluster by cluster, so a file stays playable up to its last cluster if the process dies.
+//! [`manifest`] describes the recording for the post-processing.
+
+pub mod manifest;
+
+pub use manifest::{Kind, Manifest, RecCodec, Role, TrackEntry, MANIFEST_FILE};
