@@ -15,6 +15,8 @@
 mod ebml;
 pub mod manifest;
 mod opus;
+mod reorder;
+mod timeline;
 mod webm;
 
 pub use manifest::{Kind, Manifest, RecCodec, Role, TrackEntry, MANIFEST_FILE};
