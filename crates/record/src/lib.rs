@@ -12,11 +12,15 @@
 //! `vp8`, `vp9`, `h264` and `opus`), `track` (a track's pipeline and its decisions), `ebml` and
 //! `webm`. Only `writer`, the writer thread, touches files; `recorder` is the public face.
 
+mod depacketize;
 mod ebml;
+mod h264;
 pub mod manifest;
 mod opus;
 mod reorder;
 mod timeline;
+mod vp8;
+mod vp9;
 mod webm;
 
 pub use manifest::{Kind, Manifest, RecCodec, Role, TrackEntry, MANIFEST_FILE};
