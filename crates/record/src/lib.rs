@@ -19,6 +19,7 @@ pub mod manifest;
 mod opus;
 mod reorder;
 mod timeline;
+mod track;
 mod vp8;
 mod vp9;
 mod webm;
