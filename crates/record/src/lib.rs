@@ -17,11 +17,17 @@ mod ebml;
 mod h264;
 pub mod manifest;
 mod opus;
+mod recorder;
 mod reorder;
 mod timeline;
 mod track;
 mod vp8;
 mod vp9;
 mod webm;
+mod writer;
 
 pub use manifest::{Kind, Manifest, RecCodec, Role, TrackEntry, MANIFEST_FILE};
+pub use recorder::{
+    Recorder, RecorderConfig, RecorderStats, TrackMeta, TrackTap, DEFAULT_QUEUE_PACKETS,
+    MAX_PAYLOAD_BYTES,
+};
