@@ -403,6 +403,38 @@ mod tests {
     }
 
     #[test]
+    fn writing_stops_at_max_bytes_and_the_rest_is_counted() {
+        let dir = temp_dir("max-bytes");
+        let mut config = RecorderConfig::new(&dir, "r4", "room");
+        config.max_bytes = 2_000;
+        let (open_gate, gate) = crossbeam_channel::bounded(1);
+        let recorder = Recorder::start_gated(config, Some(gate)).unwrap();
+        let shared = recorder.shared.clone();
+        let t0 = Instant::now();
+        let tap = recorder.add_track(mic(), t0);
+        // 10 s of 20-byte Opus frames, all queued before the writer starts.
+        for i in 0..500u64 {
+            let at = t0 + Duration::from_millis(20 * i);
+            assert!(tap.packet(at, i, 960 * i as u32, false, &[0xFC; 20]));
+        }
+        open_gate.send(()).unwrap();
+        recorder.stop(t0 + Duration::from_secs(10));
+        let manifest = recorder.wait().unwrap();
+        // The header and the first 1 s cluster (50 frames of 26 bytes) fit; the second
+        // cluster, closed by frame 100, does not: the 399 packets after it are dropped.
+        let written = shared.bytes_written.load(Ordering::Relaxed);
+        assert!((1_400..=2_000).contains(&written), "{written} bytes");
+        assert_eq!(shared.frames_written.load(Ordering::Relaxed), 50);
+        assert_eq!(shared.dropped_over_max_bytes.load(Ordering::Relaxed), 399);
+        assert!(shared.limit_reached.load(Ordering::Relaxed));
+        assert!(!tap.packet(t0, 500, 0, false, &[0xFC]));
+        let file = dir.join(&manifest.tracks[0].file);
+        assert_eq!(std::fs::metadata(file).unwrap().len(), written);
+        assert_eq!(manifest.dropped_packets, 0, "the queue never overflowed");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn oversize_payloads_and_ended_tracks_are_refused() {
         let dir = temp_dir("refused");
         let recorder = Recorder::start(RecorderConfig::new(&dir, "r2", "room")).unwrap();
