@@ -12,6 +12,8 @@
 //! `vp8`, `vp9`, `h264` and `opus`), `track` (a track's pipeline and its decisions), `ebml` and
 //! `webm`. Only `writer`, the writer thread, touches files; `recorder` is the public face.
 
+#![warn(missing_docs)]
+
 mod depacketize;
 mod ebml;
 mod h264;

@@ -97,11 +97,15 @@ pub struct WebmMuxer {
     last_ts: Option<u64>,
     /// The last step between frames, the duration given to the last frame.
     last_step: u64,
+    /// The timestamp of the last frame in a closed cluster.
+    closed_ts: Option<u64>,
 }
 
 #[derive(Debug)]
 struct OpenCluster {
     start: u64,
+    /// The timestamp of its last frame.
+    last: u64,
     blocks: Vec<u8>,
     frames: u64,
 }
@@ -115,6 +119,7 @@ impl WebmMuxer {
             cluster: None,
             last_ts: None,
             last_step: 0,
+            closed_ts: None,
         }
     }
 
@@ -209,9 +214,11 @@ impl WebmMuxer {
         };
         let open = self.cluster.get_or_insert_with(|| OpenCluster {
             start: ts,
+            last: ts,
             blocks: Vec::new(),
             frames: 0,
         });
+        open.last = ts;
         let relative = (ts - open.start) as i16;
         ebml::write_id(&mut open.blocks, SIMPLE_BLOCK);
         ebml::write_size(&mut open.blocks, 4 + data.len() as u64);
@@ -233,9 +240,10 @@ impl WebmMuxer {
         self.cluster = None;
     }
 
-    /// The track's duration so far (ms): the last frame's timestamp plus the step before it.
+    /// The duration of the closed clusters (ms): their last frame's timestamp plus the step
+    /// before it (the whole track after [`finish`](Self::finish)).
     pub fn duration_ms(&self) -> u64 {
-        self.last_ts.map_or(0, |ts| ts + self.last_step)
+        self.closed_ts.map_or(0, |ts| ts + self.last_step)
     }
 
     /// The Info's Duration, to write over the header's Void at `offset` once the file is
@@ -250,6 +258,7 @@ impl WebmMuxer {
 
     fn close(&mut self) -> Option<Cluster> {
         let open = self.cluster.take()?;
+        self.closed_ts = Some(open.last);
         let mut body = Vec::with_capacity(open.blocks.len() + 12);
         ebml::write_uint(&mut body, CLUSTER_TIMESTAMP, open.start);
         body.extend_from_slice(&open.blocks);
@@ -353,6 +362,8 @@ mod tests {
         }
         // The 0.5 s keyframe is too early; the 1.5 s one closes the first; then every 5 s.
         assert_eq!(closed, [(45, 45), (195, 150)]);
+        // The closed clusters end with frame 194 (6466 ms); the last one is still open.
+        assert_eq!(mux.duration_ms(), 194 * 100 / 3 + 33);
         assert_eq!(mux.finish().unwrap().frames, 75);
         assert_eq!(mux.finish(), None);
         assert_eq!(mux.duration_ms(), 269 * 100 / 3 + 33);
