@@ -30,6 +30,6 @@ mod writer;
 
 pub use manifest::{Kind, Manifest, RecCodec, Role, TrackEntry, MANIFEST_FILE};
 pub use recorder::{
-    Recorder, RecorderConfig, RecorderStats, TrackMeta, TrackTap, DEFAULT_QUEUE_PACKETS,
-    MAX_PAYLOAD_BYTES,
+    Recorder, RecorderConfig, RecorderHandle, RecorderStats, TrackMeta, TrackTap,
+    DEFAULT_QUEUE_PACKETS, MAX_PAYLOAD_BYTES,
 };

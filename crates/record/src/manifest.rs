@@ -36,18 +36,10 @@ pub struct Manifest {
     pub dropped_packets: u64,
 }
 
-/// Who a participant is in the call, as the control plane told the recorder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// The account holder who created or planned the call: the right channel.
-    Agent,
-    /// A guest of an agent's call (and the person named on its plan): the left channel, and
-    /// the video of the merged file.
-    Customer,
-    /// Anyone in a call that has no agent (a plain room, a class): each their own track.
-    Participant,
-}
+/// Who a participant is in the call (the signalling protocol's roles): `agent` (the right
+/// channel), `customer` (the left channel, and the video of the merged file), `participant`
+/// (calls without an agent: each their own track).
+pub use orbita_protocol::Role;
 
 /// Audio or video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -141,11 +141,19 @@ pub(crate) enum Control {
 /// on its own); [`wait`](Self::wait) to know when it is done.
 #[derive(Debug)]
 pub struct Recorder {
+    handle: RecorderHandle,
+    writer: Option<JoinHandle<io::Result<Manifest>>>,
+}
+
+/// What the media server holds of a [`Recorder`]: it adds tracks and stops the recording,
+/// while the control plane keeps the `Recorder` to [`wait`](Recorder::wait) for its files.
+/// Cheap to clone; dropping it does not stop the recording.
+#[derive(Debug, Clone)]
+pub struct RecorderHandle {
     shared: Arc<Shared>,
     data_tx: Sender<DataMsg>,
     ctrl_tx: Sender<Control>,
-    next_track: AtomicU32,
-    writer: Option<JoinHandle<io::Result<Manifest>>>,
+    next_track: Arc<AtomicU32>,
 }
 
 impl Recorder {
@@ -195,14 +203,61 @@ impl Recorder {
                 writer.run()
             })?;
         Ok(Recorder {
-            shared,
-            data_tx,
-            ctrl_tx,
-            next_track: AtomicU32::new(1),
+            handle: RecorderHandle {
+                shared,
+                data_tx,
+                ctrl_tx,
+                next_track: Arc::new(AtomicU32::new(1)),
+            },
             writer: Some(writer),
         })
     }
 
+    /// A handle for the media server: it adds tracks and stops the recording.
+    pub fn handle(&self) -> RecorderHandle {
+        self.handle.clone()
+    }
+
+    /// A track to record from now (see [`RecorderHandle::add_track`]).
+    pub fn add_track(&self, meta: TrackMeta, at: Instant) -> TrackTap {
+        self.handle.add_track(meta, at)
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> RecorderStats {
+        self.handle.stats()
+    }
+
+    /// Stops the recording at `at` without waiting (see [`RecorderHandle::stop`]).
+    pub fn stop(&self, at: Instant) {
+        self.handle.stop(at)
+    }
+
+    /// Waits for the writer to finish (stopping now if [`stop`](Self::stop) was not called)
+    /// and returns the final manifest, or the first I/O error the writer met (it goes on
+    /// with the other files after one; the manifest on disk says what was written).
+    pub fn wait(self) -> io::Result<Manifest> {
+        self.stop(Instant::now());
+        self.finished()
+    }
+
+    /// Waits, without stopping it, until the recording is stopped (by [`stop`](Self::stop)
+    /// or a [`RecorderHandle`]) and its files are finished; then as [`wait`](Self::wait).
+    pub fn finished(mut self) -> io::Result<Manifest> {
+        let writer = self.writer.take().expect("finished consumes the recorder");
+        writer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the recording's writer thread panicked")))
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.stop(Instant::now());
+    }
+}
+
+impl RecorderHandle {
     /// A track to record from now (`at`: when the media server decided so; the file starts
     /// at the track's first frame). Its packets go through the returned tap.
     pub fn add_track(&self, meta: TrackMeta, at: Instant) -> TrackTap {
@@ -244,23 +299,6 @@ impl Recorder {
         if !self.shared.stopped.swap(true, Ordering::Relaxed) {
             let _ = self.ctrl_tx.send(Control::Stop { at });
         }
-    }
-
-    /// Waits for the writer to finish (stopping now if [`stop`](Self::stop) was not called)
-    /// and returns the final manifest, or the first I/O error the writer met (it goes on
-    /// with the other files after one; the manifest on disk says what was written).
-    pub fn wait(mut self) -> io::Result<Manifest> {
-        self.stop(Instant::now());
-        let writer = self.writer.take().expect("wait consumes the recorder");
-        writer
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the recording's writer thread panicked")))
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        self.stop(Instant::now());
     }
 }
 
@@ -409,7 +447,7 @@ mod tests {
         config.max_bytes = 2_000;
         let (open_gate, gate) = crossbeam_channel::bounded(1);
         let recorder = Recorder::start_gated(config, Some(gate)).unwrap();
-        let shared = recorder.shared.clone();
+        let shared = recorder.handle.shared.clone();
         let t0 = Instant::now();
         let tap = recorder.add_track(mic(), t0);
         // 10 s of 20-byte Opus frames, all queued before the writer starts.

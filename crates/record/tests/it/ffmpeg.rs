@@ -2,12 +2,10 @@
 //! into RTP as browsers send them, recorded through a real `Recorder`, and the files decoded
 //! and measured by ffprobe and ffmpeg.
 
-mod support;
-
 use std::time::Duration;
 
 use orbita_record::{Kind, Manifest, RecCodec, TrackEntry};
-use support::*;
+use crate::support::*;
 
 fn entry(manifest: &Manifest, kind: Kind) -> &TrackEntry {
     manifest
