@@ -49,6 +49,7 @@ async fn a_chat_flood_from_one_guest_leaves_the_others_connected_and_receiving()
         v: PROTOCOL_VERSION,
         code: code.clone(),
         name: "Flooder".into(),
+        key: None,
     };
     tx.send(Message::Text(serde_json::to_string(&join).unwrap().into()))
         .await

@@ -214,6 +214,7 @@ async fn join(ws_url: &str, code: &str) -> ServerMsg {
         v: PROTOCOL_VERSION,
         code: code.to_string(),
         name: "Guesser".into(),
+        key: None,
     };
     let text = serde_json::to_string(&join).unwrap();
     ws.send(Message::Text(text.into())).await.expect("send");

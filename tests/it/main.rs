@@ -15,6 +15,7 @@ mod media_core;
 mod nginx;
 mod ops;
 mod port_range;
+mod recording;
 mod restart;
 mod transport_and_codecs;
 mod turn;

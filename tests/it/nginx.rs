@@ -382,7 +382,7 @@ async fn nginx_site_in_front_of_orbita_serve() {
     assert_eq!(answer.status(), StatusCode::OK);
     assert_eq!(
         body_json(answer).await,
-        json!({"code": code, "participants": 0})
+        json!({"code": code, "participants": 0, "recording": false})
     );
     let answer = get(&http, format!("{base}/r/{code}")).await;
     assert_eq!(answer.status(), StatusCode::OK);

@@ -60,6 +60,7 @@ async fn join_raw(url: &str, code: &str, name: &str) -> (Ws, String) {
             v: PROTOCOL_VERSION,
             code: code.into(),
             name: name.into(),
+            key: None,
         },
     )
     .await;

@@ -44,6 +44,13 @@ pub struct BotArgs {
     /// fails if there is none or it refuses.
     #[arg(long, env = "ORBITA_RELAY_ONLY", value_parser = clap::builder::FalseyValueParser::new())]
     pub relay_only: bool,
+    /// The room's host key (from `POST /api/rooms`): join as the call's agent.
+    #[arg(long, env = "ORBITA_HOST_KEY", value_name = "KEY")]
+    pub key: Option<String>,
+    /// Publish the Opus packets of this Ogg Opus file (20 ms frames, looped) instead of the
+    /// built-in 440 Hz tone.
+    #[arg(long, value_name = "FILE")]
+    pub audio_file: Option<std::path::PathBuf>,
 }
 
 impl BotArgs {
@@ -59,6 +66,8 @@ impl BotArgs {
             max_quality: self.max_quality.clone(),
             bind_ip: self.bind_ip,
             relay_only: self.relay_only,
+            key: self.key.clone(),
+            audio_file: self.audio_file.clone(),
         }
     }
 }

@@ -83,6 +83,11 @@ pub struct BotOptions {
     /// address, as a browser with `iceTransportPolicy: "relay"`. [`Bot::join`] fails when the
     /// server offers no relay or the relay refuses the allocation.
     pub relay_only: bool,
+    /// The room's host key: join as the call's agent.
+    pub key: Option<String>,
+    /// Publish the Opus packets of this Ogg Opus file (20 ms frames, looped) instead of the
+    /// embedded 440 Hz tone (tests that tell participants apart by their sound).
+    pub audio_file: Option<std::path::PathBuf>,
 }
 
 impl Default for BotOptions {
@@ -97,6 +102,8 @@ impl Default for BotOptions {
             max_quality: None,
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             relay_only: false,
+            key: None,
+            audio_file: None,
         }
     }
 }
@@ -176,7 +183,21 @@ impl Bot {
     /// Unauthorized`).
     pub async fn join(opts: BotOptions) -> anyhow::Result<Bot> {
         let start = Instant::now();
-        let media = media()?;
+        let embedded = media()?;
+        let own;
+        let media = match &opts.audio_file {
+            Some(path) => {
+                let bytes =
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                own = MediaLibrary {
+                    layers: embedded.layers.clone(),
+                    opus: media_file::read_ogg_opus(&bytes)
+                        .with_context(|| format!("parsing {}", path.display()))?,
+                };
+                &own
+            }
+            None => embedded,
+        };
         let url = match opts.url.strip_prefix("http://") {
             Some(rest) => format!("ws://{rest}"),
             None => opts.url.clone(),
@@ -191,6 +212,7 @@ impl Bot {
             v: PROTOCOL_VERSION,
             code: opts.code.clone(),
             name: opts.name.clone(),
+            key: opts.key.clone(),
         };
         ws.send(Message::text(serde_json::to_string(&join)?))
             .await
@@ -228,6 +250,7 @@ impl Bot {
             code,
             participants,
             ice_servers,
+            recording,
             ..
         } = joined
         else {
@@ -273,6 +296,9 @@ impl Bot {
 
         let mut recorder = Recorder::new(start, &opts.name, &code);
         recorder.joined(&participant_id, &code, participants);
+        if recording == orbita_protocol::RecordingState::On {
+            recorder.recording(start, recording);
+        }
         let shared = Arc::new(Shared::new(recorder));
 
         let session = Session::new(&opts, shared.clone(), media, pub_socket, sub_socket)?;

@@ -547,6 +547,7 @@ impl Session {
             }
             ServerMsg::Control { holder } => self.shared.rec().control(now, holder),
             ServerMsg::AppStopped { reason } => self.shared.rec().app_stopped(now, &reason),
+            ServerMsg::Recording { state } => self.shared.rec().recording(now, state),
         }
     }
 

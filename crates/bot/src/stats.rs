@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use orbita_protocol::{
-    ErrorCode, MediaKind, ParticipantInfo, SubscribedTrack, TrackInfo, TrackSource,
+    ErrorCode, MediaKind, ParticipantInfo, RecordingState, SubscribedTrack, TrackInfo, TrackSource,
 };
 use serde::Serialize;
 
@@ -360,6 +360,11 @@ pub enum RoomEventKind {
     ServerShutdown {
         /// Why.
         reason: String,
+    },
+    /// Recording of the call started or stopped.
+    Recording {
+        /// The new state.
+        state: RecordingState,
     },
 }
 
@@ -1145,6 +1150,11 @@ impl Recorder {
         self.event(now, RoomEventKind::Control { holder });
     }
 
+    /// `recording`.
+    pub fn recording(&mut self, now: Instant, state: RecordingState) {
+        self.event(now, RoomEventKind::Recording { state });
+    }
+
     /// `app_stopped`.
     pub fn app_stopped(&mut self, now: Instant, reason: &str) {
         self.event(
@@ -1338,6 +1348,7 @@ mod tests {
                 name: "Alice".into(),
                 tracks: vec![],
                 ingest: false,
+                role: orbita_protocol::Role::Participant,
             }],
         );
         r.subscriber_offer(t0, &[sub("0", "t-v", "p1", MediaKind::Video)]);
@@ -1447,6 +1458,7 @@ mod tests {
                 name: "Alice".into(),
                 tracks: vec![],
                 ingest: false,
+                role: orbita_protocol::Role::Participant,
             },
         );
         let track = TrackInfo {

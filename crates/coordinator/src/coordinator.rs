@@ -555,6 +555,7 @@ impl Coordinator {
                         ip: s.ip,
                         port: s.port,
                         code: code.to_string(),
+                        host_key: None,
                     }),
                     deliveries,
                 };
@@ -918,7 +919,12 @@ impl Coordinator {
                     })])
                 }
             }
-            FromNode::ConnectToSession { ip, port, code } => {
+            FromNode::ConnectToSession {
+                ip,
+                port,
+                code,
+                host_key,
+            } => {
                 match self
                     .registry
                     .confirm_session(node, &code, &ip, &port, now)
@@ -930,10 +936,12 @@ impl Coordinator {
                             Delivery::Client {
                                 user_id: s.creator.clone(),
                                 via: s.creator_coordinator.clone(),
+                                // The creator alone hears the host key.
                                 msg: ToClient::ConnectToSession {
                                     ip,
                                     port,
                                     code: code.clone(),
+                                    host_key,
                                 },
                             },
                             to_node(ToNode::ConnectUserToSession {

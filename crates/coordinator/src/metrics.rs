@@ -261,6 +261,7 @@ mod tests {
             ip: "127.0.0.1".into(),
             port: "1".into(),
             code: "1234".into(),
+            host_key: None,
         });
         m.answered(&ToClient::ServersBusy);
         m.answered(&ToClient::SessionNotExist);

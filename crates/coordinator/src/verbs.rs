@@ -310,6 +310,10 @@ pub enum ToClient {
         port: String,
         /// The session's code.
         code: String,
+        /// An addition to the spec, only in the answer to its creator's `CREATE_SESSION`: the
+        /// room's host key, which makes the creator the call's agent at `join` (who may
+        /// record). Never sent to anyone else.
+        host_key: Option<String>,
     },
     /// `{"msg":"SERVERS_BUSY"}`: no server of that app has room.
     ServersBusy,
@@ -416,6 +420,8 @@ enum ToClientVerb {
         ip: String,
         port: String,
         code: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host_key: Option<String>,
     },
 }
 
@@ -427,8 +433,18 @@ impl From<ToClient> for ToClientWire {
             ToClient::ServersFound { servers } => M::ServersFound { servers },
             ToClient::ServersNotFound => M::ServersNotFound,
             ToClient::ConnectionCode { code } => M::ConnectionCode { code },
-            ToClient::ConnectToSession { ip, port, code } => {
-                return ToClientWire::Verb(ToClientVerb::ConnectToSession { ip, port, code })
+            ToClient::ConnectToSession {
+                ip,
+                port,
+                code,
+                host_key,
+            } => {
+                return ToClientWire::Verb(ToClientVerb::ConnectToSession {
+                    ip,
+                    port,
+                    code,
+                    host_key,
+                })
             }
             ToClient::ServersBusy => M::ServersBusy,
             ToClient::SessionNotExist => M::SessionNotExist,
@@ -459,9 +475,17 @@ impl From<ToClientWire> for ToClient {
     fn from(w: ToClientWire) -> Self {
         use ToClientMsg as M;
         match w {
-            ToClientWire::Verb(ToClientVerb::ConnectToSession { ip, port, code }) => {
-                ToClient::ConnectToSession { ip, port, code }
-            }
+            ToClientWire::Verb(ToClientVerb::ConnectToSession {
+                ip,
+                port,
+                code,
+                host_key,
+            }) => ToClient::ConnectToSession {
+                ip,
+                port,
+                code,
+                host_key,
+            },
             ToClientWire::Msg(m) => match m {
                 M::Welcome { user_id } => ToClient::Welcome { user_id },
                 M::ServersFound { servers } => ToClient::ServersFound { servers },
@@ -616,6 +640,9 @@ pub enum FromNode {
         port: String,
         /// The code the coordinator gave in `CREATE_SESSION`.
         code: String,
+        /// An addition to the spec: the room's host key, relayed to the session's creator
+        /// only (it makes them the call's agent at `join`).
+        host_key: Option<String>,
     },
     /// `{"msg":"CREATE_SESSION_FAILED","code":"1234","reason":"..."}`.
     CreateSessionFailed {
@@ -670,6 +697,8 @@ enum FromNodeVerb {
         ip: String,
         port: String,
         code: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host_key: Option<String>,
     },
 }
 
@@ -698,9 +727,17 @@ impl From<FromNode> for FromNodeWire {
         match m {
             FromNode::Register(r) => FromNodeWire::Verb(V::Register(r)),
             FromNode::Heartbeat(h) => FromNodeWire::Verb(V::Heartbeat(h)),
-            FromNode::ConnectToSession { ip, port, code } => {
-                FromNodeWire::Verb(V::ConnectToSession { ip, port, code })
-            }
+            FromNode::ConnectToSession {
+                ip,
+                port,
+                code,
+                host_key,
+            } => FromNodeWire::Verb(V::ConnectToSession {
+                ip,
+                port,
+                code,
+                host_key,
+            }),
             FromNode::CreateSessionFailed { code, reason } => {
                 FromNodeWire::Msg(M::CreateSessionFailed { code, reason })
             }
@@ -730,9 +767,17 @@ impl From<FromNodeWire> for FromNode {
         match w {
             FromNodeWire::Verb(V::Register(r)) => FromNode::Register(r),
             FromNodeWire::Verb(V::Heartbeat(h)) => FromNode::Heartbeat(h),
-            FromNodeWire::Verb(V::ConnectToSession { ip, port, code }) => {
-                FromNode::ConnectToSession { ip, port, code }
-            }
+            FromNodeWire::Verb(V::ConnectToSession {
+                ip,
+                port,
+                code,
+                host_key,
+            }) => FromNode::ConnectToSession {
+                ip,
+                port,
+                code,
+                host_key,
+            },
             FromNodeWire::Msg(M::CreateSessionFailed { code, reason }) => {
                 FromNode::CreateSessionFailed { code, reason }
             }
@@ -1120,6 +1165,7 @@ mod tests {
                 ip: "0.0.0.1".into(),
                 port: "1111".into(),
                 code: "1234".into(),
+                host_key: None,
             },
             json!({"verb":"CONNECT_TO_SESSION","ip":"0.0.0.1","port":"1111","code":"1234"}),
         );
@@ -1160,6 +1206,7 @@ mod tests {
                 ip: "a".into(),
                 port: "1".into(),
                 code: "0001".into(),
+                host_key: None,
             },
             ToClient::SessionEnded {
                 code: "1".into(),
@@ -1205,7 +1252,8 @@ mod tests {
             FromNode::ConnectToSession {
                 ip: "0.0.0.1".into(),
                 port: "1111".into(),
-                code: "1234".into()
+                code: "1234".into(),
+                host_key: None
             }
         );
         let est: FromNode = serde_json::from_value(json!({"msg":"SESSION_CONNECTION_ESTABLISHED","WebRTC_connection_data":"https://ip:port","code":"1234","user_id":"id123"})).unwrap();

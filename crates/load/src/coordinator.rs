@@ -466,6 +466,7 @@ async fn run_node(
                             ip: spec.ip.clone(),
                             port: spec.port.clone(),
                             code: code.clone(),
+                            host_key: None,
                         }];
                         sessions.push_back(code.clone());
                         shared.live.lock().expect("lock").insert(code);

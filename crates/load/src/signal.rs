@@ -211,6 +211,7 @@ async fn connect_and_join(plan: &Plan) -> anyhow::Result<(Ws, Instant, Duration,
         v: PROTOCOL_VERSION,
         code: plan.code.clone(),
         name: plan.name.clone(),
+        key: None,
     };
     ws.send(Message::text(serde_json::to_string(&join)?))
         .await

@@ -115,6 +115,41 @@ pub struct ParticipantInfo {
     /// receives nothing and never holds control. Absent means `false`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ingest: bool,
+    /// Their role in the call (absent: `participant`).
+    #[serde(default, skip_serializing_if = "Role::is_participant")]
+    pub role: Role,
+}
+
+/// A participant's role in a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Whoever joined with the room's host key: the account holder who created the room or
+    /// the session. May start and stop recording.
+    Agent,
+    /// Anyone else in a room that has a host (the agent's guests).
+    Customer,
+    /// Anyone in a room without a host.
+    #[default]
+    Participant,
+}
+
+impl Role {
+    /// Whether it is [`Role::Participant`] (left out of JSON).
+    pub fn is_participant(&self) -> bool {
+        *self == Role::Participant
+    }
+}
+
+/// Whether the call is being recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingState {
+    /// Not recorded.
+    #[default]
+    Off,
+    /// Recorded: every participant is shown that it is.
+    On,
 }
 
 /// Which outgoing m-line of the subscriber connection carries which track.
@@ -168,6 +203,10 @@ pub enum ClientMsg {
         code: String,
         /// Display name (1..=64 characters after trimming).
         name: String,
+        /// The room's host key (given to whoever created the room or the session): the
+        /// participant joins as the call's agent. Absent for guests.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
     },
     /// An SDP offer on the publisher connection, with what each sending m-line carries.
     /// Tracks missing from `tracks` that were published before are unpublished.
@@ -237,6 +276,11 @@ pub enum ClientMsg {
         /// The participant to receive control.
         to: String,
     },
+    /// Start or stop recording the call (only the agent may).
+    Record {
+        /// Start (`true`) or stop.
+        on: bool,
+    },
 }
 
 /// Error codes the server sends in [`ServerMsg::Error`].
@@ -267,6 +311,12 @@ pub enum ErrorCode {
     Unavailable,
     /// The participant may not do this (e.g. app input without holding control).
     NotAllowed,
+    /// Recording cannot start: every recorder slot of the server is busy (the call goes on
+    /// unrecorded; ask again later).
+    NoFreeRecorder,
+    /// The call cannot be recorded here (recording is off on this server, or its files could
+    /// not be made).
+    RecordingUnavailable,
 }
 
 /// Messages from the server to a client.
@@ -287,6 +337,12 @@ pub enum ServerMsg {
         ice_servers: Vec<IceServer>,
         /// Limits the server enforces.
         limits: Limits,
+        /// The joiner's role.
+        #[serde(default, skip_serializing_if = "Role::is_participant")]
+        role: Role,
+        /// Whether the call is being recorded now.
+        #[serde(default)]
+        recording: RecordingState,
     },
     /// Someone joined.
     ParticipantJoined {
@@ -386,6 +442,12 @@ pub enum ServerMsg {
     AppStopped {
         /// Why (exited, crashed, session ended).
         reason: String,
+    },
+    /// Recording started or stopped (sent to everyone in the room; `joined` carries the state
+    /// at join).
+    Recording {
+        /// The new state.
+        state: RecordingState,
     },
 }
 
@@ -487,7 +549,8 @@ mod tests {
             ClientMsg::Join {
                 v: 1,
                 code: "4821".into(),
-                name: "Alice".into()
+                name: "Alice".into(),
+                key: None,
             }
         );
         assert_eq!(serde_json::to_string(&msg).unwrap(), text);

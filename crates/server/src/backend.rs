@@ -6,7 +6,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use orbita_protocol::{ClientMsg, Limits, ServerMsg};
+use orbita_protocol::{ClientMsg, Limits, Role, ServerMsg};
+use orbita_record::RecorderHandle;
 use orbita_sfu::{RoomId, Sfu, SfuStats};
 use tokio::sync::mpsc;
 
@@ -26,6 +27,7 @@ pub trait MediaBackend: Send + Sync + 'static {
         &self,
         room: RoomId,
         name: String,
+        role: Role,
         limits: Limits,
         sink: mpsc::Sender<ServerMsg>,
     ) -> Box<dyn MediaParticipant>;
@@ -37,6 +39,10 @@ pub trait MediaBackend: Send + Sync + 'static {
         limits: Limits,
         sink: mpsc::Sender<ServerMsg>,
     ) -> Box<dyn MediaParticipant>;
+    /// Record the room into `recorder` from now on; everyone in it is told.
+    fn start_recording(&self, room: RoomId, recorder: RecorderHandle);
+    /// Stop recording the room (the recorder finishes its files; everyone is told).
+    fn stop_recording(&self, room: RoomId);
     /// Tell every participant the server is going away and stop; blocks up to `timeout`.
     fn shutdown(&self, reason: &str, timeout: Duration);
     /// Counters for `/metrics`.
@@ -72,10 +78,11 @@ impl MediaBackend for Sfu {
         &self,
         room: RoomId,
         name: String,
+        role: Role,
         limits: Limits,
         sink: mpsc::Sender<ServerMsg>,
     ) -> Box<dyn MediaParticipant> {
-        Box::new(Sfu::join(self, room, name, limits, sink))
+        Box::new(Sfu::join(self, room, name, role, limits, sink))
     }
 
     fn join_ingest(
@@ -86,6 +93,14 @@ impl MediaBackend for Sfu {
         sink: mpsc::Sender<ServerMsg>,
     ) -> Box<dyn MediaParticipant> {
         Box::new(Sfu::join_ingest(self, room, name, limits, sink))
+    }
+
+    fn start_recording(&self, room: RoomId, recorder: RecorderHandle) {
+        Sfu::start_recording(self, room, recorder)
+    }
+
+    fn stop_recording(&self, room: RoomId) {
+        Sfu::stop_recording(self, room)
     }
 
     fn shutdown(&self, reason: &str, timeout: Duration) {

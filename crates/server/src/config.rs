@@ -100,6 +100,15 @@ pub struct Settings {
     /// How long the TURN credentials given at join stay valid, in seconds (a relay refuses to
     /// refresh an allocation once they expire, so longer than the longest call).
     pub turn_credential_ttl_secs: u64,
+    /// Where recordings are written (a folder per recording); `None`: `recordings` in the
+    /// working directory (`orbita serve`: `DATA_DIR/recordings`).
+    pub recordings_dir: Option<PathBuf>,
+    /// Calls this server records at once (its recorder slots); 0 turns recording off.
+    pub recording_slots: usize,
+    /// Record every call created on this server from its start (else the agent starts it).
+    pub record_calls: bool,
+    /// Recordings post-processed at once (ffmpeg jobs, niced).
+    pub recording_jobs: usize,
     /// HTTPS: certificate files or ACME (the `tls_*` and `acme_*` settings); default off.
     pub tls: orbita_tls::TlsSettings,
     /// Log filter (tracing `EnvFilter` syntax); `None`: `RUST_LOG`, else `info`.
@@ -165,6 +174,10 @@ impl Default for Settings {
             turn_urls: Vec::new(),
             turn_secret: None,
             turn_credential_ttl_secs: 86_400,
+            recordings_dir: None,
+            recording_slots: 4,
+            record_calls: false,
+            recording_jobs: 1,
             tls: orbita_tls::TlsSettings::default(),
             log: None,
             log_format: crate::logging::LogFormat::Text,
@@ -470,6 +483,32 @@ pub struct ServeArgs {
     #[arg(long, env = "ORBITA_TURN_CREDENTIAL_TTL_SECS", value_name = "SECS")]
     pub turn_credential_ttl_secs: Option<u64>,
 
+    /// Where recordings are written, a folder per recording. Default: recordings (orbita
+    /// serve: DATA_DIR/recordings).
+    #[arg(long, env = "ORBITA_RECORDINGS_DIR", value_name = "DIR")]
+    pub recordings_dir: Option<PathBuf>,
+
+    /// Calls recorded at once (recorder slots); a call that wants recording when all are busy
+    /// is told so and goes on unrecorded. 0 turns recording off. Default: 4.
+    #[arg(long, env = "ORBITA_RECORDING_SLOTS", value_name = "N")]
+    pub recording_slots: Option<usize>,
+
+    /// Record every call from its start (else the agent starts and stops recording in the
+    /// call). Default: false.
+    #[arg(
+        long,
+        env = "ORBITA_RECORD_CALLS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub record_calls: Option<bool>,
+
+    /// Recordings post-processed at once (ffmpeg, niced). Default: 1.
+    #[arg(long, env = "ORBITA_RECORDING_JOBS", value_name = "N")]
+    pub recording_jobs: Option<usize>,
+
     /// PEM certificate chain: serve HTTPS (and `wss://`) on http_addr. Needs --tls-key.
     /// Default: none (plain HTTP, e.g. behind nginx).
     #[arg(long, env = "ORBITA_TLS_CERT", value_name = "FILE")]
@@ -558,6 +597,10 @@ pub struct FileSettings {
     pub turn_urls: Option<Vec<String>>,
     pub turn_secret: Option<Secret>,
     pub turn_credential_ttl_secs: Option<u64>,
+    pub recordings_dir: Option<PathBuf>,
+    pub recording_slots: Option<usize>,
+    pub record_calls: Option<bool>,
+    pub recording_jobs: Option<usize>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub acme_domains: Option<Vec<String>>,
@@ -635,6 +678,10 @@ impl Settings {
             turn_urls: pick!(turn_urls),
             turn_secret: args.turn_secret.or(file.turn_secret).or(d.turn_secret),
             turn_credential_ttl_secs: pick!(turn_credential_ttl_secs),
+            recordings_dir: args.recordings_dir.or(file.recordings_dir),
+            recording_slots: pick!(recording_slots),
+            record_calls: pick!(record_calls),
+            recording_jobs: pick!(recording_jobs),
             tls: orbita_tls::TlsSettings {
                 tls_cert: args.tls_cert.or(file.tls_cert),
                 tls_key: args.tls_key.or(file.tls_key),
@@ -731,6 +778,16 @@ impl Settings {
         ensure!(
             secret.is_empty() || !self.turn_urls.is_empty(),
             "turn_secret is set but turn_urls is empty: name the relays it is for"
+        );
+        ensure!(
+            self.recording_slots <= 1000,
+            "recording_slots must be at most 1000, not {}",
+            self.recording_slots
+        );
+        ensure!(
+            (1..=64).contains(&self.recording_jobs),
+            "recording_jobs must be between 1 and 64, not {}",
+            self.recording_jobs
         );
         ensure!(
             (60..=7 * 86_400).contains(&self.turn_credential_ttl_secs),
@@ -1156,7 +1213,7 @@ mod tests {
     }
 
     /// Every setting's TOML key, plus `config`.
-    const KEYS: [&str; 34] = [
+    const KEYS: [&str; 38] = [
         "http_addr",
         "public_url",
         "udp_addr",
@@ -1188,6 +1245,10 @@ mod tests {
         "turn_urls",
         "turn_secret",
         "turn_credential_ttl_secs",
+        "recordings_dir",
+        "recording_slots",
+        "record_calls",
+        "recording_jobs",
         "log",
         "log_format",
         "config",

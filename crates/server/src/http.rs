@@ -2,8 +2,9 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /api/rooms` | 201 `{"code","link","whip_url","whip_token"}`; 503 at the room limit |
-//! | `GET /api/rooms/{code}` | 200 `{"code","participants"}`; 404 `unknown_code` (from an address's third wrong code in 10 minutes on, answered late: 0.25 s, doubling, at most 4 s); 429 `locked_out` after 10 wrong codes from an address in 10 minutes (for 15 minutes; `join` on `/ws` and WHIP count too: [`crate::guesses`]) |
+//! | `POST /api/rooms` | body none or `{"record":true}`; 201 `{"code","link","whip_url","whip_token","host_key","record"}`; 503 at the room limit; 409 `recording_off` for `record` on a server without recorder slots |
+//! | `GET /api/rooms/{code}/recording`, `POST` (body `{"on":bool}`) | `Authorization: Bearer <host key>`: the call's recording ([`crate::recording_api`]) |
+//! | `GET /api/rooms/{code}` | 200 `{"code","participants","recording"}`; 404 `unknown_code` (from an address's third wrong code in 10 minutes on, answered late: 0.25 s, doubling, at most 4 s); 429 `locked_out` after 10 wrong codes from an address in 10 minutes (for 15 minutes; `join` on `/ws` and WHIP count too: [`crate::guesses`]) |
 //! | `GET /healthz` | `ok` |
 //! | `GET /metrics` | Prometheus text format |
 //! | `GET /`, `GET /r/{code}` | the browser client's pages ([`crate::pages`]); `/r/{code}` is the same page, 200, for every code (it does not tell which codes are live) |
@@ -17,6 +18,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -24,10 +26,11 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use orbita_coordinator::accounts::http::client_addr;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::metrics::{self, ControlStats};
 use crate::pages;
+use crate::recording_api;
 use crate::rooms::CreateError;
 use crate::state::AppState;
 use crate::whip;
@@ -38,6 +41,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/rooms", post(create_room))
         .route("/api/rooms/{code}", get(get_room))
+        .route(
+            "/api/rooms/{code}/recording",
+            get(recording_api::state).post(recording_api::set),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_page))
         .route("/", get(index_page))
@@ -107,6 +114,20 @@ struct CreatedBody {
     whip_url: String,
     /// The bearer token WHIP publishing needs; only the room's creator is given it.
     whip_token: String,
+    /// The creator's secret: `join` with it makes the call's agent (who may record); also the
+    /// bearer token of `/api/rooms/{code}/recording`. Never put it in the link for guests.
+    host_key: String,
+    /// Whether the call will be recorded from its first participant on.
+    record: bool,
+}
+
+/// The optional body of `POST /api/rooms`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    /// Record the call from its first participant on.
+    #[serde(default)]
+    record: bool,
 }
 
 /// Answer of `GET /api/rooms/{code}`.
@@ -114,9 +135,30 @@ struct CreatedBody {
 struct RoomBody {
     code: String,
     participants: usize,
+    /// Whether the call is (or will be, from its first participant on) recorded: the
+    /// pre-join page says so before anyone joins.
+    recording: bool,
 }
 
-async fn create_room(State(state): State<AppState>) -> Result<Response, ApiError> {
+async fn create_room(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let options: CreateBody = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("the body must be a JSON object like {{\"record\":true}}: {e}"),
+            )
+        })?
+    };
+    if options.record && state.settings.recording_slots == 0 {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "recording_off",
+            "recording is off on this server (recording_slots = 0)",
+        ));
+    }
     if state.connections.is_refusing() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -134,10 +176,15 @@ async fn create_room(State(state): State<AppState>) -> Result<Response, ApiError
                 e.to_string(),
             )
         })?;
+    if options.record {
+        state.registry.set_record(&room.code);
+    }
     let link = format!("{}/r/{}", state.public_url, room.code);
     let body = CreatedBody {
         whip_url: format!("{}/whip/{}", state.public_url, room.code),
         whip_token: room.publish_token,
+        host_key: room.host_key,
+        record: options.record || state.settings.record_calls,
         code: room.code,
         link: link.clone(),
     };
@@ -169,6 +216,7 @@ async fn get_room(
         .map_err(|locked| locked_out(locked.retry_after_secs))?;
     match found {
         Some(room) => Ok(Json(RoomBody {
+            recording: state.recordings.announced(&room.code, room.record),
             code: room.code,
             participants: room.participants,
         })),
@@ -357,7 +405,7 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(
             json(&room),
-            serde_json::json!({"code": code, "participants": 0})
+            serde_json::json!({"code": code, "participants": 0, "recording": false})
         );
 
         let (status, page) = call(&app, "GET", &format!("/r/{code}")).await;

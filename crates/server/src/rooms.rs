@@ -61,6 +61,12 @@ impl RoomRules {
     }
 }
 
+/// Whether two secrets are equal, in time that depends only on their lengths.
+fn same_secret(expected: &str, given: &str) -> bool {
+    let (a, b) = (expected.as_bytes(), given.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// A newly made room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreatedRoom {
@@ -70,6 +76,9 @@ pub struct CreatedRoom {
     pub id: RoomId,
     /// The secret that lets its holder publish into the room by WHIP.
     pub publish_token: String,
+    /// The secret that makes its holder the call's agent at `join` (given to whoever created
+    /// the room or the session).
+    pub host_key: String,
 }
 
 /// Why no room could be made.
@@ -124,12 +133,17 @@ pub struct RoomInfo {
     pub id: RoomId,
     /// Participants in it now.
     pub participants: usize,
+    /// Whether it is to be recorded from its first participant on.
+    pub record: bool,
 }
 
 #[derive(Debug)]
 struct Room {
     id: RoomId,
     publish_token: String,
+    host_key: String,
+    /// Record from the first participant on (`POST /api/rooms` with `record`).
+    record: bool,
     participants: usize,
     /// Publish-only ingests (WHIP: OBS, a session's app). They neither fill the room nor
     /// keep it alive: a room whose people have all left ends even while its app publishes.
@@ -200,11 +214,14 @@ impl RoomRegistry {
         // which keeps the code reserved and the id recorded in one step.
         let id = self.backend.create_room(&code);
         let publish_token = random_hex(16);
+        let host_key = random_hex(16);
         inner.rooms.insert(
             code.clone(),
             Room {
                 id,
                 publish_token: publish_token.clone(),
+                host_key: host_key.clone(),
+                record: false,
                 participants: 0,
                 ingests: 0,
                 created: now,
@@ -216,6 +233,7 @@ impl RoomRegistry {
             code,
             id,
             publish_token,
+            host_key,
         })
     }
 
@@ -234,11 +252,14 @@ impl RoomRegistry {
         }
         let id = self.backend.create_room(code);
         let publish_token = random_hex(16);
+        let host_key = random_hex(16);
         inner.rooms.insert(
             code.to_string(),
             Room {
                 id,
                 publish_token: publish_token.clone(),
+                host_key: host_key.clone(),
+                record: false,
                 participants: 0,
                 ingests: 0,
                 created: now,
@@ -250,6 +271,7 @@ impl RoomRegistry {
             code: code.to_string(),
             id,
             publish_token,
+            host_key,
         })
     }
 
@@ -266,11 +288,19 @@ impl RoomRegistry {
     /// Whether `token` is the WHIP publish token of the live room `code` (constant time).
     pub fn check_publish_token(&self, code: &str, token: &str) -> bool {
         let inner = self.inner.lock();
-        let Some(room) = inner.rooms.get(code) else {
-            return false;
-        };
-        let (a, b) = (room.publish_token.as_bytes(), token.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        inner
+            .rooms
+            .get(code)
+            .is_some_and(|room| same_secret(&room.publish_token, token))
+    }
+
+    /// Whether `key` is the host key of the live room `code` (constant time).
+    pub fn check_host_key(&self, code: &str, key: &str) -> bool {
+        let inner = self.inner.lock();
+        inner
+            .rooms
+            .get(code)
+            .is_some_and(|room| same_secret(&room.host_key, key))
     }
 
     /// The room with this code, if it is live.
@@ -280,7 +310,18 @@ impl RoomRegistry {
             code: code.to_string(),
             id: room.id,
             participants: room.participants,
+            record: room.record,
         })
+    }
+
+    /// Record the live room `code` from its first participant on. False when it is not live.
+    pub fn set_record(&self, code: &str) -> bool {
+        let mut inner = self.inner.lock();
+        inner
+            .rooms
+            .get_mut(code)
+            .map(|room| room.record = true)
+            .is_some()
     }
 
     /// Take a place in the room with this code. The place is given back when the returned
@@ -593,6 +634,8 @@ mod tests {
             Room {
                 id: room.id + 1000,
                 publish_token: String::new(),
+                host_key: String::new(),
+                record: false,
                 participants: 1,
                 ingests: 0,
                 created: Instant::now(),

@@ -1,11 +1,14 @@
 //! What every HTTP and WebSocket handler shares.
 
+use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use crate::backend::MediaBackend;
 use crate::connections::Connections;
 use crate::guesses::CodeGuesses;
+use crate::post_processing::PostProcessing;
+use crate::recordings::Recordings;
 use crate::rooms::{RoomRegistry, RoomRules};
 use crate::whip::WhipSessions;
 use crate::Settings;
@@ -29,6 +32,8 @@ pub struct AppState {
     pub guesses: Arc<CodeGuesses>,
     /// Chat messages dropped by the per-participant chat limits (`chat_limit`), for metrics.
     pub chat_dropped: Arc<AtomicU64>,
+    /// Call recordings: slots, folders, start and stop.
+    pub recordings: Arc<Recordings>,
 }
 
 impl AppState {
@@ -39,6 +44,18 @@ impl AppState {
             Arc::clone(&backend),
         ));
         let guesses = Arc::new(CodeGuesses::new(settings.code_miss_delay_ms));
+        let recordings_dir = settings
+            .recordings_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("recordings"));
+        let post = PostProcessing::start(&recordings_dir, settings.recording_jobs);
+        let recordings = Recordings::new(
+            recordings_dir,
+            settings.recording_slots,
+            settings.record_calls,
+            Arc::clone(&backend),
+            Box::new(move |dir| post.enqueue(&dir)),
+        );
         AppState {
             settings: Arc::new(settings),
             public_url: public_url.into(),
@@ -48,6 +65,7 @@ impl AppState {
             whip: Arc::new(WhipSessions::default()),
             guesses,
             chat_dropped: Arc::new(AtomicU64::new(0)),
+            recordings,
         }
     }
 }

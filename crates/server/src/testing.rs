@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use orbita_protocol::{ClientMsg, Limits, ServerMsg, PROTOCOL_VERSION};
+use orbita_protocol::{ClientMsg, Limits, RecordingState, Role, ServerMsg, PROTOCOL_VERSION};
+use orbita_record::RecorderHandle;
 use orbita_sfu::{RoomId, SfuStats};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -98,6 +99,7 @@ impl MediaBackend for FakeBackend {
         &self,
         room: RoomId,
         name: String,
+        role: Role,
         limits: Limits,
         sink: mpsc::Sender<ServerMsg>,
     ) -> Box<dyn MediaParticipant> {
@@ -110,6 +112,8 @@ impl MediaBackend for FakeBackend {
             participants: Vec::new(),
             ice_servers: Vec::new(),
             limits,
+            role,
+            recording: RecordingState::Off,
         };
         let _ = sink.try_send(joined);
         state.participants.insert(id, (room, name, sink));
@@ -126,8 +130,16 @@ impl MediaBackend for FakeBackend {
         limits: Limits,
         sink: mpsc::Sender<ServerMsg>,
     ) -> Box<dyn MediaParticipant> {
-        self.join(room, name, limits, sink)
+        self.join(room, name, Role::Participant, limits, sink)
     }
+
+    fn start_recording(&self, room: RoomId, recorder: RecorderHandle) {
+        // No media to record: the recording ends at once, empty.
+        let _ = room;
+        recorder.stop(std::time::Instant::now());
+    }
+
+    fn stop_recording(&self, _room: RoomId) {}
 
     fn shutdown(&self, reason: &str, _timeout: Duration) {
         let mut state = self.state.lock();

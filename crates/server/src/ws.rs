@@ -19,7 +19,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use orbita_coordinator::accounts::http::client_addr;
-use orbita_protocol::{parse_client_msg, ClientMsg, ErrorCode, ServerMsg, PROTOCOL_VERSION};
+use orbita_protocol::{parse_client_msg, ClientMsg, ErrorCode, Role, ServerMsg, PROTOCOL_VERSION};
 use tokio::sync::{mpsc, watch};
 
 use crate::backend::MediaParticipant;
@@ -27,6 +27,7 @@ use crate::chat_limit::ChatLimiter;
 use crate::config::TRANSPORT_MAX_MESSAGE_BYTES;
 use crate::connections::ConnectionGuard;
 use crate::http::ApiError;
+use crate::recordings::StartError;
 use crate::rooms::{EnterError, Seat};
 use crate::serve::SHUTDOWN_REASON;
 use crate::state::AppState;
@@ -108,6 +109,10 @@ struct Joined {
     participant: Box<dyn MediaParticipant>,
     seat: Seat,
     events: mpsc::Receiver<ServerMsg>,
+    /// The participant's role (the host key makes the agent).
+    role: Role,
+    /// Sent right after the SFU's `joined` (a recording the policy wanted could not start).
+    after_joined: Option<ServerMsg>,
 }
 
 /// What to do after a client message.
@@ -118,6 +123,8 @@ enum Action {
     Reply(ServerMsg),
     /// Wait, then send this (a wrong code, answered late: [`crate::guesses`]).
     Delayed(Duration, ServerMsg),
+    /// Send these, in order.
+    Replies(Vec<ServerMsg>),
     /// Leave the room, send `left` and close.
     Leave,
 }
@@ -230,7 +237,14 @@ impl Connection {
                 },
                 Step::Event(Some(msg)) => {
                     self.told_shutdown |= matches!(msg, ServerMsg::ServerShutdown { .. });
-                    Action::Reply(msg)
+                    let notice = match (&msg, self.joined.as_mut()) {
+                        (ServerMsg::Joined { .. }, Some(joined)) => joined.after_joined.take(),
+                        _ => None,
+                    };
+                    match notice {
+                        Some(notice) => Action::Replies(vec![msg, notice]),
+                        None => Action::Reply(msg),
+                    }
                 }
                 // The SFU dropped the participant (room closed, ICE failed, shutdown).
                 Step::Event(None) if self.told_shutdown => {
@@ -246,6 +260,13 @@ impl Connection {
                 Action::Reply(msg) => {
                     if send(socket, &msg).await.is_err() {
                         return End::ClientGone;
+                    }
+                }
+                Action::Replies(msgs) => {
+                    for msg in &msgs {
+                        if send(socket, msg).await.is_err() {
+                            return End::ClientGone;
+                        }
                     }
                 }
                 Action::Delayed(delay, msg) => {
@@ -329,7 +350,9 @@ impl Connection {
         let Some(joined) = &self.joined else {
             return match msg {
                 ClientMsg::Ping { id } => Action::Reply(ServerMsg::Pong { id }),
-                ClientMsg::Join { v, code, name } => self.join(v, &code, &name),
+                ClientMsg::Join { v, code, name, key } => {
+                    self.join(v, &code, &name, key.as_deref())
+                }
                 other => Action::Reply(ServerMsg::error(
                     ErrorCode::OutOfOrder,
                     format!("`{}` before `join`; join a room first", type_name(&other)),
@@ -347,6 +370,7 @@ impl Connection {
                 ),
             )),
             ClientMsg::Leave => Action::Leave,
+            ClientMsg::Record { on } => self.on_record(on),
             ClientMsg::Chat { text, .. } if text.chars().count() > max_chat_chars => {
                 Action::Reply(ServerMsg::error(
                     ErrorCode::TooLarge,
@@ -379,8 +403,32 @@ impl Connection {
         }
     }
 
+    /// `record`: the agent starts or stops recording the call.
+    fn on_record(&mut self, on: bool) -> Action {
+        let Some(joined) = &self.joined else {
+            return Action::None;
+        };
+        if joined.role != Role::Agent {
+            return Action::Reply(ServerMsg::error(
+                ErrorCode::NotAllowed,
+                "only the call's agent may start or stop recording",
+            ));
+        }
+        let (code, room) = (joined.seat.code().to_string(), joined.seat.room());
+        let recordings = &self.state.recordings;
+        if !on {
+            recordings.stop(&code);
+            return Action::None;
+        }
+        match recordings.start(&code, room) {
+            // The SFU tells everyone (`recording`).
+            Ok(_) => Action::None,
+            Err(e) => Action::Reply(recording_refused(&e)),
+        }
+    }
+
     /// Check a `join` and enter the room. The SFU answers with `joined` through the sink.
-    fn join(&mut self, v: u32, code: &str, name: &str) -> Action {
+    fn join(&mut self, v: u32, code: &str, name: &str, key: Option<&str>) -> Action {
         let refuse =
             |code: ErrorCode, message: String| Action::Reply(ServerMsg::error(code, message));
         if self.state.connections.is_refusing() {
@@ -437,21 +485,49 @@ impl Connection {
                 )
             }
         };
+        let role = match key {
+            // The code is right (the seat is taken), so this tells nothing about codes.
+            Some(key) if !registry.check_host_key(code, key) => {
+                return refuse(
+                    ErrorCode::InvalidValue,
+                    "the host key is not this room's; join without it as a guest".into(),
+                );
+            }
+            Some(_) => Role::Agent,
+            None => Role::Customer,
+        };
         let (sink, events) = mpsc::channel(SINK_CAPACITY);
         let participant = self.state.backend.join(
             seat.room(),
             name.to_string(),
+            role,
             self.state.settings.limits(),
             sink,
         );
-        tracing::info!(code, participant = participant.id(), "joined");
+        tracing::info!(code, participant = participant.id(), ?role, "joined");
+        let wanted = registry.get(code).is_some_and(|r| r.record);
+        let refused = self.state.recordings.on_join(code, seat.room(), wanted);
         self.joined = Some(Joined {
             participant,
             seat,
             events,
+            role,
+            // The agent hears why the call is not recorded (everyone hears when it is).
+            after_joined: refused
+                .filter(|_| role == Role::Agent)
+                .map(|e| recording_refused(&e)),
         });
         Action::None
     }
+}
+
+/// The error a participant hears when recording could not start.
+fn recording_refused(e: &StartError) -> ServerMsg {
+    let code = match e {
+        StartError::NoFreeRecorder { .. } => ErrorCode::NoFreeRecorder,
+        StartError::Off | StartError::Io(_) => ErrorCode::RecordingUnavailable,
+    };
+    ServerMsg::error(code, e.to_string())
 }
 
 /// The next message the SFU sent for the participant; pending forever before join.
@@ -486,5 +562,6 @@ fn type_name(msg: &ClientMsg) -> &'static str {
         ClientMsg::Leave => "leave",
         ClientMsg::Input { .. } => "input",
         ClientMsg::GiveControl { .. } => "give_control",
+        ClientMsg::Record { .. } => "record",
     }
 }

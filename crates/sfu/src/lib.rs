@@ -21,6 +21,7 @@ pub mod layers;
 pub mod net;
 mod participant;
 pub mod queues;
+mod recording;
 mod room;
 mod rtc_peer;
 #[cfg(test)]
@@ -34,7 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use orbita_protocol::{ClientMsg, Limits, ServerMsg};
+use orbita_protocol::{ClientMsg, Limits, Role, ServerMsg};
 
 pub use ice_servers::IceServers;
 pub use rtc_peer::peer_config;
@@ -161,6 +162,19 @@ impl Sfu {
         self.inner.detach_app(room, reason)
     }
 
+    /// Record the room into `recorder` from now on (its tracks from their best layer):
+    /// everyone is told (`recording`), and told again when it stops. A room that has ended
+    /// stops the recorder at once. Recording already on is replaced (the old one stops).
+    pub fn start_recording(&self, room: RoomId, recorder: orbita_record::RecorderHandle) {
+        self.inner.start_recording(room, recorder)
+    }
+
+    /// Stop recording the room (the recorder finishes its files on its own thread: the caller
+    /// waits for them with `Recorder::finished`). Closing the room stops it too.
+    pub fn stop_recording(&self, room: RoomId) {
+        self.inner.stop_recording(room)
+    }
+
     /// End a room: its participants are told and dropped.
     pub fn close_room(&self, room: RoomId) {
         self.inner.close_room(room)
@@ -173,10 +187,11 @@ impl Sfu {
         &self,
         room: RoomId,
         name: String,
+        role: Role,
         limits: Limits,
         sink: tokio::sync::mpsc::Sender<ServerMsg>,
     ) -> Participant {
-        self.join_as(room, name, limits, sink, false)
+        self.join_as(room, name, role, limits, sink, false)
     }
 
     /// Add a publish-only ingest participant (WHIP: OBS, GStreamer, a session's app). It never
@@ -188,19 +203,20 @@ impl Sfu {
         limits: Limits,
         sink: tokio::sync::mpsc::Sender<ServerMsg>,
     ) -> Participant {
-        self.join_as(room, name, limits, sink, true)
+        self.join_as(room, name, Role::Participant, limits, sink, true)
     }
 
     fn join_as(
         &self,
         room: RoomId,
         name: String,
+        role: Role,
         limits: Limits,
         sink: tokio::sync::mpsc::Sender<ServerMsg>,
         ingest: bool,
     ) -> Participant {
         let id = next_id();
-        self.inner.join(room, id, name, limits, sink, ingest);
+        self.inner.join(room, id, name, role, limits, sink, ingest);
         Participant {
             id,
             room,

@@ -27,7 +27,8 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crossbeam_channel::{Sender, TrySendError};
-use orbita_protocol::{ClientMsg, Limits, ServerMsg};
+use orbita_protocol::{ClientMsg, Limits, Role, ServerMsg};
+use orbita_record::RecorderHandle;
 use parking_lot::{Mutex, RwLock};
 use str0m::net::TcpType;
 use str0m::Candidate;
@@ -377,6 +378,19 @@ impl NetRuntime {
         }
     }
 
+    pub(crate) fn start_recording(&self, room: RoomId, recorder: RecorderHandle) {
+        match self.worker_of(room) {
+            Some(worker) => self.send(worker, WorkerMsg::StartRecording { room, recorder }),
+            None => recorder.stop(std::time::Instant::now()),
+        }
+    }
+
+    pub(crate) fn stop_recording(&self, room: RoomId) {
+        if let Some(worker) = self.worker_of(room) {
+            self.send(worker, WorkerMsg::StopRecording { room });
+        }
+    }
+
     pub(crate) fn close_room(&self, room: RoomId) {
         if let Some((worker, _)) = self.rooms.lock().remove(&room) {
             self.workers[worker].load.fetch_sub(1, Ordering::Relaxed);
@@ -384,11 +398,13 @@ impl NetRuntime {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn join(
         &self,
         room: RoomId,
         id: u64,
         name: String,
+        role: Role,
         limits: Limits,
         sink: tokio::sync::mpsc::Sender<ServerMsg>,
         ingest: bool,
@@ -406,6 +422,7 @@ impl NetRuntime {
                 room,
                 id,
                 name,
+                role,
                 limits,
                 sink,
                 ingest,

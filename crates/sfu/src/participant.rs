@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use orbita_protocol::{Limits, MaxQuality, PcKind, ServerMsg, SubscribedTrack};
+use orbita_protocol::{Limits, MaxQuality, PcKind, Role, ServerMsg, SubscribedTrack};
 use str0m::change::SdpPendingOffer;
 use str0m::media::{Mid, Pt};
 use str0m::rtp::Ssrc;
@@ -80,6 +80,8 @@ pub(crate) struct Participant {
     sink: tokio::sync::mpsc::Sender<ServerMsg>,
     /// A publish-only ingest (WHIP): receives nothing, never holds control.
     pub ingest: bool,
+    /// The participant's role in the call (given at join by the control plane).
+    pub role: Role,
     /// Set (by [`Participant::doom`]) when the participant must be removed (failed sink or
     /// connection).
     doomed: Option<&'static str>,
@@ -122,6 +124,7 @@ impl Participant {
             limits,
             sink,
             ingest: false,
+            role: Role::Participant,
             doomed: None,
             doom_flag,
             publisher: None,

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use orbita_protocol::{
     ClientMsg, ErrorCode, Limits, MaxQuality, MediaKind, ParticipantInfo, PcKind, PublishTrack,
-    ServerMsg, SubscribedTrack, TrackInfo, TrackSource, PROTOCOL_VERSION,
+    RecordingState, Role, ServerMsg, SubscribedTrack, TrackInfo, TrackSource, PROTOCOL_VERSION,
 };
+use orbita_record::RecorderHandle;
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::{Codec, PayloadParams};
@@ -25,6 +26,7 @@ use crate::forward::{InPacket, Rewriter};
 use crate::layers::{choose_layer, LayerView, RateMeter};
 use crate::participant::{DownState, DownTrack, InStream, Participant};
 use crate::queues::{DropReason, QueueSample, SendQueueGuard};
+use crate::recording::{Publisher, RoomRecording};
 use crate::rtc_peer::RtcPeer;
 use crate::stats::RoomStatus;
 use crate::worker::Ctx;
@@ -73,6 +75,8 @@ pub(crate) struct Room {
     pub_codecs: HashMap<(u64, Pt), Option<(PayloadParams, Codec)>>,
     /// Raised when a participant is doomed: [`Room::reap`] scans only then.
     any_doomed: Arc<AtomicBool>,
+    /// The call's recording, while on.
+    recording: Option<RoomRecording>,
 }
 
 impl Room {
@@ -87,6 +91,7 @@ impl Room {
             tracks: HashMap::new(),
             pub_codecs: HashMap::new(),
             any_doomed: Arc::new(AtomicBool::new(false)),
+            recording: None,
         }
     }
 
@@ -97,6 +102,7 @@ impl Room {
         &mut self,
         id: u64,
         name: String,
+        role: Role,
         limits: Limits,
         sink: tokio::sync::mpsc::Sender<ServerMsg>,
         ingest: bool,
@@ -111,6 +117,7 @@ impl Room {
             Arc::clone(&self.any_doomed),
         );
         p.ingest = ingest;
+        p.role = role;
         if self.participants.len() >= limits.max_participants {
             p.send(ServerMsg::error(
                 ErrorCode::RoomFull,
@@ -134,12 +141,15 @@ impl Room {
                 .ice_servers
                 .for_participant(&p.wire_id, unix_now()),
             limits,
+            role,
+            recording: self.recording_state(),
         });
         let info = ParticipantInfo {
             participant_id: p.wire_id.clone(),
             name: p.name.clone(),
             tracks: vec![],
             ingest: p.ingest,
+            role: p.role,
         };
         info!("room {}: {} ({}) joined", self.label, p.wire_id, p.name);
         self.broadcast(Some(id), ServerMsg::ParticipantJoined { participant: info });
@@ -295,6 +305,7 @@ impl Room {
 
     /// Tell everyone why and remove them all (room closed, server shutting down).
     pub fn close_all(&mut self, msg: ServerMsg, ctx: &mut Ctx) {
+        self.stop_recording(ctx.now);
         let ids: Vec<u64> = self.participants.keys().copied().collect();
         for id in &ids {
             if let Some(p) = self.participants.get_mut(id) {
@@ -333,6 +344,7 @@ impl Room {
                 .filter_map(|t| self.tracks.get(t).map(|t| t.info.clone()))
                 .collect(),
             ingest: p.ingest,
+            role: p.role,
         }
     }
 
@@ -418,6 +430,12 @@ impl Room {
             ClientMsg::Join { .. } => self.error(id, ErrorCode::OutOfOrder, "already joined"),
             ClientMsg::Input { event } => self.on_input(id, event),
             ClientMsg::GiveControl { to } => self.on_give_control(id, &to),
+            // The control plane starts and stops recordings (slots, folders, who may).
+            ClientMsg::Record { .. } => self.error(
+                id,
+                ErrorCode::RecordingUnavailable,
+                "recording is not available here",
+            ),
             ClientMsg::Leave => {
                 self.send_to(id, ServerMsg::Left);
                 self.leave(id, ctx);
@@ -713,6 +731,9 @@ impl Room {
         let Some(track) = self.tracks.remove(track_id) else {
             return;
         };
+        if let Some(recording) = self.recording.as_mut() {
+            recording.end_track(track_id, ctx.now);
+        }
         let owner_wire = self
             .participants
             .get(&track.owner)
@@ -1216,6 +1237,9 @@ impl Room {
             track.subscribers = subscribers;
         }
         ctx.counters_forwarded(forwarded);
+        if self.recording.is_some() {
+            self.record(&stream, codec, &pkt, ctx, pending);
+        }
         if want_keyframe {
             self.request_keyframe(&stream.track_id, stream.layer, ctx, pending);
         }
@@ -1258,6 +1282,101 @@ impl Room {
         };
         rx.request_keyframe(KeyframeRequestKind::Pli);
         self.drain_into(owner, PcKind::Publisher, ctx, pending);
+    }
+
+    // ----- recording --------------------------------------------------------------------
+
+    fn recording_state(&self) -> RecordingState {
+        if self.recording.is_some() {
+            RecordingState::On
+        } else {
+            RecordingState::Off
+        }
+    }
+
+    /// Start recording into `recorder` (replacing a recording already on, which stops) and
+    /// tell everyone. Video tracks are asked for a keyframe so their files start at once.
+    pub fn start_recording(&mut self, recorder: RecorderHandle, ctx: &mut Ctx) {
+        if let Some(old) = self.recording.take() {
+            old.stop(ctx.now);
+        }
+        info!("room {}: recording", self.label);
+        self.recording = Some(RoomRecording::new(recorder));
+        self.broadcast(
+            None,
+            ServerMsg::Recording {
+                state: RecordingState::On,
+            },
+        );
+        let video: Vec<(String, usize)> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.info.kind == MediaKind::Video)
+            .map(|(id, t)| (id.clone(), best_layer(&t.layers)))
+            .collect();
+        let mut pending = Pending::new();
+        for (track_id, layer) in video {
+            self.request_keyframe(&track_id, layer, ctx, &mut pending);
+        }
+        while let Some((pid, kind, event)) = pending.pop_front() {
+            self.on_event(pid, kind, event, ctx, &mut pending);
+        }
+    }
+
+    /// Stop recording (the recorder finishes its files on its own thread) and tell everyone.
+    pub fn stop_recording(&mut self, now: Instant) {
+        let Some(recording) = self.recording.take() else {
+            return;
+        };
+        info!("room {}: recording stopped", self.label);
+        recording.stop(now);
+        self.broadcast(
+            None,
+            ServerMsg::Recording {
+                state: RecordingState::Off,
+            },
+        );
+    }
+
+    /// Hand a forwarded packet to the recording; ask its publisher for a keyframe when the
+    /// recorder wants one.
+    fn record(
+        &mut self,
+        stream: &InStream,
+        codec: Codec,
+        pkt: &RtpPacket,
+        ctx: &mut Ctx,
+        pending: &mut Pending,
+    ) {
+        let (Some(recording), Some(track)) =
+            (self.recording.as_mut(), self.tracks.get(&stream.track_id))
+        else {
+            return;
+        };
+        let participants = &self.participants;
+        let wanted = recording.packet(
+            &stream.track_id,
+            stream.layer,
+            || best_layer(&track.layers),
+            codec,
+            || {
+                let owner = participants.get(&track.owner);
+                Publisher {
+                    participant: track.info.participant_id.clone(),
+                    name: owner.map(|p| p.name.clone()).unwrap_or_default(),
+                    role: owner.map(|p| p.role).unwrap_or_default(),
+                    source: track.info.source,
+                }
+            },
+            pkt.timestamp,
+            *pkt.seq_no,
+            pkt.header.timestamp,
+            pkt.header.marker,
+            &pkt.payload,
+        );
+        if let Some(layer) = wanted {
+            self.request_keyframe(&stream.track_id, layer, ctx, pending);
+        }
     }
 
     // ----- layer choice -----------------------------------------------------------------
@@ -1363,6 +1482,14 @@ impl Room {
             self.on_event(pid, kind, event, ctx, &mut pending);
         }
     }
+}
+
+/// The layer a recording takes of a track: the largest announced (height, then width), the
+/// last one when sizes are unknown (clients list simulcast layers from the smallest up).
+fn best_layer(layers: &[PubLayer]) -> usize {
+    (0..layers.len())
+        .max_by_key(|&i| (layers[i].height, layers[i].width, i))
+        .unwrap_or(0)
 }
 
 fn new_layer(

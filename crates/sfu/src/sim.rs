@@ -136,6 +136,7 @@ impl Sim {
                 room: self.room,
                 id,
                 name: name.into(),
+                role: orbita_protocol::Role::Participant,
                 limits,
                 sink,
                 ingest: false,

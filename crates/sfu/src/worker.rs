@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use orbita_protocol::{ClientMsg, ErrorCode, Limits, PcKind, ServerMsg};
+use orbita_protocol::{ClientMsg, ErrorCode, Limits, PcKind, Role, ServerMsg};
+use orbita_record::RecorderHandle;
 use str0m::net::{Protocol, Receive};
 use str0m::Input;
 use tracing::{debug, info};
@@ -56,6 +57,7 @@ pub(crate) enum WorkerMsg {
         room: RoomId,
         id: u64,
         name: String,
+        role: Role,
         limits: Limits,
         sink: tokio::sync::mpsc::Sender<ServerMsg>,
         ingest: bool,
@@ -68,6 +70,13 @@ pub(crate) enum WorkerMsg {
     Leave {
         room: RoomId,
         id: u64,
+    },
+    StartRecording {
+        room: RoomId,
+        recorder: RecorderHandle,
+    },
+    StopRecording {
+        room: RoomId,
     },
     Shutdown {
         reason: String,
@@ -316,6 +325,7 @@ impl Worker {
                 room,
                 id,
                 name,
+                role,
                 limits,
                 sink,
                 ingest,
@@ -328,7 +338,7 @@ impl Worker {
                     return true;
                 }
                 self.with_room(room, now, |r, ctx| {
-                    r.join(id, name, limits, sink, ingest, ctx)
+                    r.join(id, name, role, limits, sink, ingest, ctx)
                 });
             }
             WorkerMsg::Signal { room, id, msg } => {
@@ -336,6 +346,17 @@ impl Worker {
             }
             WorkerMsg::Leave { room, id } => {
                 self.with_room(room, now, |r, ctx| r.leave(id, ctx));
+            }
+            WorkerMsg::StartRecording { room, recorder } => {
+                if self.rooms.contains_key(&room) {
+                    self.with_room(room, now, |r, ctx| r.start_recording(recorder, ctx));
+                } else {
+                    // The room ended meanwhile: the recording ends with nothing in it.
+                    recorder.stop(now);
+                }
+            }
+            WorkerMsg::StopRecording { room } => {
+                self.with_room(room, now, |r, ctx| r.stop_recording(ctx.now));
             }
             WorkerMsg::Shutdown { reason, done } => {
                 let msg = ServerMsg::ServerShutdown { reason };

@@ -134,6 +134,7 @@ async fn serve(stream: TcpStream) {
                 name: "Echo".into(),
                 tracks: vec![],
                 ingest: false,
+                role: orbita_protocol::Role::Agent,
             }],
             ice_servers: vec![],
             limits: Limits {
@@ -141,6 +142,8 @@ async fn serve(stream: TcpStream) {
                 max_chat_chars: 2000,
                 max_participants: 50,
             },
+            role: orbita_protocol::Role::Customer,
+            recording: orbita_protocol::RecordingState::Off,
         },
     )
     .await;
@@ -477,6 +480,8 @@ async fn cli_runs_for_its_duration_and_reports() {
         json: true,
         bind_ip: "127.0.0.1".parse().unwrap(),
         relay_only: false,
+        key: None,
+        audio_file: None,
     };
     let mut out = Vec::new();
     orbita_bot::cli::run_to(args, &mut out).await.unwrap();
@@ -514,6 +519,8 @@ async fn cli_runs_for_its_duration_and_reports() {
         json: false,
         bind_ip: "127.0.0.1".parse().unwrap(),
         relay_only: false,
+        key: None,
+        audio_file: None,
     };
     let mut out = Vec::new();
     let err = orbita_bot::cli::run_to(args_err.clone(), &mut out)

@@ -1063,6 +1063,7 @@ async fn extension_stays_within_the_planners_limit(url: String) {
             ip: n1.ip.clone(),
             port: n1.port.clone(),
             code: code.clone(),
+            host_key: None,
         },
         start,
     )

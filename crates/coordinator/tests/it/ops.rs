@@ -240,6 +240,7 @@ async fn metrics_count_joins_refusals_and_request_times_and_healthz_follows_the_
         ip: "127.0.0.1".into(),
         port: "7001".into(),
         code: code.clone(),
+        host_key: None,
     })
     .await;
     assert_eq!(recv(&mut creator).await["verb"], "CONNECT_TO_SESSION");

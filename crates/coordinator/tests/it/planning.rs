@@ -163,6 +163,7 @@ async fn confirm_placed(c: &Coordinator, o: &Outcome, now: Millis) -> String {
                 ip: reg.ip.clone(),
                 port: reg.port.clone(),
                 code: code.clone(),
+                host_key: None,
             },
             now,
         )

@@ -122,10 +122,12 @@ async fn create_live(c: &Coordinator, user: &str, rc: &str, now: Millis) -> (Str
                 ip: n.ip.clone(),
                 port: n.port.clone(),
                 code: code.clone(),
+                host_key: Some("the-host-key".into()),
             },
             now,
         )
         .await;
+    // The node's host key goes to the creator alone (guests who join by code never see it).
     assert_eq!(
         d,
         vec![
@@ -135,7 +137,8 @@ async fn create_live(c: &Coordinator, user: &str, rc: &str, now: Millis) -> (Str
                 msg: ToClient::ConnectToSession {
                     ip: n.ip,
                     port: n.port,
-                    code: code.clone()
+                    code: code.clone(),
+                    host_key: Some("the-host-key".into()),
                 }
             },
             Delivery::Node {
@@ -500,7 +503,8 @@ async fn join_by_code_reaches_the_node(url: String) {
         Some(ToClient::ConnectToSession {
             ip: b.ip.clone(),
             port: b.port.clone(),
-            code: code_b.clone()
+            code: code_b.clone(),
+            host_key: None
         })
     );
     assert_eq!(
@@ -918,6 +922,7 @@ async fn planned_session_starts_in_its_slot_and_ends_with_it(url: String) {
                 ip: a.ip.clone(),
                 port: a.port.clone(),
                 code: code.clone(),
+                host_key: None,
             },
             start + MINUTE,
         )
@@ -929,7 +934,8 @@ async fn planned_session_starts_in_its_slot_and_ends_with_it(url: String) {
             ToClient::ConnectToSession {
                 ip: a.ip.clone(),
                 port: a.port.clone(),
-                code: code.clone()
+                code: code.clone(),
+                host_key: None
             }
         )]
     );
@@ -1069,6 +1075,7 @@ async fn heartbeat_timeout_ends_sessions(url: String) {
             ip: "1".into(),
             port: "2".into(),
             code: code3,
+            host_key: None,
         },
         T0,
     )
@@ -1205,6 +1212,7 @@ async fn node_refusal_and_silence(url: String) {
                 ip: "1".into(),
                 port: "2".into(),
                 code: code.clone(),
+                host_key: None,
             },
             T0,
         )
@@ -1413,6 +1421,7 @@ async fn coordinators_share_the_registry(url: String) {
                 ip: "10.1.1.1".into(),
                 port: "7443".into(),
                 code: code.clone(),
+                host_key: None,
             },
             T0,
         )
@@ -1432,7 +1441,8 @@ async fn coordinators_share_the_registry(url: String) {
         Some(ToClient::ConnectToSession {
             ip: "10.1.1.1".into(),
             port: "7443".into(),
-            code: code.clone()
+            code: code.clone(),
+            host_key: None
         })
     );
     // Both race for the last place of another app: exactly one wins.
@@ -1601,6 +1611,7 @@ async fn stage_one_opens_from_files() {
             ip: node.ip.clone(),
             port: node.port.clone(),
             code: "0042".into(),
+            host_key: None,
         },
         at,
     )
@@ -1667,6 +1678,7 @@ async fn start_plan(
                 ip: node.ip.clone(),
                 port: node.port.clone(),
                 code: code.clone(),
+                host_key: None,
             },
             at,
         )

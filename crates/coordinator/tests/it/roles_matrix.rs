@@ -357,6 +357,7 @@ impl World {
                 ip: n1.ip,
                 port: n1.port,
                 code: code.clone(),
+                host_key: None,
             },
             now,
         )

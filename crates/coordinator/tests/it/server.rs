@@ -112,6 +112,7 @@ async fn node_serves_one(link: &mut NodeLink, port: &str) -> String {
         ip: "127.0.0.1".into(),
         port: port.into(),
         code: code.clone(),
+        host_key: None,
     })
     .await;
     let ToNode::ConnectUserToSession {

@@ -307,6 +307,9 @@ pub fn default_apps() -> Vec<AppSpec> {
 /// cleanly (sessions and their apps end, participants are told).
 pub async fn run_all_in_one(args: AllInOneArgs) -> anyhow::Result<()> {
     let mut settings = Settings::from_args(args.serve.clone())?;
+    if settings.recordings_dir.is_none() {
+        settings.recordings_dir = Some(args.data_dir.join("recordings"));
+    }
     if !settings.tls.acme_domains.is_empty() && settings.tls.acme_cache_dir.is_none() {
         // The certificate is kept with the database, where restarts find it.
         settings.tls.acme_cache_dir = Some(args.data_dir.join("acme"));

@@ -553,6 +553,8 @@ impl Node {
             ip: self.client_ip.clone(),
             port: self.client_port.clone(),
             code: code.to_string(),
+            // For the session's creator (the coordinator relays it to them alone).
+            host_key: Some(room.host_key),
         })
     }
 

@@ -389,7 +389,10 @@ async fn the_http_api_over_a_real_socket() {
         .json()
         .await
         .unwrap();
-    assert_eq!(room, json!({"code": code, "participants": 0}));
+    assert_eq!(
+        room,
+        json!({"code": code, "participants": 0, "recording": false})
+    );
     let unknown = client
         .get(format!("{base}/api/rooms/abc"))
         .send()
