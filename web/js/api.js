@@ -42,7 +42,7 @@ async function request(path, init) {
 
 /**
  * Make a new room.
- * @returns {Promise<{code: string, link: string}>}
+ * @returns {Promise<{code: string, link: string, host_key: string, record: boolean}>}
  */
 export function createRoom() {
   return request('/api/rooms', { method: 'POST' });
@@ -51,7 +51,7 @@ export function createRoom() {
 /**
  * Look up a room by code; throws `ApiError('unknown_code')` when there is none.
  * @param {string} code
- * @returns {Promise<{code: string, participants: number}>}
+ * @returns {Promise<{code: string, participants: number, recording: boolean}>}
  */
 export function lookupRoom(code) {
   return request(`/api/rooms/${encodeURIComponent(code)}`);

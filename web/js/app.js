@@ -1,6 +1,7 @@
 // Orbita's browser client: the entry point. Shows the home page at `/`, and at `/r/{code}`
 // the pre-join page, the call, and what follows it.
 
+import { rememberHostKey } from './host-key.js';
 import { ApiError, lookupRoom } from './api.js';
 import { Launcher } from './launch.js';
 import { initI18n, loadAll, has } from './i18n.js';
@@ -68,12 +69,28 @@ function route() {
   return { page: 'home', code: '' };
 }
 
+/**
+ * A host key handed over in the address's fragment (`#key=...`, by the server that started the
+ * session on this one): kept for the tab, and taken out of the address bar, which people copy
+ * to their guests.
+ * @param {string} code
+ */
+function takeHostKeyFromFragment(code) {
+  const key = new URLSearchParams(location.hash.slice(1)).get('key');
+  if (!key) return;
+  rememberHostKey(code, key);
+  history.replaceState(history.state, '', location.pathname + location.search);
+}
+
 async function main() {
   await initI18n();
   await loadAll();
   const { page, code } = route();
   clear(root);
-  if (page === 'room') await showRoom(code);
+  if (page === 'room') {
+    takeHostKeyFromFragment(code);
+    await showRoom(code);
+  }
   else if (page in ACCOUNT_PAGES) await ACCOUNT_PAGES[/** @type {keyof typeof ACCOUNT_PAGES} */ (page)](root);
   else renderHome(root);
   document.body.dataset.ready = 'true';
@@ -85,8 +102,9 @@ async function main() {
  */
 async function showRoom(code) {
   let participants = null;
+  let recorded = false;
   try {
-    participants = (await lookupRoom(code)).participants;
+    ({ participants, recording: recorded } = await lookupRoom(code));
   } catch (e) {
     if (e instanceof ApiError && e.code === 'unknown_code') {
       // Not on this server yet: a planned session in its slot starts when someone comes, so
@@ -104,14 +122,17 @@ async function showRoom(code) {
         renderUnknownRoom(root, code, found.error.key, found.error.args, found.error.detail);
         return;
       }
-      participants = await lookupRoom(code).then((r) => r.participants, () => null);
+      ({ participants, recorded } = await lookupRoom(code).then(
+        (r) => ({ participants: r.participants, recorded: r.recording }),
+        () => ({ participants: null, recorded: false }),
+      ));
     }
     // The lookup is a courtesy: joining will say what is wrong.
   }
   const local = new LocalMedia();
   debug.local = local;
   await local.start();
-  showPrejoin(code, local, participants);
+  showPrejoin(code, local, participants, recorded);
 }
 
 /**
@@ -140,14 +161,16 @@ async function findSession(code) {
  * @param {string} code
  * @param {LocalMedia} local
  * @param {number | null} participants
+ * @param {boolean} recorded whether the call is recorded (the guest is told before joining)
  * @param {{key: string, args?: Record<string, string | number>, detail?: string}} [error]
  */
-function showPrejoin(code, local, participants, error) {
+function showPrejoin(code, local, participants, recorded, error) {
   clear(root);
   const view = renderPrejoin(root, {
     code,
     local,
     participants,
+    recorded,
     onJoin: async ({ name, micMuted, cameraOff }) => {
       view.setBusy(true);
       const session = new RoomSession({ code, name, local, micMuted, cameraOff });

@@ -9,7 +9,8 @@ const ANSWER_TIMEOUT_MS = 30_000;
 /**
  * @typedef {{rc_name: string, info?: {description?: unknown}}} RcInfo
  * @typedef {{server_name: string, ip: string, port: string, rc_info: RcInfo}} ServerEntry
- * @typedef {{ip: string, port: string, code: string}} SessionPlace where a session is
+ * @typedef {{ip: string, port: string, code: string, hostKey?: string}} SessionPlace where a session is
+ *   (`hostKey`: only for the session's creator, who joins with it as the call's agent)
  */
 
 /**
@@ -258,7 +259,10 @@ function parse(data) {
 /** @param {any} msg @returns {SessionPlace | undefined} */
 function sessionPlace(msg) {
   if (msg.verb !== 'CONNECT_TO_SESSION') return undefined;
-  return { ip: String(msg.ip ?? ''), port: String(msg.port ?? ''), code: String(msg.code ?? '') };
+  /** @type {SessionPlace} */
+  const place = { ip: String(msg.ip ?? ''), port: String(msg.port ?? ''), code: String(msg.code ?? '') };
+  if (typeof msg.host_key === 'string' && msg.host_key) place.hostKey = msg.host_key;
+  return place;
 }
 
 /** @param {any} msg */

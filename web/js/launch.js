@@ -3,6 +3,7 @@
 // Both end with the address of the session's room page.
 
 import { createRoom, lookupRoom } from './api.js';
+import { rememberHostKey } from './host-key.js';
 import { loadCatalogue } from './catalogue.js';
 import { Coordinator, CoordinatorError } from './coordinator.js';
 
@@ -63,10 +64,19 @@ export class Launcher {
     const coordinator = rcName ? await this.coordinator() : null;
     if (!coordinator || !rcName) {
       const room = await createRoom();
+      rememberHostKey(room.code, room.host_key);
       return roomPath(room.code);
     }
     const place = await coordinator.createSession(rcName);
-    return placeUrl(place, await placeData(coordinator, place));
+    const url = placeUrl(place, await placeData(coordinator, place));
+    if (!place.hostKey) return url;
+    if (isHere(place, location)) {
+      rememberHostKey(place.code, place.hostKey);
+      return url;
+    }
+    // Another server's page (another origin, another sessionStorage): the key goes in the
+    // fragment, which never reaches a server; the page keeps it and takes it out of the bar.
+    return `${url}#key=${encodeURIComponent(place.hostKey)}`;
   }
 
   /**

@@ -7,6 +7,7 @@ import { Subscriber } from './subscriber.js';
 import { ServerError, Signaling, defaultSignalingUrl } from './signaling.js';
 import { cameraLayers } from './quality.js';
 import { captureScreen } from './media.js';
+import { hostKey } from './host-key.js';
 
 /** @typedef {import('./signaling.js').TrackInfo} TrackInfo */
 /** @typedef {import('./signaling.js').ServerMsg} ServerMsg */
@@ -72,6 +73,10 @@ export class RoomSession extends EventTarget {
     this.statusLog = [];
     /** @type {string | null} */
     this.selfId = null;
+    /** @type {import('./signaling.js').Role} ours: the agent may start and stop recording */
+    this.role = 'participant';
+    /** whether the call is being recorded (everyone is shown) */
+    this.recording = false;
     /** @type {Limits} */
     this.limits = { max_message_bytes: 65536, max_chat_chars: 4000, max_participants: 100 };
     /** @type {Map<string, Participant>} everyone else */
@@ -161,7 +166,7 @@ export class RoomSession extends EventTarget {
     this.signaling = signaling;
     let joined;
     try {
-      joined = await signaling.join(this.code, this.name);
+      joined = await signaling.join(this.code, this.name, hostKey(this.code));
     } catch (error) {
       signaling.close(false);
       this.signaling = null;
@@ -169,6 +174,8 @@ export class RoomSession extends EventTarget {
     }
     this.selfId = joined.participant_id;
     this.limits = joined.limits;
+    this.role = joined.role ?? 'participant';
+    this.recording = joined.recording === 'on';
     this.controlHolder = null; // an app session says who holds it right after joining
     this.participants = new Map();
     for (const p of joined.participants) this.addParticipant(p);
@@ -396,6 +403,11 @@ export class RoomSession extends EventTarget {
       }
       case 'control':
         this.onControl(msg.holder);
+        break;
+      case 'recording':
+        this.recording = msg.state === 'on';
+        this.notice(this.recording ? 'notice.recording_on' : 'notice.recording_off', {}, 'info');
+        this.update();
         break;
       case 'app_stopped':
         this.appStopped = msg.reason;
@@ -639,6 +651,14 @@ export class RoomSession extends EventTarget {
     this.screen.video.stop();
     this.screen.audio?.stop();
     this.screen = null;
+  }
+
+  /**
+   * Start or stop recording the call (the agent only; the server tells everyone).
+   * @param {boolean} on
+   */
+  setRecording(on) {
+    this.signaling?.send({ type: 'record', on });
   }
 
   /**

@@ -13,7 +13,9 @@
 /** @typedef {{max_message_bytes: number, max_chat_chars: number, max_participants: number}} Limits */
 
 /**
- * @typedef {{type: 'joined', v: number, participant_id: string, code: string, participants: ParticipantInfo[], ice_servers: IceServer[], limits: Limits}} JoinedMsg
+ * @typedef {{type: 'joined', v: number, participant_id: string, code: string, participants: ParticipantInfo[], ice_servers: IceServer[], limits: Limits, role?: Role, recording: RecordingState}} JoinedMsg
+ * @typedef {'agent' | 'customer' | 'participant'} Role
+ * @typedef {'on' | 'off'} RecordingState
  * @typedef {{type: 'offer', pc: 'subscriber', sdp: string, tracks: SubscribedTrack[]}} ServerOfferMsg
  * @typedef {{type: 'answer', pc: 'publisher', sdp: string, tracks: TrackInfo[]}} ServerAnswerMsg
  * @typedef {{type: 'chat', from: string, name: string, text: string, private: boolean, ts: number}} ChatMsg
@@ -29,7 +31,8 @@
  *   | {type: 'left'}
  *   | {type: 'server_shutdown', reason: string}
  *   | {type: 'control', holder: string | null}
- *   | {type: 'app_stopped', reason: string}} ServerMsg
+ *   | {type: 'app_stopped', reason: string}
+ *   | {type: 'recording', state: RecordingState}} ServerMsg
  */
 
 /** The protocol version this client speaks. */
@@ -152,9 +155,10 @@ export class Signaling extends EventTarget {
    * room_full, invalid_value, ...).
    * @param {string} code
    * @param {string} name
+   * @param {string | null} [key] the room's host key: join as the call's agent
    * @returns {Promise<JoinedMsg>}
    */
-  join(code, name) {
+  join(code, name, key = null) {
     return new Promise((resolve, reject) => {
       const done = () => {
         clearTimeout(timer);
@@ -182,7 +186,7 @@ export class Signaling extends EventTarget {
       }, CONNECT_TIMEOUT_MS);
       this.addEventListener('message', onMessage);
       this.addEventListener('close', onClose);
-      this.send({ type: 'join', v: PROTOCOL_VERSION, code, name });
+      this.send(key ? { type: 'join', v: PROTOCOL_VERSION, code, name, key } : { type: 'join', v: PROTOCOL_VERSION, code, name });
     });
   }
 

@@ -102,6 +102,14 @@ export class CallView {
       this.controlText,
     );
 
+    // Everyone sees that the call is recorded, for as long as it is.
+    this.recordingChip = h(
+      'span',
+      { class: 'chip recording-chip', attrs: { id: 'recording-status', role: 'status', hidden: true } },
+      h('span', { class: 'recording-dot', attrs: { 'aria-hidden': 'true' } }),
+      h('span', { class: 'chip-label', text: 'call.recording' }),
+    );
+
     this.chat = new ChatPanel(session);
     this.people = new PeoplePanel(session);
     this.panelTitle = h('h2', { class: 'panel-title' });
@@ -136,6 +144,9 @@ export class CallView {
     this.peopleButton = controlButton('control-people', 'people', 'call.people', () =>
       this.showPanel(this.panel === 'people' ? null : 'people'),
     );
+    this.recordButton = controlButton('control-record', 'record', 'call.record_start', () =>
+      s.setRecording(!s.recording),
+    );
     this.leaveButton = controlButton('control-leave', 'leave', 'call.leave', () => this.leave());
     this.leaveButton.button.classList.add('danger');
     this.screen.button.hidden = !canShareScreen();
@@ -158,6 +169,7 @@ export class CallView {
         { class: 'call-top' },
         h('img', { class: 'call-logo', attrs: { src: '/assets/img/icon.svg', alt: '', width: 24, height: 24 } }),
         h('div', { class: 'call-heading' }, this.title, this.count),
+        this.recordingChip,
         this.controlChip,
         copy,
         languageSwitch(),
@@ -178,6 +190,7 @@ export class CallView {
           this.quality.button,
           this.chatButton.button,
           this.peopleButton.button,
+          this.recordButton.button,
           this.leaveButton.button,
         ),
       ),
@@ -377,6 +390,12 @@ export class CallView {
     this.chatButton.badge.textContent = this.unread > 9 ? '9+' : String(this.unread);
     this.chatButton.button.classList.toggle('on', this.panel === 'chat');
     this.peopleButton.button.classList.toggle('on', this.panel === 'people');
+    this.recordingChip.hidden = !s.recording;
+    // Only the call's agent records; the button says what pressing it does.
+    this.recordButton.button.hidden = s.role !== 'agent';
+    this.recordButton.set('record', s.recording ? 'call.record_stop' : 'call.record_start');
+    this.recordButton.button.classList.toggle('on', s.recording);
+    this.recordButton.button.setAttribute('aria-pressed', String(s.recording));
   }
 
   /** In an app session: who holds control, in the header. */

@@ -35,10 +35,10 @@ export function nameProblem(name) {
 
 /**
  * @param {HTMLElement} root
- * @param {{code: string, local: LocalMedia, participants: number | null, onJoin: (choice: {name: string, micMuted: boolean, cameraOff: boolean}) => void}} options
+ * @param {{code: string, local: LocalMedia, participants: number | null, recorded?: boolean, onJoin: (choice: {name: string, micMuted: boolean, cameraOff: boolean}) => void}} options
  * @returns {PrejoinView}
  */
-export function renderPrejoin(root, { code, local, participants, onJoin }) {
+export function renderPrejoin(root, { code, local, participants, recorded = false, onJoin }) {
   let micMuted = !local.micWanted;
   let cameraOff = !local.cameraWanted;
 
@@ -76,12 +76,20 @@ export function renderPrejoin(root, { code, local, participants, onJoin }) {
   const count = h('p', { class: 'room-count' });
   if (participants === 0) setText(count, 'prejoin.room_empty');
   else if (participants !== null) setText(count, 'prejoin.in_room', { count: participants });
+  // A guest learns that the call is recorded before joining it.
+  const recordedNotice = h(
+    'p',
+    { class: 'recorded-notice', attrs: { id: 'recorded-notice', role: 'note', hidden: !recorded } },
+    h('span', { class: 'recording-dot', attrs: { 'aria-hidden': 'true' } }),
+    h('span', { text: 'prejoin.recorded' }),
+  );
 
   const form = h(
     'form',
     { class: 'card prejoin-form', attrs: { novalidate: true } },
     h('h1', { class: 'card-title', text: 'prejoin.title', args: { code } }),
     count,
+    recordedNotice,
     h('div', { class: 'field' }, h('label', { class: 'field-label', attrs: { for: 'name' }, text: 'prejoin.name' }), nameInput),
     cameraField,
     micField,
