@@ -536,3 +536,82 @@ async fn a_recording_cut_by_sigkill_plays_and_is_merged_after_a_restart() {
     );
     again.stop(Duration::from_secs(10));
 }
+
+/// A recording folder as the recorder leaves it, made by hand: its manifest (started and ended
+/// `days_ago`) and a track file of `bytes`.
+fn old_recording(root: &Path, name: &str, days_ago: u64, bytes: usize) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let at = now_ms - days_ago * 86_400_000;
+    let manifest = orbita_record::Manifest {
+        version: orbita_record::manifest::MANIFEST_VERSION,
+        id: name.into(),
+        room: "4821".into(),
+        started_at_ms: at - 60_000,
+        ended_at_ms: Some(at),
+        tracks: Vec::new(),
+        dropped_packets: 0,
+    };
+    manifest.write(&dir).unwrap();
+    std::fs::write(dir.join("p1-audio-1.webm"), vec![0u8; bytes]).unwrap();
+    dir
+}
+
+/// Retention and quota: at start the server deletes the recording that ended 31 days ago
+/// (retention 30 days) and keeps the one of yesterday; with the recordings at their disk
+/// quota a new recording is refused (`recording_quota_full`); `/metrics` says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_recordings_are_deleted_and_a_full_quota_refuses_new_ones() {
+    let dir = TempDir::new("recording-retention");
+    let root = dir.path().join("recordings");
+    let old = old_recording(&root, "20261106T080000Z-4821-0001", 31, 1000);
+    let recent = old_recording(&root, "20261206T080000Z-4821-0002", 1, 5000);
+    let mut settings = test_settings();
+    settings.recordings_dir = Some(root.clone());
+    settings.recording_retention_days = 30;
+    settings.recordings_max_bytes = 5000;
+    let server = start_server(settings).await;
+    let base = format!("http://{}", server.http_addr());
+
+    let deadline = Instant::now() + MEDIA_TIMEOUT;
+    while old.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the old recording was not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        recent.join("recording.json").is_file(),
+        "yesterday's is kept"
+    );
+    let metrics = crate::support::metrics_page(&base).await;
+    assert!(
+        metrics.contains("\norbita_recordings_deleted_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\norbita_recordings_stored 1\n"),
+        "{metrics}"
+    );
+    let used: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("orbita_recordings_disk_bytes "))
+        .and_then(|v| v.parse().ok())
+        .expect("the disk gauge");
+    assert!(used >= 5000, "{used} bytes counted");
+
+    let room = create_room(&base, json!({})).await;
+    let (code, key) = (
+        room["code"].as_str().unwrap(),
+        room["host_key"].as_str().unwrap(),
+    );
+    let (status, body) = set_recording(&base, code, Some(key), true).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], "recording_quota_full");
+    server.shutdown().await.unwrap();
+}

@@ -109,6 +109,11 @@ pub struct Settings {
     pub record_calls: bool,
     /// Recordings post-processed at once (ffmpeg jobs, niced).
     pub recording_jobs: usize,
+    /// Days a recording is kept after it ended; 0: for ever.
+    pub recording_retention_days: u64,
+    /// The most disk all recordings may take, in bytes (a recording stops writing when it is
+    /// reached; new ones are refused); 0: no quota.
+    pub recordings_max_bytes: u64,
     /// HTTPS: certificate files or ACME (the `tls_*` and `acme_*` settings); default off.
     pub tls: orbita_tls::TlsSettings,
     /// Log filter (tracing `EnvFilter` syntax); `None`: `RUST_LOG`, else `info`.
@@ -178,6 +183,8 @@ impl Default for Settings {
             recording_slots: 4,
             record_calls: false,
             recording_jobs: 1,
+            recording_retention_days: 90,
+            recordings_max_bytes: 0,
             tls: orbita_tls::TlsSettings::default(),
             log: None,
             log_format: crate::logging::LogFormat::Text,
@@ -509,6 +516,16 @@ pub struct ServeArgs {
     #[arg(long, env = "ORBITA_RECORDING_JOBS", value_name = "N")]
     pub recording_jobs: Option<usize>,
 
+    /// Days a recording is kept after it ended (then deleted, checked hourly); 0 keeps them
+    /// for ever. Default: 90.
+    #[arg(long, env = "ORBITA_RECORDING_RETENTION_DAYS", value_name = "DAYS")]
+    pub recording_retention_days: Option<u64>,
+
+    /// The most disk all recordings may take, in bytes: a recording stops writing when it is
+    /// reached and new ones are refused. 0: no quota. Default: 0.
+    #[arg(long, env = "ORBITA_RECORDINGS_MAX_BYTES", value_name = "BYTES")]
+    pub recordings_max_bytes: Option<u64>,
+
     /// PEM certificate chain: serve HTTPS (and `wss://`) on http_addr. Needs --tls-key.
     /// Default: none (plain HTTP, e.g. behind nginx).
     #[arg(long, env = "ORBITA_TLS_CERT", value_name = "FILE")]
@@ -601,6 +618,8 @@ pub struct FileSettings {
     pub recording_slots: Option<usize>,
     pub record_calls: Option<bool>,
     pub recording_jobs: Option<usize>,
+    pub recording_retention_days: Option<u64>,
+    pub recordings_max_bytes: Option<u64>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub acme_domains: Option<Vec<String>>,
@@ -682,6 +701,8 @@ impl Settings {
             recording_slots: pick!(recording_slots),
             record_calls: pick!(record_calls),
             recording_jobs: pick!(recording_jobs),
+            recording_retention_days: pick!(recording_retention_days),
+            recordings_max_bytes: pick!(recordings_max_bytes),
             tls: orbita_tls::TlsSettings {
                 tls_cert: args.tls_cert.or(file.tls_cert),
                 tls_key: args.tls_key.or(file.tls_key),
@@ -783,6 +804,11 @@ impl Settings {
             self.recording_slots <= 1000,
             "recording_slots must be at most 1000, not {}",
             self.recording_slots
+        );
+        ensure!(
+            self.recording_retention_days <= 36_500,
+            "recording_retention_days must be at most 36500 (0 keeps recordings for ever), not {}",
+            self.recording_retention_days
         );
         ensure!(
             (1..=64).contains(&self.recording_jobs),
@@ -1213,7 +1239,7 @@ mod tests {
     }
 
     /// Every setting's TOML key, plus `config`.
-    const KEYS: [&str; 38] = [
+    const KEYS: [&str; 40] = [
         "http_addr",
         "public_url",
         "udp_addr",
@@ -1249,6 +1275,8 @@ mod tests {
         "recording_slots",
         "record_calls",
         "recording_jobs",
+        "recording_retention_days",
+        "recordings_max_bytes",
         "log",
         "log_format",
         "config",

@@ -257,6 +257,10 @@ async fn metrics_page(State(state): State<AppState>) -> Response {
         chat_rate_limited: state
             .chat_dropped
             .load(std::sync::atomic::Ordering::Relaxed),
+        recordings_active: state.recordings.active() as u64,
+        recordings_stored: state.recordings.usage().recordings(),
+        recordings_disk_bytes: state.recordings.usage().bytes(),
+        recordings_deleted: state.recordings.usage().deleted(),
     };
     let sfu = state.backend.stats();
     (

@@ -34,6 +34,14 @@ pub struct ControlStats {
     pub code_refused: u64,
     /// Chat messages refused at their sender for its chat limits (never delivered to anyone).
     pub chat_rate_limited: u64,
+    /// Calls being recorded.
+    pub recordings_active: u64,
+    /// Recordings on disk (as of the last sweep).
+    pub recordings_stored: u64,
+    /// The disk the recordings take, in bytes.
+    pub recordings_disk_bytes: u64,
+    /// Recordings deleted for their age.
+    pub recordings_deleted: u64,
 }
 
 /// The media server's metrics at one moment.
@@ -171,6 +179,34 @@ impl Collector for Snapshot {
         ] {
             ConstCounter::new(value).encode(family.encode_family(&[("cap", cap)])?)?;
         }
+        let recording_gauges: [(&str, &str, u64); 3] = [
+            (
+                "orbita_recordings_active",
+                "Calls being recorded (each holds a recorder slot).",
+                c.recordings_active,
+            ),
+            (
+                "orbita_recordings_stored",
+                "Recordings on this server's disk (as of the last hourly sweep).",
+                c.recordings_stored,
+            ),
+            (
+                "orbita_recordings_disk_bytes",
+                "Disk the recordings take, in bytes (the recordings_max_bytes quota's measure).",
+                c.recordings_disk_bytes,
+            ),
+        ];
+        for (name, help, value) in recording_gauges {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        let deleted = ConstCounter::new(c.recordings_deleted);
+        deleted.encode(encoder.encode_descriptor(
+            "orbita_recordings_deleted",
+            "Recordings deleted past their retention (recording_retention_days).",
+            None,
+            deleted.metric_type(),
+        )?)?;
         Ok(())
     }
 }
@@ -250,6 +286,10 @@ mod tests {
             ("orbita_media_peer_addresses", "gauge"),
             ("orbita_ice_tcp_connections_open", "gauge"),
             ("orbita_ice_tcp_connections_refused_total", "counter"),
+            ("orbita_recordings_active", "gauge"),
+            ("orbita_recordings_stored", "gauge"),
+            ("orbita_recordings_disk_bytes", "gauge"),
+            ("orbita_recordings_deleted_total", "counter"),
         ];
         let types: Vec<(&str, &str)> = text
             .lines()

@@ -145,6 +145,7 @@ pub async fn set(
             let (status, error) = match e {
                 StartError::NoFreeRecorder { .. } => (StatusCode::CONFLICT, "no_free_recorder"),
                 StartError::Off => (StatusCode::CONFLICT, "recording_off"),
+                StartError::QuotaFull { .. } => (StatusCode::CONFLICT, "recording_quota_full"),
                 StartError::Io(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             };
             ApiError::new(status, error, e.to_string()).into_response()

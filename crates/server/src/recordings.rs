@@ -16,6 +16,7 @@ use orbita_sfu::RoomId;
 use parking_lot::Mutex;
 
 use crate::backend::MediaBackend;
+use crate::recording_store::Usage;
 
 /// Packets a recording's writer may have waiting before new ones are dropped (and counted).
 const RECORDER_QUEUE_PACKETS: usize = 4096;
@@ -30,6 +31,13 @@ pub enum StartError {
         /// The server's slots.
         slots: usize,
     },
+    /// The recordings take all the disk `recordings_max_bytes` allows.
+    QuotaFull {
+        /// Bytes the recordings take.
+        used: u64,
+        /// The quota.
+        max: u64,
+    },
     /// The recording's folder or files could not be made.
     Io(String),
 }
@@ -41,6 +49,10 @@ impl std::fmt::Display for StartError {
             StartError::NoFreeRecorder { slots } => write!(
                 f,
                 "no free recorder: all {slots} recorder slots of this server are busy; the call goes on unrecorded, try again later"
+            ),
+            StartError::QuotaFull { used, max } => write!(
+                f,
+                "the recordings' disk quota is used up ({used} of {max} bytes): the call goes on unrecorded"
             ),
             StartError::Io(e) => write!(f, "the recording could not start: {e}"),
         }
@@ -67,6 +79,10 @@ pub struct Recordings {
     dir: PathBuf,
     slots: usize,
     record_calls: bool,
+    /// The quota of all recordings together (0: none).
+    max_bytes: u64,
+    /// What they take.
+    usage: Arc<Usage>,
     backend: Arc<dyn MediaBackend>,
     inner: Mutex<Inner>,
     on_finished: OnFinished,
@@ -74,11 +90,14 @@ pub struct Recordings {
 
 impl Recordings {
     /// Recordings in folders under `dir`, at most `slots` at once; `record_calls`: every call
-    /// from its first participant on. `on_finished` gets each finished recording's folder.
+    /// from its first participant on; all together at most `max_bytes` (0: no quota), their
+    /// use kept in `usage`. `on_finished` gets each finished recording's folder.
     pub fn new(
         dir: PathBuf,
         slots: usize,
         record_calls: bool,
+        max_bytes: u64,
+        usage: Arc<Usage>,
         backend: Arc<dyn MediaBackend>,
         on_finished: OnFinished,
     ) -> Arc<Recordings> {
@@ -86,6 +105,8 @@ impl Recordings {
             dir,
             slots,
             record_calls,
+            max_bytes,
+            usage,
             backend,
             inner: Mutex::new(Inner::default()),
             on_finished,
@@ -95,6 +116,18 @@ impl Recordings {
     /// The folder recordings are written to.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The disk the recordings take.
+    pub fn usage(&self) -> &Arc<Usage> {
+        &self.usage
+    }
+
+    /// Delete the recordings past `retention_days` at `now_ms` (never one being recorded) and
+    /// count what is left; returns the folders deleted. Blocking: it reads the folder.
+    pub fn sweep(&self, now_ms: u64, retention_days: u64) -> Vec<PathBuf> {
+        let live = self.live_folders();
+        self.usage.sweep(&self.dir, now_ms, retention_days, &live)
     }
 
     /// The folders of recordings in progress (the post-processing leaves them alone).
@@ -145,6 +178,13 @@ impl Recordings {
         if inner.active.len() >= self.slots {
             return Err(StartError::NoFreeRecorder { slots: self.slots });
         }
+        let used = self.usage.bytes();
+        if self.max_bytes > 0 && used >= self.max_bytes {
+            return Err(StartError::QuotaFull {
+                used,
+                max: self.max_bytes,
+            });
+        }
         let id = recording_id(code);
         let dir = self.dir.join(&id);
         let recorder = Recorder::start(RecorderConfig {
@@ -152,7 +192,13 @@ impl Recordings {
             id: id.clone(),
             room: code.to_string(),
             queue_packets: RECORDER_QUEUE_PACKETS,
-            max_bytes: 0,
+            // What is left of the quota (shared with the other live recordings: each may take
+            // it, so the quota can be passed by at most the live recordings' share).
+            max_bytes: if self.max_bytes > 0 {
+                self.max_bytes - used
+            } else {
+                0
+            },
         })
         .map_err(|e| StartError::Io(format!("{}: {e}", dir.display())))?;
         inner.active.insert(
@@ -202,8 +248,22 @@ impl Recordings {
                 inner.active.remove(&code);
             }
         }
+        self.usage.add(folder_bytes(&dir));
         (self.on_finished)(dir);
     }
+}
+
+/// The bytes of the files in `dir`.
+fn folder_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|files| {
+            files
+                .flatten()
+                .filter_map(|f| f.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// A new recording's id (its folder's name): UTC time, room code and a random suffix, e.g.

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::backend::MediaBackend;
+use crate::recording_store::SWEEP_INTERVAL;
 use crate::rooms::{spawn_reaper, RoomRegistry};
 use crate::state::AppState;
 use crate::Settings;
@@ -28,6 +29,8 @@ pub struct RunningServer {
     http_addr: SocketAddr,
     reaper: JoinHandle<()>,
     trimmer: JoinHandle<()>,
+    /// Deletes recordings past their retention and counts the disk they take (hourly).
+    sweeper: JoinHandle<()>,
     http: JoinHandle<std::io::Result<()>>,
     stop_http: Option<oneshot::Sender<()>>,
     listener_stats: Arc<orbita_listen::ListenerStats>,
@@ -98,6 +101,7 @@ fn serve(
     let state = AppState::new(settings, public_url, backend);
     let reaper = spawn_reaper(Arc::clone(&state.registry));
     let trimmer = crate::memory::spawn_trimmer();
+    let sweeper = spawn_sweeper(&state);
     let (stop_http, stopped) = oneshot::channel::<()>();
     let mut app = crate::http::router(state.clone());
     if let Some(extra) = extra {
@@ -121,9 +125,28 @@ fn serve(
         http_addr,
         reaper,
         trimmer,
+        sweeper,
         http,
         stop_http: Some(stop_http),
         listener_stats,
+    })
+}
+
+/// The recordings' sweeper: at start and every [`SWEEP_INTERVAL`], delete the recordings past
+/// `recording_retention_days` and count the disk the others take (the quota's measure).
+fn spawn_sweeper(state: &AppState) -> JoinHandle<()> {
+    let recordings = Arc::clone(&state.recordings);
+    let retention_days = state.settings.recording_retention_days;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+        loop {
+            tick.tick().await;
+            let recordings = Arc::clone(&recordings);
+            let _ = tokio::task::spawn_blocking(move || {
+                recordings.sweep(crate::recording_store::now_ms(), retention_days)
+            })
+            .await;
+        }
     })
 }
 
@@ -231,6 +254,7 @@ impl RunningServer {
         let deadline = Instant::now() + timeout;
         self.reaper.abort();
         self.trimmer.abort();
+        self.sweeper.abort();
         self.state.connections.refuse_new();
 
         let backend = Arc::clone(&self.state.backend);
@@ -268,6 +292,7 @@ impl Drop for RunningServer {
     fn drop(&mut self) {
         self.reaper.abort();
         self.trimmer.abort();
+        self.sweeper.abort();
         self.http.abort();
     }
 }

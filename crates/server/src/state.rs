@@ -8,6 +8,7 @@ use crate::backend::MediaBackend;
 use crate::connections::Connections;
 use crate::guesses::CodeGuesses;
 use crate::post_processing::PostProcessing;
+use crate::recording_store::Usage;
 use crate::recordings::Recordings;
 use crate::rooms::{RoomRegistry, RoomRules};
 use crate::whip::WhipSessions;
@@ -53,6 +54,8 @@ impl AppState {
             recordings_dir,
             settings.recording_slots,
             settings.record_calls,
+            settings.recordings_max_bytes,
+            Arc::new(Usage::default()),
             Arc::clone(&backend),
             Box::new(move |dir| post.enqueue(&dir)),
         );

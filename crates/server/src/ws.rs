@@ -525,7 +525,9 @@ impl Connection {
 fn recording_refused(e: &StartError) -> ServerMsg {
     let code = match e {
         StartError::NoFreeRecorder { .. } => ErrorCode::NoFreeRecorder,
-        StartError::Off | StartError::Io(_) => ErrorCode::RecordingUnavailable,
+        StartError::Off | StartError::QuotaFull { .. } | StartError::Io(_) => {
+            ErrorCode::RecordingUnavailable
+        }
     };
     ServerMsg::error(code, e.to_string())
 }

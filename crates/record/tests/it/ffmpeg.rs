@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use orbita_record::{Kind, Manifest, RecCodec, TrackEntry};
 use crate::support::*;
+use orbita_record::{Kind, Manifest, RecCodec, TrackEntry};
 
 fn entry(manifest: &Manifest, kind: Kind) -> &TrackEntry {
     manifest
