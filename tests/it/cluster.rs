@@ -892,6 +892,36 @@ async fn ws_join(addr: &str, code: &str, token: Option<&str>) -> String {
     }
 }
 
+/// `GET url` as `token`'s login: the JSON answer.
+async fn get_json(http: &reqwest::Client, url: String, token: &str) -> Value {
+    let answer = http.get(url).bearer_auth(token).send().await.unwrap();
+    answer.json().await.unwrap()
+}
+
+/// The account id of `token`'s login.
+async fn account_id(http: &reqwest::Client, base: &str, token: &str) -> String {
+    let me = get_json(http, format!("{base}/api/auth/me"), token).await;
+    me["user"]["id"]
+        .as_i64()
+        .expect("an account id")
+        .to_string()
+}
+
+/// A finished recording in `folder` (its manifest, owned by `owner`, and a `merged.mp4`).
+fn fake_recording(folder: &std::path::Path, id: &str, owner: &str) {
+    std::fs::create_dir_all(folder).unwrap();
+    let manifest = json!({
+        "version": 1, "id": id, "room": "4821", "owner": owner,
+        "started_at_ms": 1_796_600_000_000u64, "ended_at_ms": 1_796_600_060_000u64, "tracks": []
+    });
+    std::fs::write(folder.join("recording.json"), manifest.to_string()).unwrap();
+    std::fs::write(
+        folder.join("merged.mp4"),
+        b"not really a video, but bytes to download",
+    )
+    .unwrap();
+}
+
 /// docs/roles.md's media server table, cell by cell, against two real `orbita serve`s (accounts
 /// on; and with `--guests-may-create`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -941,6 +971,31 @@ async fn media_server_roles_matrix() {
                 "WebSocket `/ws` `join` by code" => {
                     ws_join(&addr, &code, tokens[i].as_deref()).await
                 }
+                "`GET /api/recordings`" => {
+                    let mut req = http.get(format!("{base}/api/recordings"));
+                    if let Some(t) = &tokens[i] {
+                        req = req.bearer_auth(t);
+                    }
+                    req.send().await.unwrap().status().as_u16().to_string()
+                }
+                call if call.starts_with("`GET /api/recordings/{id}/merged.mp4`") => {
+                    // A recording as the recorder leaves it, owned by the caller (or by an
+                    // account that is nobody's here).
+                    let owner = match (&tokens[i], call.contains("someone else")) {
+                        (Some(t), false) => account_id(&http, &base, t).await,
+                        _ => "999999".to_string(),
+                    };
+                    let id = format!("20261207T080000Z-{i}{}", owner.len());
+                    let folder = dir.join("data").join("recordings").join(&id);
+                    fake_recording(&folder, &id, &owner);
+                    let mut req = http.get(format!("{base}/api/recordings/{id}/merged.mp4"));
+                    if let Some(t) = &tokens[i] {
+                        req = req.bearer_auth(t);
+                    }
+                    let status = req.send().await.unwrap().status().as_u16().to_string();
+                    let _ = std::fs::remove_dir_all(&folder);
+                    status
+                }
                 other => panic!("docs/roles.md: no check for the media server call {other}"),
             };
             assert_eq!(&got, want, "{call} as {caller}");
@@ -950,4 +1005,82 @@ async fn media_server_roles_matrix() {
     drop(open_server);
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(open_dir);
+}
+
+/// The recordings' list shows an agent their own calls' recordings only, a supervisor every
+/// one; a download streams with ranges (206, `Content-Range`) as an attachment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recordings_are_listed_to_their_owner_and_downloaded_by_range() {
+    let http = crate::support::http();
+    let (server, addr, dir) = serve_with_admin(&[]);
+    let base = format!("http://{addr}");
+    let tokens = role_tokens(&http, &base).await;
+    let (agent, supervisor) = (tokens[1].clone().unwrap(), tokens[2].clone().unwrap());
+    let agent_id = account_id(&http, &base, &agent).await;
+    let root = dir.join("data").join("recordings");
+    fake_recording(
+        &root.join("20261207T080000Z-4821-aaaa"),
+        "20261207T080000Z-4821-aaaa",
+        &agent_id,
+    );
+    fake_recording(
+        &root.join("20261207T090000Z-5555-bbbb"),
+        "20261207T090000Z-5555-bbbb",
+        "999999",
+    );
+
+    let ids = |token: String| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let list = get_json(&http, format!("{base}/api/recordings"), &token).await;
+            list["recordings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(ids(agent.clone()).await, ["20261207T080000Z-4821-aaaa"]);
+    assert_eq!(
+        ids(supervisor).await,
+        ["20261207T090000Z-5555-bbbb", "20261207T080000Z-4821-aaaa"],
+        "newest first"
+    );
+
+    let answer = http
+        .get(format!(
+            "{base}/api/recordings/20261207T080000Z-4821-aaaa/merged.mp4"
+        ))
+        .bearer_auth(&agent)
+        .header("range", "bytes=4-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 206);
+    let headers = answer.headers().clone();
+    assert_eq!(headers["content-range"], "bytes 4-9/41");
+    assert!(headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
+    assert_eq!(answer.bytes().await.unwrap().as_ref(), b"really");
+    // Not a download: the manifest, a track file, a path out of the folder.
+    for path in [
+        "20261207T080000Z-4821-aaaa/recording.json",
+        "20261207T080000Z-4821-aaaa/p1-audio-1.webm",
+        "..%2F..%2Fetc/merged.mp4",
+    ] {
+        let status = http
+            .get(format!("{base}/api/recordings/{path}"))
+            .bearer_auth(&agent)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        assert_eq!(status, 404, "{path}");
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
 }

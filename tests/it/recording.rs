@@ -551,6 +551,7 @@ fn old_recording(root: &Path, name: &str, days_ago: u64, bytes: usize) -> PathBu
         version: orbita_record::manifest::MANIFEST_VERSION,
         id: name.into(),
         room: "4821".into(),
+        owner: None,
         started_at_ms: at - 60_000,
         ended_at_ms: Some(at),
         tracks: Vec::new(),

@@ -18,6 +18,7 @@ import { renderSetup } from './ui/setup.js';
 import { renderHome, renderUnknownRoom } from './ui/home.js';
 import { renderPlan } from './ui/plan.js';
 import { renderAllPlans } from './ui/plans.js';
+import { renderRecordings } from './ui/recordings.js';
 import { explainLaunchError } from './ui/launch-errors.js';
 import { renderPrejoin } from './ui/prejoin.js';
 
@@ -53,6 +54,7 @@ const ACCOUNT_PAGES = {
   admin: renderAdmin,
   plan: renderPlan,
   plans: renderAllPlans,
+  recordings: renderRecordings,
   setup: renderSetup,
 };
 

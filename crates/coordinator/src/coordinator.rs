@@ -374,7 +374,8 @@ impl Coordinator {
         if let Err(o) = self.check_rc(rc_name).await {
             return o;
         }
-        let outcome = self.place(user_id, rc_name, None, now).await;
+        let owner = creator.as_ref().map(|g| g.user.id.to_string());
+        let outcome = self.place(user_id, rc_name, None, owner, now).await;
         let placed = outcome.deliveries.iter().find_map(|d| match d {
             Delivery::Node {
                 msg: ToNode::CreateSession { code, .. },
@@ -396,6 +397,7 @@ impl Coordinator {
         user_id: &str,
         rc_name: &str,
         plan: Option<Plan>,
+        owner: Option<String>,
         now: Millis,
     ) -> Outcome {
         let req = PlaceRequest {
@@ -425,6 +427,7 @@ impl Coordinator {
                             rc_name: rc_name.to_string(),
                             user_id: user_id.to_string(),
                             code: p.code,
+                            owner,
                         },
                     }],
                 }
@@ -569,7 +572,9 @@ impl Coordinator {
             Ok(Some(p)) if now < p.end_ms => {
                 // The first person to come during the slot starts the planned session.
                 let rc = p.rc_name.clone();
-                self.place(user_id, &rc, Some(p), now).await
+                // Its recordings are its planner's.
+                let owner = p.planned_by.strip_prefix("account:").map(str::to_string);
+                self.place(user_id, &rc, Some(p), owner, now).await
             }
             Ok(_) => self.code_missed(code, addr, now),
             Err(e) => self.internal(e),

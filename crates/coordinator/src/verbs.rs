@@ -827,6 +827,9 @@ pub enum ToNode {
         user_id: String,
         /// The session's code.
         code: String,
+        /// An addition to the spec: the account that creates (or planned) the session, when
+        /// one does: its recordings are that account's (`owner` in `recording.json`).
+        owner: Option<String>,
     },
     /// `{"verb":"CONNECT_USER_TO_SESSION","code":"1234","user_id":"id123"}`.
     ConnectUserToSession {
@@ -875,6 +878,8 @@ enum ToNodeVerb {
         rc_name: String,
         user_id: String,
         code: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
     },
     #[serde(rename = "CONNECT_USER_TO_SESSION")]
     ConnectUserToSession { code: String, user_id: String },
@@ -911,10 +916,12 @@ impl From<ToNode> for ToNodeWire {
                 rc_name,
                 user_id,
                 code,
+                owner,
             } => ToNodeWire::Verb(ToNodeVerb::CreateSession {
                 rc_name,
                 user_id,
                 code,
+                owner,
             }),
             ToNode::ConnectUserToSession { code, user_id } => {
                 ToNodeWire::Verb(ToNodeVerb::ConnectUserToSession { code, user_id })
@@ -943,10 +950,12 @@ impl From<ToNodeWire> for ToNode {
                 rc_name,
                 user_id,
                 code,
+                owner,
             }) => ToNode::CreateSession {
                 rc_name,
                 user_id,
                 code,
+                owner,
             },
             ToNodeWire::Verb(ToNodeVerb::ConnectUserToSession { code, user_id }) => {
                 ToNode::ConnectUserToSession { code, user_id }
@@ -1233,6 +1242,7 @@ mod tests {
                 rc_name: "SomeRC".into(),
                 user_id: "id123".into(),
                 code: "1234".into(),
+                owner: None,
             },
             json!({"verb":"CREATE_SESSION","rc_name":"SomeRC","user_id":"id123","code":"1234"}),
         );

@@ -848,6 +848,7 @@ mod tests {
             version: MANIFEST_VERSION,
             id: "rec".into(),
             room: "room".into(),
+            owner: None,
             started_at_ms: 1_000_000,
             ended_at_ms: ended.map(|ms| 1_000_000 + ms),
             tracks,

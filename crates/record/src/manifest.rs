@@ -22,6 +22,10 @@ pub struct Manifest {
     pub id: String,
     /// The room's code (a label: codes are reused after a call).
     pub room: String,
+    /// The account that created the call (its agent), when an account did: whose recording it
+    /// is in the lists (agents see their own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     /// When the recording started, milliseconds since the Unix epoch: the origin of every
     /// `*_ms` offset below.
     pub started_at_ms: u64,

@@ -37,6 +37,8 @@ pub struct RecorderConfig {
     pub id: String,
     /// The room's code (the manifest's `room`).
     pub room: String,
+    /// The account that created the call (the manifest's `owner`).
+    pub owner: Option<String>,
     /// Capacity of the packet queue to the writer thread ([`DEFAULT_QUEUE_PACKETS`]).
     pub queue_packets: usize,
     /// Once the files together reach this many bytes, nothing more is written (and packets
@@ -51,6 +53,7 @@ impl RecorderConfig {
             dir: dir.into(),
             id: id.into(),
             room: room.into(),
+            owner: None,
             queue_packets: DEFAULT_QUEUE_PACKETS,
             max_bytes: 0,
         }
@@ -175,6 +178,7 @@ impl Recorder {
             version: MANIFEST_VERSION,
             id: config.id,
             room: config.room,
+            owner: config.owner,
             started_at_ms,
             ended_at_ms: None,
             tracks: Vec::new(),

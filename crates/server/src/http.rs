@@ -4,11 +4,12 @@
 //! |---|---|
 //! | `POST /api/rooms` | body none or `{"record":true}`; 201 `{"code","link","whip_url","whip_token","host_key","record"}`; 503 at the room limit; 409 `recording_off` for `record` on a server without recorder slots |
 //! | `GET /api/rooms/{code}/recording`, `POST` (body `{"on":bool}`) | `Authorization: Bearer <host key>`: the call's recording ([`crate::recording_api`]) |
+//! | `GET /api/recordings`, `GET /api/recordings/{id}/{file}` | the recordings' list and downloads, for their owner, supervisors and administrators ([`crate::recording_files`]) |
 //! | `GET /api/rooms/{code}` | 200 `{"code","participants","recording"}`; 404 `unknown_code` (from an address's third wrong code in 10 minutes on, answered late: 0.25 s, doubling, at most 4 s); 429 `locked_out` after 10 wrong codes from an address in 10 minutes (for 15 minutes; `join` on `/ws` and WHIP count too: [`crate::guesses`]) |
 //! | `GET /healthz` | `ok` |
 //! | `GET /metrics` | Prometheus text format |
 //! | `GET /`, `GET /r/{code}` | the browser client's pages ([`crate::pages`]); `/r/{code}` is the same page, 200, for every code (it does not tell which codes are live) |
-//! | `GET /signup`, `/login`, `/admin`, `/plan`, `/plans`, `/setup` | the account pages ([`pages::ACCOUNT_PAGES`]; the coordinator's `/api/auth`, `/api/admin`, `/api/plans` and `/api/slots` do the work and check roles) |
+//! | `GET /signup`, `/login`, `/admin`, `/plan`, `/plans`, `/recordings`, `/setup` | the account pages ([`pages::ACCOUNT_PAGES`]; the coordinator's `/api/auth`, `/api/admin`, `/api/plans` and `/api/slots` do the work and check roles) |
 //! | `GET /assets/{path}` | the browser client's static files (embedded `web/`), with `ETag` |
 //! | `GET /ws` | the signalling WebSocket ([`crate::ws`]) |
 //! | `POST /whip/{code}`, `DELETE /whip/{code}/{id}` | WHIP ingest ([`crate::whip`]) |
@@ -24,13 +25,14 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use orbita_coordinator::accounts::http::client_addr;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{self, ControlStats};
 use crate::pages;
 use crate::recording_api;
+use crate::recording_files;
 use crate::rooms::CreateError;
 use crate::state::AppState;
 use crate::whip;
@@ -45,6 +47,11 @@ pub fn router(state: AppState) -> Router {
             "/api/rooms/{code}/recording",
             get(recording_api::state).post(recording_api::set),
         )
+        .route("/api/recordings", get(recording_files::index))
+        .route(
+            "/api/recordings/{id}/{file}",
+            get(recording_files::download),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_page))
         .route("/", get(index_page))
@@ -54,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin", get(|| account_page("admin")))
         .route("/plan", get(|| account_page("plan")))
         .route("/plans", get(|| account_page("plans")))
+        .route("/recordings", get(|| account_page("recordings")))
         .route("/setup", get(|| account_page("setup")))
         .route("/assets/{*path}", get(asset_file))
         .route("/ws", get(ws::upgrade))
@@ -121,6 +129,11 @@ struct CreatedBody {
     record: bool,
 }
 
+/// The account creating a room, when the accounts guard (`orbita serve`) knows it: the room's
+/// recordings are theirs.
+#[derive(Debug, Clone)]
+pub struct RoomCreator(pub String);
+
 /// The optional body of `POST /api/rooms`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,7 +153,11 @@ struct RoomBody {
     recording: bool,
 }
 
-async fn create_room(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+async fn create_room(
+    State(state): State<AppState>,
+    creator: Option<Extension<RoomCreator>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let options: CreateBody = if body.iter().all(u8::is_ascii_whitespace) {
         CreateBody::default()
     } else {
@@ -178,6 +195,9 @@ async fn create_room(State(state): State<AppState>, body: Bytes) -> Result<Respo
         })?;
     if options.record {
         state.registry.set_record(&room.code);
+    }
+    if let Some(Extension(RoomCreator(account))) = creator {
+        state.registry.set_owner(&room.code, account);
     }
     let link = format!("{}/r/{}", state.public_url, room.code);
     let body = CreatedBody {

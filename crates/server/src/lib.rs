@@ -45,6 +45,7 @@ pub mod metrics;
 pub mod pages;
 pub mod post_processing;
 pub mod recording_api;
+pub mod recording_files;
 pub mod recording_store;
 pub mod recordings;
 pub mod rooms;

@@ -124,12 +124,13 @@ pub fn index() -> String {
 }
 
 /// The account pages: path and page kind (the shell's `data-page`).
-pub const ACCOUNT_PAGES: [(&str, &str); 6] = [
+pub const ACCOUNT_PAGES: [(&str, &str); 7] = [
     ("/signup", "signup"),
     ("/login", "login"),
     ("/admin", "admin"),
     ("/plan", "plan"),
     ("/plans", "plans"),
+    ("/recordings", "recordings"),
     ("/setup", "setup"),
 ];
 

@@ -46,7 +46,7 @@ async fn authorize(
     peer: SocketAddr,
     headers: &HeaderMap,
     path: Result<Path<String>, PathRejection>,
-) -> Result<(String, orbita_sfu::RoomId), Response> {
+) -> Result<(String, orbita_sfu::RoomId, Option<String>), Response> {
     let Ok(Path(code)) = path else {
         return Err(
             ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "bad room code").into_response(),
@@ -85,7 +85,7 @@ async fn authorize(
             )
             .into_response())
         }
-        Ok((Some(room), _)) => Ok((room.code, room.id)),
+        Ok((Some(room), _)) => Ok((room.code, room.id, room.owner)),
     }
 }
 
@@ -107,7 +107,7 @@ pub async fn state(
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
     match authorize(&state, peer, &headers, path).await {
-        Ok((code, _)) => state_of(&state, &code).into_response(),
+        Ok((code, ..)) => state_of(&state, &code).into_response(),
         Err(refusal) => refusal,
     }
 }
@@ -120,7 +120,7 @@ pub async fn set(
     path: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Response {
-    let (code, room) = match authorize(&state, peer, &headers, path).await {
+    let (code, room, owner) = match authorize(&state, peer, &headers, path).await {
         Ok(found) => found,
         Err(refusal) => return refusal,
     };
@@ -139,7 +139,7 @@ pub async fn set(
         })
         .into_response();
     }
-    match state.recordings.start(&code, room) {
+    match state.recordings.start(&code, room, owner) {
         Ok(_) => state_of(&state, &code).into_response(),
         Err(e) => {
             let (status, error) = match e {

@@ -159,15 +159,27 @@ impl Recordings {
     /// A participant entered room `code` (`wanted`: the room was made with `record`): start
     /// recording when the policy says so. `None` when nothing had to start or it started; the
     /// reason when it should have but could not.
-    pub fn on_join(self: &Arc<Self>, code: &str, room: RoomId, wanted: bool) -> Option<StartError> {
+    pub fn on_join(
+        self: &Arc<Self>,
+        code: &str,
+        room: RoomId,
+        wanted: bool,
+        owner: Option<String>,
+    ) -> Option<StartError> {
         if !(self.record_calls || wanted) || self.slots == 0 {
             return None;
         }
-        self.start(code, room).err()
+        self.start(code, room, owner).err()
     }
 
-    /// Start recording room `code` (SFU room `room`). `Ok(false)` when it is recorded already.
-    pub fn start(self: &Arc<Self>, code: &str, room: RoomId) -> Result<bool, StartError> {
+    /// Start recording room `code` (SFU room `room`, created by the account `owner`, if any).
+    /// `Ok(false)` when it is recorded already.
+    pub fn start(
+        self: &Arc<Self>,
+        code: &str,
+        room: RoomId,
+        owner: Option<String>,
+    ) -> Result<bool, StartError> {
         let mut inner = self.inner.lock();
         if inner.active.contains_key(code) {
             return Ok(false);
@@ -191,6 +203,7 @@ impl Recordings {
             dir: dir.clone(),
             id: id.clone(),
             room: code.to_string(),
+            owner,
             queue_packets: RECORDER_QUEUE_PACKETS,
             // What is left of the quota (shared with the other live recordings: each may take
             // it, so the quota can be passed by at most the live recordings' share).

@@ -135,6 +135,8 @@ pub struct RoomInfo {
     pub participants: usize,
     /// Whether it is to be recorded from its first participant on.
     pub record: bool,
+    /// The account that created it, when one did (its recordings are theirs).
+    pub owner: Option<String>,
 }
 
 #[derive(Debug)]
@@ -144,6 +146,8 @@ struct Room {
     host_key: String,
     /// Record from the first participant on (`POST /api/rooms` with `record`).
     record: bool,
+    /// The account that created it.
+    owner: Option<String>,
     participants: usize,
     /// Publish-only ingests (WHIP: OBS, a session's app). They neither fill the room nor
     /// keep it alive: a room whose people have all left ends even while its app publishes.
@@ -222,6 +226,7 @@ impl RoomRegistry {
                 publish_token: publish_token.clone(),
                 host_key: host_key.clone(),
                 record: false,
+                owner: None,
                 participants: 0,
                 ingests: 0,
                 created: now,
@@ -260,6 +265,7 @@ impl RoomRegistry {
                 publish_token: publish_token.clone(),
                 host_key: host_key.clone(),
                 record: false,
+                owner: None,
                 participants: 0,
                 ingests: 0,
                 created: now,
@@ -311,7 +317,15 @@ impl RoomRegistry {
             id: room.id,
             participants: room.participants,
             record: room.record,
+            owner: room.owner.clone(),
         })
+    }
+
+    /// The live room `code` belongs to the account `owner` (who created it).
+    pub fn set_owner(&self, code: &str, owner: String) {
+        if let Some(room) = self.inner.lock().rooms.get_mut(code) {
+            room.owner = Some(owner);
+        }
     }
 
     /// Record the live room `code` from its first participant on. False when it is not live.
@@ -636,6 +650,7 @@ mod tests {
                 publish_token: String::new(),
                 host_key: String::new(),
                 record: false,
+                owner: None,
                 participants: 1,
                 ingests: 0,
                 created: Instant::now(),

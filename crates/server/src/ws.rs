@@ -420,7 +420,8 @@ impl Connection {
             recordings.stop(&code);
             return Action::None;
         }
-        match recordings.start(&code, room) {
+        let owner = self.state.registry.get(&code).and_then(|r| r.owner);
+        match recordings.start(&code, room, owner) {
             // The SFU tells everyone (`recording`).
             Ok(_) => Action::None,
             Err(e) => Action::Reply(recording_refused(&e)),
@@ -505,8 +506,13 @@ impl Connection {
             sink,
         );
         tracing::info!(code, participant = participant.id(), ?role, "joined");
-        let wanted = registry.get(code).is_some_and(|r| r.record);
-        let refused = self.state.recordings.on_join(code, seat.room(), wanted);
+        let (wanted, owner) = registry
+            .get(code)
+            .map_or((false, None), |r| (r.record, r.owner));
+        let refused = self
+            .state
+            .recordings
+            .on_join(code, seat.room(), wanted, owner);
         self.joined = Some(Joined {
             participant,
             seat,

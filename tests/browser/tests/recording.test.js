@@ -1,13 +1,15 @@
-// Recording a call in the browser: the agent (who created the room from the home page) starts
-// recording; the guest is told before joining and sees the mark in the call; the agent stops;
-// the post-processing's merged file appears in the server's recordings folder and plays.
+// Recording a call in the browser: the agent (logged in, who created the room from the home
+// page) starts recording; the guest is told before joining and sees the mark in the call; the
+// agent stops; the merged file appears in the agent's list of recordings and downloads.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { joinRoom, launchBrowser, newPerson, screenshot, startServer, waitFor } from './helpers.js';
+
+const AGENT = { email: 'agent-admin@orbita.test', password: 'agent-admin-password-1' };
 
 describe('recording a call', { concurrency: false }, () => {
   /** @type {Awaited<ReturnType<typeof startServer>>} */
@@ -16,7 +18,11 @@ describe('recording a call', { concurrency: false }, () => {
   let browser;
 
   before(async () => {
-    server = await startServer();
+    // Accounts on: the first administrator is the agent who creates the call.
+    server = await startServer([], {
+      accounts: true,
+      env: { ORBITA_ADMIN_EMAIL: AGENT.email, ORBITA_ADMIN_PASSWORD: AGENT.password },
+    });
     browser = await launchBrowser();
   });
 
@@ -25,10 +31,14 @@ describe('recording a call', { concurrency: false }, () => {
     await server?.stop();
   });
 
-  test('the agent records, the guest is told before and during the call, the merged file is made', async () => {
-    // The agent creates the room from the home page: their tab holds the host key.
+  test('the agent records, the guest is told before and during the call, the merged file is listed and downloads', async () => {
+    // The agent logs in and creates the room from the home page: their tab holds the host key.
     const { page: agent } = await newPerson(browser, server.base);
-    await agent.goto(server.base);
+    await agent.goto(`${server.base}/login`);
+    await agent.locator('#login-email').fill(AGENT.email);
+    await agent.locator('#login-password').fill(AGENT.password);
+    await agent.locator('#login-submit').click();
+    await agent.locator('#create-room').waitFor({ timeout: 20_000 });
     await agent.locator('#create-room').click();
     await agent.waitForURL(/\/r\/\d+$/, { timeout: 20_000 });
     const code = new URL(agent.url()).pathname.split('/').pop() ?? '';
@@ -76,19 +86,30 @@ describe('recording a call', { concurrency: false }, () => {
     await agent.locator('#recording-status').waitFor({ state: 'hidden', timeout: 20_000 });
     await guest.locator('#recording-status').waitFor({ state: 'hidden', timeout: 20_000 });
 
-    // The post-processing makes the merged file in the recordings folder.
-    const root = join(server.dataDir, 'recordings');
-    const merged = await waitFor(
-      () => {
-        if (!existsSync(root)) return null;
-        for (const dir of readdirSync(root)) {
-          const file = join(root, dir, 'merged.mp4');
-          if (existsSync(file)) return file;
-        }
-        return null;
+    // Both leave; the agent's list of recordings shows the call, ready, with its merged file.
+    await guest.locator('#control-leave').click();
+    await agent.locator('#control-leave').click();
+    const page = agent;
+    const item = page.locator(`.recording-item[data-state="ready"]`);
+    await waitFor(
+      async () => {
+        await page.goto(`${server.base}/recordings`);
+        // Loaded: a row, or the status line saying there is none (or why not).
+        await page.waitForFunction(
+          () => Boolean(document.querySelector('#recording-list')?.children.length || document.querySelector('#recordings-status')?.textContent),
+          null,
+          { timeout: 10_000 },
+        );
+        return (await item.count()) === 1;
       },
-      { timeout: 120_000, interval: 500, message: 'merged.mp4' },
+      { timeout: 120_000, interval: 1_000, message: 'the recording listed, ready' },
     );
+    assert.match(await item.locator('.recording-room').innerText(), new RegExp(code));
+    await screenshot(page, 'recording-list-agent');
+    const [download] = await Promise.all([page.waitForEvent('download'), item.locator('a[href$="merged.mp4"]').click()]);
+    const merged = join(tmpdir(), `orbita-${process.pid}-${download.suggestedFilename()}`);
+    await download.saveAs(merged);
+    assert.match(download.suggestedFilename(), /merged\.mp4$/);
     const streams = execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_type', '-of', 'csv=p=0', merged]).toString().trim().split('\n');
     assert.deepEqual(streams, ['video', 'audio'], `${merged}: ${streams}`);
     const duration = Number(execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', merged]).toString());

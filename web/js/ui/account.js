@@ -43,6 +43,7 @@ export function roleLinks(role) {
   const links = [];
   if (PLANNERS.includes(role)) links.push({ href: '/plan', text: 'account.plan', id: 'menu-plan' });
   if (OVERSEERS.includes(role)) links.push({ href: '/plans', text: 'account.all_plans', id: 'menu-plans' });
+  if (PLANNERS.includes(role)) links.push({ href: '/recordings', text: 'account.recordings', id: 'menu-recordings' });
   if (role === 'admin') links.push({ href: '/admin', text: 'account.admin', id: 'menu-admin' });
   return links;
 }

@@ -102,6 +102,7 @@ async fn node_serves_one(link: &mut NodeLink, port: &str) -> String {
         rc_name,
         user_id,
         code,
+        ..
     } = node_recv(link).await
     else {
         panic!()

@@ -130,6 +130,7 @@ pub fn manifest(dir: &Path, tracks: Vec<TrackEntry>, ended_ms: Option<u64>) {
         version: MANIFEST_VERSION,
         id: dir.file_name().unwrap().to_string_lossy().into_owned(),
         room: "ab12".into(),
+        owner: None,
         started_at_ms: started,
         ended_at_ms: ended_ms.map(|ms| started + ms),
         tracks,

@@ -143,7 +143,7 @@ pub fn print_setup_link(base: &str, token: &str) {
 /// cookie-authenticated state change, passes [`orbita_coordinator::accounts::csrf::check`].
 async fn guard_room_creation(
     axum::extract::State(coordinator): axum::extract::State<Arc<Coordinator>>,
-    request: axum::extract::Request,
+    mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::http::StatusCode;
@@ -212,6 +212,12 @@ async fn guard_room_creation(
             return refuse(status, &error, &e.message);
         }
     };
+    if let Some(grant) = &user {
+        // Its recordings will be this account's.
+        request
+            .extensions_mut()
+            .insert(crate::http::RoomCreator(grant.user.id.to_string()));
+    }
     let response = next.run(request).await;
     if user.is_none() {
         return response;
@@ -238,6 +244,35 @@ async fn guard_room_creation(
         .unwrap_or_default();
     coordinator.record_use(user.as_ref(), &code).await;
     axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// The recordings' list and downloads (`/api/recordings...`, crate::recording_files) ask the
+/// accounts who the caller is: a logged-in account becomes the request's
+/// [`Viewer`](crate::recording_files::Viewer) (supervisors and administrators see all).
+async fn recordings_viewer(
+    axum::extract::State(coordinator): axum::extract::State<Arc<Coordinator>>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use orbita_coordinator::accounts::Role;
+
+    if !request.uri().path().starts_with("/api/recordings") {
+        return next.run(request).await;
+    }
+    let now = orbita_coordinator::now_ms();
+    if let Ok(Some(user)) = coordinator
+        .accounts()
+        .user_from_headers(request.headers(), now)
+        .await
+    {
+        request
+            .extensions_mut()
+            .insert(crate::recording_files::Viewer {
+                account: user.id.to_string(),
+                all: matches!(user.role, Role::Admin | Role::Supervisor),
+            });
+    }
+    next.run(request).await
 }
 
 /// `GET /metrics` and `GET /healthz` of the all-in-one server: the media server's metrics
@@ -348,6 +383,10 @@ pub async fn run_all_in_one(args: AllInOneArgs) -> anyhow::Result<()> {
     let local_rooms_of = Arc::clone(&coordinator);
     let hook: crate::serve::RouterHook = Box::new(move |app: axum::Router| {
         app.merge(routes)
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&coordinator),
+                recordings_viewer,
+            ))
             .layer(axum::middleware::from_fn_with_state(
                 coordinator,
                 guard_room_creation,

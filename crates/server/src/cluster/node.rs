@@ -488,7 +488,12 @@ impl Node {
     }
 
     /// `CREATE_SESSION`: `Ok` is the `CONNECT_TO_SESSION` answer.
-    fn create_session(self: &Arc<Self>, rc_name: &str, code: &str) -> Result<FromNode, String> {
+    fn create_session(
+        self: &Arc<Self>,
+        rc_name: &str,
+        code: &str,
+        owner: Option<String>,
+    ) -> Result<FromNode, String> {
         let app = self
             .settings
             .apps
@@ -515,6 +520,9 @@ impl Node {
             .registry
             .create_with_code(code, Instant::now())
             .map_err(|e| e.to_string())?;
+        if let Some(owner) = owner {
+            self.registry.set_owner(code, owner);
+        }
         let stop_app = if app.command.is_empty() {
             None
         } else {
@@ -697,15 +705,18 @@ impl Node {
     /// A message from the coordinator; the answer to send back, if any.
     fn handle(self: &Arc<Self>, msg: ToNode) -> Option<FromNode> {
         match msg {
-            ToNode::CreateSession { rc_name, code, .. } => {
-                Some(match self.create_session(&rc_name, &code) {
-                    Ok(answer) => answer,
-                    Err(reason) => {
-                        warn!(%code, %rc_name, %reason, "cannot create the session");
-                        FromNode::CreateSessionFailed { code, reason }
-                    }
-                })
-            }
+            ToNode::CreateSession {
+                rc_name,
+                code,
+                owner,
+                ..
+            } => Some(match self.create_session(&rc_name, &code, owner) {
+                Ok(answer) => answer,
+                Err(reason) => {
+                    warn!(%code, %rc_name, %reason, "cannot create the session");
+                    FromNode::CreateSessionFailed { code, reason }
+                }
+            }),
             ToNode::ConnectUserToSession { code, user_id } => {
                 if self.sessions.lock().contains_key(&code) {
                     Some(FromNode::SessionConnectionEstablished {
