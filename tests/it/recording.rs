@@ -616,3 +616,59 @@ async fn old_recordings_are_deleted_and_a_full_quota_refuses_new_ones() {
     assert_eq!(body["error"], "recording_quota_full");
     server.shutdown().await.unwrap();
 }
+
+/// A room made to be recorded starts recording with its first participant, once: when its
+/// agent stops it, the next participant's join does not start it again, and the pre-join
+/// lookup stops announcing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_who_stops_the_policy_recording_is_not_overruled_by_the_next_join() {
+    let dir = TempDir::new("recording-policy-once");
+    let mut settings = test_settings();
+    settings.recordings_dir = Some(dir.path().join("recordings"));
+    let server = start_server(settings).await;
+    let base = format!("http://{}", server.http_addr());
+    let room = create_room(&base, json!({"record": true})).await;
+    let code = room["code"].as_str().unwrap().to_string();
+    let agent = join_bot_with(&server, &code, "Agent", |o| {
+        o.key = Some(room["host_key"].as_str().unwrap().to_string());
+        o.publish_video = false;
+    })
+    .await;
+    all_hear(&[&agent], RecordingState::On).await;
+    agent.send(ClientMsg::Record { on: false }).unwrap();
+    all_hear(&[&agent], RecordingState::Off).await;
+
+    let customer = join_bot_with(&server, &code, "Customer", |o| o.publish_video = false).await;
+    // Once the customer's sound reaches the agent, a recording their join started would have
+    // been announced long before (the SFU handles its room's messages in order).
+    agent
+        .wait_for(
+            |s| s.received_audio_from(customer.participant_id()),
+            MEDIA_TIMEOUT,
+        )
+        .await
+        .unwrap();
+    let events = |bot: &Bot| {
+        bot.stats()
+            .events
+            .iter()
+            .filter(|e| matches!(e.kind, RoomEventKind::Recording { .. }))
+            .count()
+    };
+    assert_eq!(events(&agent), 2, "on, off, and nothing since");
+    assert_eq!(
+        events(&customer),
+        0,
+        "the customer joined an unrecorded call"
+    );
+    let lookup: Value = http()
+        .get(format!("{base}/api/rooms/{code}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(lookup["recording"], false, "{lookup}");
+    server.shutdown().await.unwrap();
+}

@@ -236,7 +236,9 @@ async fn get_room(
         .map_err(|locked| locked_out(locked.retry_after_secs))?;
     match found {
         Some(room) => Ok(Json(RoomBody {
-            recording: state.recordings.announced(&room.code, room.record),
+            recording: state
+                .recordings
+                .announced(&room.code, room.record, room.auto_recorded),
             code: room.code,
             participants: room.participants,
         })),

@@ -140,10 +140,11 @@ impl Recordings {
             .collect()
     }
 
-    /// Whether the room `code` is recorded now or will be from its first participant on
-    /// (`wanted`: the room was made with `record`); the pre-join page tells guests.
-    pub fn announced(&self, code: &str, wanted: bool) -> bool {
-        self.slots > 0 && (self.record_calls || wanted || self.is_recording(code))
+    /// Whether the room `code` is recorded now or will be when its first participant comes
+    /// (`wanted`: made with `record`; `started`: its policy start was tried already); the
+    /// pre-join page tells guests.
+    pub fn announced(&self, code: &str, wanted: bool, started: bool) -> bool {
+        self.is_recording(code) || (!started && self.records_from_the_start(wanted))
     }
 
     /// Whether the room `code` is being recorded.
@@ -156,20 +157,11 @@ impl Recordings {
         self.inner.lock().active.len()
     }
 
-    /// A participant entered room `code` (`wanted`: the room was made with `record`): start
-    /// recording when the policy says so. `None` when nothing had to start or it started; the
-    /// reason when it should have but could not.
-    pub fn on_join(
-        self: &Arc<Self>,
-        code: &str,
-        room: RoomId,
-        wanted: bool,
-        owner: Option<String>,
-    ) -> Option<StartError> {
-        if !(self.record_calls || wanted) || self.slots == 0 {
-            return None;
-        }
-        self.start(code, room, owner).err()
+    /// Whether the policy records a room from its first participant on (`wanted`: the room
+    /// was made with `record`). The first join of such a room starts it, once: an agent who
+    /// stops it is not overruled by the next join.
+    pub fn records_from_the_start(&self, wanted: bool) -> bool {
+        self.slots > 0 && (self.record_calls || wanted)
     }
 
     /// Start recording room `code` (SFU room `room`, created by the account `owner`, if any).
@@ -225,12 +217,14 @@ impl Recordings {
         tracing::info!(%code, recording = %id, "recording started");
         self.backend.start_recording(room, recorder.handle());
         let this = Arc::clone(self);
-        let code = code.to_string();
+        let (code, watched) = (code.to_string(), code.to_string());
         let spawned = std::thread::Builder::new()
             .name("recording-wait".into())
             .spawn(move || this.wait_for(code, id, dir, recorder));
         if let Err(e) = spawned {
+            // The recorder went with the closure (dropped: stopped); free its slot.
             tracing::error!("cannot watch a recording: {e}");
+            self.inner.lock().active.remove(&watched);
         }
         Ok(true)
     }

@@ -135,6 +135,8 @@ pub struct RoomInfo {
     pub participants: usize,
     /// Whether it is to be recorded from its first participant on.
     pub record: bool,
+    /// Whether its recording was started by policy (at its first join) already.
+    pub auto_recorded: bool,
     /// The account that created it, when one did (its recordings are theirs).
     pub owner: Option<String>,
 }
@@ -146,6 +148,8 @@ struct Room {
     host_key: String,
     /// Record from the first participant on (`POST /api/rooms` with `record`).
     record: bool,
+    /// The policy's start was tried (once per room).
+    auto_recorded: bool,
     /// The account that created it.
     owner: Option<String>,
     participants: usize,
@@ -226,6 +230,7 @@ impl RoomRegistry {
                 publish_token: publish_token.clone(),
                 host_key: host_key.clone(),
                 record: false,
+                auto_recorded: false,
                 owner: None,
                 participants: 0,
                 ingests: 0,
@@ -265,6 +270,7 @@ impl RoomRegistry {
                 publish_token: publish_token.clone(),
                 host_key: host_key.clone(),
                 record: false,
+                auto_recorded: false,
                 owner: None,
                 participants: 0,
                 ingests: 0,
@@ -317,8 +323,22 @@ impl RoomRegistry {
             id: room.id,
             participants: room.participants,
             record: room.record,
+            auto_recorded: room.auto_recorded,
             owner: room.owner.clone(),
         })
+    }
+
+    /// True the first time it is asked for the live room `code` (the policy's recording start
+    /// is tried once per room), false after and for a room that is not live.
+    pub fn claim_auto_record(&self, code: &str) -> bool {
+        let mut inner = self.inner.lock();
+        match inner.rooms.get_mut(code) {
+            Some(room) if !room.auto_recorded => {
+                room.auto_recorded = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The live room `code` belongs to the account `owner` (who created it).
@@ -650,6 +670,7 @@ mod tests {
                 publish_token: String::new(),
                 host_key: String::new(),
                 record: false,
+                auto_recorded: false,
                 owner: None,
                 participants: 1,
                 ingests: 0,

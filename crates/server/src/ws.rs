@@ -509,10 +509,13 @@ impl Connection {
         let (wanted, owner) = registry
             .get(code)
             .map_or((false, None), |r| (r.record, r.owner));
-        let refused = self
-            .state
-            .recordings
-            .on_join(code, seat.room(), wanted, owner);
+        let recordings = &self.state.recordings;
+        let refused =
+            if recordings.records_from_the_start(wanted) && registry.claim_auto_record(code) {
+                recordings.start(code, seat.room(), owner).err()
+            } else {
+                None
+            };
         self.joined = Some(Joined {
             participant,
             seat,
