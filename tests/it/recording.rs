@@ -61,6 +61,16 @@ async fn create_room(base: &str, body: Value) -> Value {
     resp.json().await.expect("JSON")
 }
 
+/// `GET /api/rooms/{code}`: what the pre-join page reads.
+async fn lookup(base: &str, code: &str) -> Value {
+    let answer = http()
+        .get(format!("{base}/api/rooms/{code}"))
+        .send()
+        .await
+        .expect("GET /api/rooms/{code}");
+    answer.json().await.expect("JSON")
+}
+
 /// The power of `hz` in `samples` (Goertzel), normalised by the number of samples.
 fn goertzel(samples: &[f64], rate: f64, hz: f64) -> f64 {
     let w = 2.0 * std::f64::consts::PI * hz / rate;
@@ -366,14 +376,7 @@ async fn two_slots_record_two_calls_and_tell_the_third() {
     let recorded = create_room(&base, json!({"record": true})).await;
     assert_eq!(recorded["record"], true);
     let code = recorded["code"].as_str().unwrap().to_string();
-    let lookup: Value = http()
-        .get(format!("{base}/api/rooms/{code}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let lookup = lookup(&base, &code).await;
     assert_eq!(
         lookup["recording"], true,
         "the pre-join page can tell guests: {lookup}"
@@ -661,14 +664,7 @@ async fn an_agent_who_stops_the_policy_recording_is_not_overruled_by_the_next_jo
         0,
         "the customer joined an unrecorded call"
     );
-    let lookup: Value = http()
-        .get(format!("{base}/api/rooms/{code}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let lookup = lookup(&base, &code).await;
     assert_eq!(lookup["recording"], false, "{lookup}");
     server.shutdown().await.unwrap();
 }
