@@ -26,6 +26,12 @@ use crate::recorder::{Control, DataMsg, Shared, TapState, TrackMeta};
 use crate::track::{TrackEvent, TrackPipeline};
 use crate::webm::{Cluster, WebmMuxer};
 
+/// The writer's rest between batches of packets: at most this much is buffered in the queue
+/// (about 40 packets of a 720p call with its sound; the queue holds thousands) and 10
+/// wake-ups a second. Measured (scripts/bench-recording, 50 calls): waking per packet cost the
+/// writers 0.086 cores, 20 ms 0.041; see docs/BENCHMARKS.md.
+pub(crate) const BATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The writer of one recording.
 pub(crate) struct Writer {
     dir: PathBuf,
@@ -109,6 +115,10 @@ impl Writer {
 
     /// Handles packets until a control message comes. The recorder gone without a word (it
     /// always says stop; a panic unwinding past it might not) stops the recording now.
+    ///
+    /// Packets are handled in batches: after one wakes the writer, it takes every packet
+    /// queued and then rests [`BATCH_INTERVAL`] (a recorded call sends hundreds of packets a
+    /// second; waking for each would cost more than writing them).
     fn next_control(&mut self) -> Control {
         loop {
             select! {
@@ -118,9 +128,13 @@ impl Writer {
                 recv(self.data_rx) -> msg => match msg {
                     Ok(msg) => {
                         self.on_packet(msg);
-                        if let Some(control) = self.pending.pop_front() {
-                            return control; // taken early by that packet
+                        while let Ok(msg) = self.data_rx.try_recv() {
+                            self.on_packet(msg);
                         }
+                        if let Some(control) = self.pending.pop_front() {
+                            return control; // taken early by a packet
+                        }
+                        std::thread::sleep(BATCH_INTERVAL);
                     }
                     Err(_) => {
                         return self.ctrl_rx.recv().unwrap_or(Control::Stop { at: Instant::now() });

@@ -63,6 +63,9 @@ impl std::fmt::Display for StartError {
 struct Active {
     id: String,
     room: RoomId,
+    /// Stopped (by the agent, or the room ended): it holds its slot until its files are
+    /// finished, but the call is no longer recorded.
+    stopping: bool,
 }
 
 #[derive(Default)]
@@ -149,7 +152,11 @@ impl Recordings {
 
     /// Whether the room `code` is being recorded.
     pub fn is_recording(&self, code: &str) -> bool {
-        self.inner.lock().active.contains_key(code)
+        self.inner
+            .lock()
+            .active
+            .get(code)
+            .is_some_and(|a| !a.stopping)
     }
 
     /// Recordings in progress.
@@ -173,7 +180,7 @@ impl Recordings {
         owner: Option<String>,
     ) -> Result<bool, StartError> {
         let mut inner = self.inner.lock();
-        if inner.active.contains_key(code) {
+        if inner.active.get(code).is_some_and(|a| !a.stopping) {
             return Ok(false);
         }
         if self.slots == 0 {
@@ -211,6 +218,7 @@ impl Recordings {
             Active {
                 id: id.clone(),
                 room,
+                stopping: false,
             },
         );
         drop(inner);
@@ -231,7 +239,10 @@ impl Recordings {
 
     /// Stop recording room `code` (the slot is free once the files are finished).
     pub fn stop(&self, code: &str) {
-        let room = self.inner.lock().active.get(code).map(|a| a.room);
+        let room = self.inner.lock().active.get_mut(code).map(|a| {
+            a.stopping = true;
+            a.room
+        });
         if let Some(room) = room {
             self.backend.stop_recording(room);
         }
