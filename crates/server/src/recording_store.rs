@@ -58,28 +58,38 @@ pub fn scan(root: &Path) -> std::io::Result<Vec<Stored>> {
         let Ok(manifest) = Manifest::read(&dir) else {
             continue;
         };
-        let (mut bytes, mut newest_ms) = (0u64, manifest.started_at_ms);
-        if let Ok(files) = std::fs::read_dir(&dir) {
-            for file in files.flatten() {
-                let Ok(meta) = file.metadata() else { continue };
-                bytes = bytes.saturating_add(meta.len());
-                if let Some(ms) = meta
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                {
-                    newest_ms = newest_ms.max(ms.as_millis() as u64);
-                }
-            }
-        }
+        let (bytes, newest_ms) = folder_files(&dir);
         found.push(Stored {
             dir,
             started_at_ms: manifest.started_at_ms,
-            ended_at_ms: manifest.ended_at_ms.unwrap_or(newest_ms),
+            ended_at_ms: manifest
+                .ended_at_ms
+                .unwrap_or(newest_ms.max(manifest.started_at_ms)),
             bytes,
         });
     }
     Ok(found)
+}
+
+/// The bytes of the files in `dir`, and the newest one's modification time (ms since the
+/// epoch; 0 when there is none).
+pub fn folder_files(dir: &Path) -> (u64, u64) {
+    let (mut bytes, mut newest_ms) = (0u64, 0u64);
+    let Ok(files) = std::fs::read_dir(dir) else {
+        return (0, 0);
+    };
+    for file in files.flatten() {
+        let Ok(meta) = file.metadata() else { continue };
+        bytes = bytes.saturating_add(meta.len());
+        if let Some(ms) = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        {
+            newest_ms = newest_ms.max(ms.as_millis() as u64);
+        }
+    }
+    (bytes, newest_ms)
 }
 
 /// The disk the recordings take, as of the last sweep and the recordings finished since.

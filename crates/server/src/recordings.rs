@@ -16,7 +16,7 @@ use orbita_sfu::RoomId;
 use parking_lot::Mutex;
 
 use crate::backend::MediaBackend;
-use crate::recording_store::Usage;
+use crate::recording_store::{folder_files, Usage};
 
 /// Packets a recording's writer may have waiting before new ones are dropped (and counted).
 const RECORDER_QUEUE_PACKETS: usize = 4096;
@@ -266,22 +266,9 @@ impl Recordings {
                 inner.active.remove(&code);
             }
         }
-        self.usage.add(folder_bytes(&dir));
+        self.usage.add(folder_files(&dir).0);
         (self.on_finished)(dir);
     }
-}
-
-/// The bytes of the files in `dir`.
-fn folder_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|files| {
-            files
-                .flatten()
-                .filter_map(|f| f.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 /// A new recording's id (its folder's name): UTC time, room code and a random suffix, e.g.
