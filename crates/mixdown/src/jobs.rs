@@ -244,6 +244,19 @@ impl Jobs {
         JobFile::read(dir)
     }
 
+    /// Takes the recording in `dir` out of the queue (it is about to be deleted): `true` when
+    /// it was waiting or not queued at all, `false` when its job is running now (it must not
+    /// be deleted under ffmpeg; try again later).
+    pub fn withdraw(&self, dir: &Path) -> bool {
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let mut inner = self.shared.queue.lock();
+        if inner.queue.is_running(&dir) {
+            return false;
+        }
+        inner.queue.abandon_waiting(&dir);
+        true
+    }
+
     /// Jobs waiting and running.
     pub fn load(&self) -> (usize, usize) {
         let inner = self.shared.queue.lock();

@@ -175,6 +175,11 @@ impl Queue {
         self.waiting.retain(|w| w.dir != dir);
     }
 
+    /// Whether `dir`'s job is running.
+    pub fn is_running(&self, dir: &Path) -> bool {
+        self.running.contains_key(dir)
+    }
+
     /// Whether `dir` is queued or running.
     pub fn contains(&self, dir: &Path) -> bool {
         self.running.contains_key(dir) || self.waiting.iter().any(|w| w.dir == dir)

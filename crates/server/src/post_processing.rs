@@ -1,9 +1,10 @@
 //! The post-processing of finished recordings (crate `orbita-mixdown`: ffmpeg jobs, niced, a
-//! queue kept in each recording's `job.json`): started with the server, it first queues what a
-//! previous run left unfinished (a recording cut by a crash, a job that was running), then
-//! every recording whose files are finished.
+//! queue kept in each recording's `job.json`): after the first sweep it queues what a previous
+//! run left unfinished (a recording cut by a crash, a job that was running), then every
+//! recording whose files are finished. A recording is taken out of the queue before the sweep
+//! deletes it, and one whose job runs is not deleted until a later sweep.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use orbita_mixdown::{JobEvent, JobState, Jobs, JobsSettings};
@@ -15,9 +16,9 @@ pub struct PostProcessing {
 }
 
 impl PostProcessing {
-    /// `workers` jobs at once over the recordings under `root`; what is left from a previous
-    /// run is queued (on a thread of its own: the scan reads the folder).
-    pub fn start(root: &Path, workers: usize) -> PostProcessing {
+    /// `workers` jobs at once. What a previous run left is queued by [`Self::queue_left_over`],
+    /// after the first sweep has deleted the recordings past their retention.
+    pub fn start(workers: usize) -> PostProcessing {
         let settings = JobsSettings {
             workers,
             ..JobsSettings::default()
@@ -33,26 +34,34 @@ impl PostProcessing {
         let _ = std::thread::Builder::new()
             .name("recording-jobs".into())
             .spawn(move || events.into_iter().for_each(|e| log_event(&e)));
-        if root.is_dir() {
-            let (scanner, root) = (Arc::clone(&jobs), root.to_path_buf());
-            let _ = std::thread::Builder::new()
-                .name("recording-scan".into())
-                .spawn(move || match scanner.scan(&root, &[]) {
-                    Ok(report) if !report.queued.is_empty() || !report.errors.is_empty() => {
-                        tracing::info!(
-                            queued = report.queued.len(),
-                            failed = report.failed.len(),
-                            errors = ?report.errors,
-                            "recordings left unfinished by the last run"
-                        )
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(root = %root.display(), "cannot scan the recordings: {e}")
-                    }
-                });
-        }
         PostProcessing { jobs: Some(jobs) }
+    }
+
+    /// Queue what a previous run left unfinished under `root` (but not the folders in `live`).
+    /// Blocking: it reads the folder.
+    pub fn queue_left_over(&self, root: &Path, live: &[PathBuf]) {
+        let Some(jobs) = &self.jobs else { return };
+        if !root.is_dir() {
+            return;
+        }
+        match jobs.scan(root, live) {
+            Ok(report) if !report.queued.is_empty() || !report.errors.is_empty() => {
+                tracing::info!(
+                    queued = report.queued.len(),
+                    failed = report.failed.len(),
+                    errors = ?report.errors,
+                    "recordings left unfinished by the last run"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(root = %root.display(), "cannot scan the recordings: {e}"),
+        }
+    }
+
+    /// Takes the recording in `dir` out of the queue before it is deleted: `false` while its
+    /// job runs (delete it later).
+    pub fn withdraw(&self, dir: &Path) -> bool {
+        self.jobs.as_ref().is_none_or(|jobs| jobs.withdraw(dir))
     }
 
     /// Queue a recording whose files are finished.

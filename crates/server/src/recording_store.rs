@@ -122,13 +122,15 @@ impl Usage {
     }
 
     /// Delete the recordings under `root` past `retention_days` at `now_ms` (not those in
-    /// `live`) and count what is left. Returns the folders deleted.
+    /// `live`, nor those `release` refuses: their post-processing runs) and count what is
+    /// left. Returns the folders deleted.
     pub fn sweep(
         &self,
         root: &Path,
         now_ms: u64,
         retention_days: u64,
         live: &HashSet<PathBuf>,
+        release: impl Fn(&Path) -> bool,
     ) -> Vec<PathBuf> {
         let list = match scan(root) {
             Ok(list) => list,
@@ -140,6 +142,10 @@ impl Usage {
         };
         let mut deleted = Vec::new();
         for old in expired(&list, now_ms, retention_days, live) {
+            if !release(&old.dir) {
+                tracing::info!(dir = %old.dir.display(), "old recording kept until its post-processing ends");
+                continue;
+            }
             match std::fs::remove_dir_all(&old.dir) {
                 Ok(()) => {
                     tracing::info!(dir = %old.dir.display(), "recording deleted: past its retention");

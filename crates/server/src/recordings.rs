@@ -16,6 +16,7 @@ use orbita_sfu::RoomId;
 use parking_lot::Mutex;
 
 use crate::backend::MediaBackend;
+use crate::post_processing::PostProcessing;
 use crate::recording_store::{folder_files, Usage};
 
 /// Packets a recording's writer may have waiting before new ones are dropped (and counted).
@@ -74,9 +75,6 @@ struct Inner {
     active: HashMap<String, Active>,
 }
 
-/// What happens to a recording's folder once its files are finished (post-processing).
-pub type OnFinished = Box<dyn Fn(PathBuf) + Send + Sync>;
-
 /// The server's recordings.
 pub struct Recordings {
     dir: PathBuf,
@@ -88,13 +86,13 @@ pub struct Recordings {
     usage: Arc<Usage>,
     backend: Arc<dyn MediaBackend>,
     inner: Mutex<Inner>,
-    on_finished: OnFinished,
+    post: PostProcessing,
 }
 
 impl Recordings {
     /// Recordings in folders under `dir`, at most `slots` at once; `record_calls`: every call
     /// from its first participant on; all together at most `max_bytes` (0: no quota), their
-    /// use kept in `usage`. `on_finished` gets each finished recording's folder.
+    /// use kept in `usage`. `post` gets each finished recording's folder.
     pub fn new(
         dir: PathBuf,
         slots: usize,
@@ -102,7 +100,7 @@ impl Recordings {
         max_bytes: u64,
         usage: Arc<Usage>,
         backend: Arc<dyn MediaBackend>,
-        on_finished: OnFinished,
+        post: PostProcessing,
     ) -> Arc<Recordings> {
         Arc::new(Recordings {
             dir,
@@ -112,7 +110,7 @@ impl Recordings {
             usage,
             backend,
             inner: Mutex::new(Inner::default()),
-            on_finished,
+            post,
         })
     }
 
@@ -130,7 +128,17 @@ impl Recordings {
     /// count what is left; returns the folders deleted. Blocking: it reads the folder.
     pub fn sweep(&self, now_ms: u64, retention_days: u64) -> Vec<PathBuf> {
         let live = self.live_folders();
-        self.usage.sweep(&self.dir, now_ms, retention_days, &live)
+        self.usage
+            .sweep(&self.dir, now_ms, retention_days, &live, |dir| {
+                self.post.withdraw(dir)
+            })
+    }
+
+    /// Queue the post-processing a previous run left unfinished (after the first sweep, so
+    /// that expired recordings are not processed). Blocking: it reads the folder.
+    pub fn queue_left_over(&self) {
+        let live: Vec<PathBuf> = self.live_folders().into_iter().collect();
+        self.post.queue_left_over(&self.dir, &live);
     }
 
     /// The folders of recordings in progress (the post-processing leaves them alone).
@@ -267,7 +275,7 @@ impl Recordings {
             }
         }
         self.usage.add(folder_files(&dir).0);
-        (self.on_finished)(dir);
+        self.post.enqueue(&dir);
     }
 }
 

@@ -133,19 +133,25 @@ fn serve(
 }
 
 /// The recordings' sweeper: at start and every [`SWEEP_INTERVAL`], delete the recordings past
-/// `recording_retention_days` and count the disk the others take (the quota's measure).
+/// `recording_retention_days` and count the disk the others take (the quota's measure). After
+/// the first sweep, the post-processing a previous run left unfinished is queued.
 fn spawn_sweeper(state: &AppState) -> JoinHandle<()> {
     let recordings = Arc::clone(&state.recordings);
     let retention_days = state.settings.recording_retention_days;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+        let mut first = true;
         loop {
             tick.tick().await;
             let recordings = Arc::clone(&recordings);
             let _ = tokio::task::spawn_blocking(move || {
-                recordings.sweep(crate::recording_store::now_ms(), retention_days)
+                recordings.sweep(crate::recording_store::now_ms(), retention_days);
+                if first {
+                    recordings.queue_left_over();
+                }
             })
             .await;
+            first = false;
         }
     })
 }

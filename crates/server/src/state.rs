@@ -49,7 +49,7 @@ impl AppState {
             .recordings_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from("recordings"));
-        let post = PostProcessing::start(&recordings_dir, settings.recording_jobs);
+        let post = PostProcessing::start(settings.recording_jobs);
         let recordings = Recordings::new(
             recordings_dir,
             settings.recording_slots,
@@ -57,7 +57,7 @@ impl AppState {
             settings.recordings_max_bytes,
             Arc::new(Usage::default()),
             Arc::clone(&backend),
-            Box::new(move |dir| post.enqueue(&dir)),
+            post,
         );
         AppState {
             settings: Arc::new(settings),

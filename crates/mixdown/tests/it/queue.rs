@@ -199,7 +199,9 @@ fn an_ffmpeg_failure_fails_after_three_attempts_with_its_stderr() {
 }
 
 /// Shutting down kills the running ffmpeg: the job is `pending` again in `job.json`, its
-/// attempt not counted, and nothing is left under an output's name, half or whole.
+/// attempt not counted, and nothing is left under an output's name, half or whole. Before
+/// that, a recording about to be deleted is withdrawn: a waiting one leaves the queue, the
+/// running one is refused (ffmpeg still writes into its folder).
 #[test]
 fn shutdown_kills_a_running_job_which_stays_pending() {
     let tmp = TempDir::new("shutdown");
@@ -226,6 +228,13 @@ fn shutdown_kills_a_running_job_which_stays_pending() {
         }
     }
     assert_eq!(jobs.load(), (0, 1));
+    let waiting = recording(tmp.path(), "rec-waiting", Some(1000));
+    assert_eq!(jobs.enqueue(&waiting).unwrap(), JobState::Pending);
+    assert_eq!(jobs.load(), (1, 1));
+    assert!(!jobs.withdraw(&dir), "the running job is not withdrawn");
+    assert!(jobs.withdraw(&waiting), "the waiting job is");
+    assert_eq!(jobs.load(), (0, 1));
+    std::fs::remove_dir_all(&waiting).unwrap();
     let started = std::time::Instant::now();
     jobs.shutdown();
     assert!(started.elapsed() < Duration::from_secs(20));
