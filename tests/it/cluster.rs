@@ -1084,3 +1084,65 @@ async fn recordings_are_listed_to_their_owner_and_downloaded_by_range() {
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The recording policy of `orbita serve --record-roles agent`: a room an agent creates is
+/// announced as recorded and is recorded from its first participant on, as the agent's; an
+/// administrator's room is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recording_policy_records_the_rooms_of_its_roles() {
+    let http = crate::support::http();
+    let (server, addr, dir) = serve_with_admin(&["--record-roles", "agent"]);
+    let base = format!("http://{addr}");
+    let tokens = role_tokens(&http, &base).await;
+    let (agent, admin) = (tokens[1].clone().unwrap(), tokens[3].clone().unwrap());
+    let agent_id = account_id(&http, &base, &agent).await;
+    let create = |token: String| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let answer = http
+                .post(format!("{base}/api/rooms"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status().as_u16(), 201);
+            answer.json::<Value>().await.unwrap()
+        }
+    };
+    let agents = create(agent.clone()).await;
+    let admins = create(admin).await;
+    assert_eq!(agents["record"], true, "{agents}");
+    assert_eq!(admins["record"], false, "{admins}");
+    for (room, recorded) in [(&agents, true), (&admins, false)] {
+        let code = room["code"].as_str().unwrap();
+        let page = get_json(&http, format!("{base}/api/rooms/{code}"), &agent).await;
+        assert_eq!(page["recording"], recorded, "{code}: {page}");
+    }
+
+    // The first participant starts the agent's recording; its manifest names the agent.
+    let code = agents["code"].as_str().unwrap();
+    let mut opts = BotOptions::new(format!("ws://{addr}/ws"), code, "Customer");
+    opts.publish_video = false;
+    let customer = Bot::join(opts).await.expect("the customer joins");
+    let on = orbita_bot::RoomEventKind::Recording {
+        state: orbita_protocol::RecordingState::On,
+    };
+    customer
+        .wait_for(|s| s.has_event(&on), MEDIA_TIMEOUT)
+        .await
+        .expect("told that the call is recorded");
+    let root = dir.join("data").join("recordings");
+    let folders: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(folders.len(), 1, "{folders:?}");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(folders[0].join("recording.json")).unwrap()).unwrap();
+    assert_eq!(manifest["room"], code);
+    assert_eq!(manifest["owner"], agent_id.as_str());
+    drop(customer);
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -14,7 +14,7 @@ import { ApiError } from './api.js';
  * @typedef {{code: string, link: string, rc_name: string, start_utc: string, end_utc: string,
  *   tz: string, start_local: string, duration_minutes: number,
  *   owner: {id: number, name: string, email: string} | null, customer_name: string | null,
- *   customer_phone: string | null, customer_email: string | null, note: string | null,
+ *   customer_phone: string | null, customer_email: string | null, note: string | null, record?: boolean,
  *   started?: boolean}} Plan
  */
 
@@ -143,7 +143,8 @@ export const getSlots = ({ rcName, date, tz, durationMinutes, stepMinutes }) =>
 
 /**
  * @param {{rc_name: string, date: string, time: string, tz: string, duration_minutes: number,
- *   customer_name?: string, customer_phone?: string, customer_email?: string, note?: string}} plan
+ *   customer_name?: string, customer_phone?: string, customer_email?: string, note?: string,
+ *   record?: boolean}} plan
  * @returns {Promise<{plan: Plan}>}
  */
 export const createPlan = (plan) => call('POST', '/api/plans', plan);

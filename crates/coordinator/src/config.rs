@@ -4,7 +4,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use std::path::{Path, PathBuf};
 
-use crate::accounts::Quota;
+use crate::accounts::{Quota, Role};
 use crate::clock::{self, Millis, MINUTE, SECOND};
 use crate::verbs::{RcInfo, ServerEntry};
 
@@ -118,6 +118,11 @@ pub struct Settings {
     pub quota_supervisor: Quota,
     /// Quota of the `admin` role until an administrator sets another.
     pub quota_admin: Quota,
+    /// The recording policy: every session of these apps is recorded.
+    pub record_apps: Vec<String>,
+    /// The recording policy: every session created or planned by an account of these roles
+    /// is recorded (`["agent"]`: the agents' calls with their customers).
+    pub record_roles: Vec<Role>,
 }
 
 impl Default for Settings {
@@ -179,11 +184,24 @@ impl Default for Settings {
                 period_hours: 24,
                 max_minutes: None,
             },
+            record_apps: Vec::new(),
+            record_roles: Vec::new(),
         }
     }
 }
 
+/// Apps `record_apps` may name.
+pub const MAX_RECORD_APPS: usize = 1000;
+
 impl Settings {
+    /// Whether a session of `rc_name` must be recorded: its app or its creator's (or
+    /// planner's) `role` is in the recording policy, or its plan asked (`asked`).
+    pub fn must_record(&self, rc_name: &str, role: Option<Role>, asked: bool) -> bool {
+        asked
+            || self.record_apps.iter().any(|a| a == rc_name)
+            || role.is_some_and(|r| self.record_roles.contains(&r))
+    }
+
     /// Checks ranges; the error names the setting.
     pub fn validate(&self) -> Result<(), String> {
         if !(4..=12).contains(&self.code_length) {
@@ -247,6 +265,11 @@ impl Settings {
             ("quota_admin", &self.quota_admin),
         ] {
             q.check().map_err(|e| format!("{role}: {e}"))?;
+        }
+        if self.record_apps.len() > MAX_RECORD_APPS {
+            return Err(format!(
+                "record_apps may name at most {MAX_RECORD_APPS} apps"
+            ));
         }
         Ok(())
     }

@@ -375,7 +375,10 @@ impl Coordinator {
             return o;
         }
         let owner = creator.as_ref().map(|g| g.user.id.to_string());
-        let outcome = self.place(user_id, rc_name, None, owner, now).await;
+        let record =
+            self.settings
+                .must_record(rc_name, creator.as_ref().map(|g| g.user.role), false);
+        let outcome = self.place(user_id, rc_name, None, owner, record, now).await;
         let placed = outcome.deliveries.iter().find_map(|d| match d {
             Delivery::Node {
                 msg: ToNode::CreateSession { code, .. },
@@ -390,7 +393,8 @@ impl Coordinator {
         outcome
     }
 
-    /// Places a session and asks its node to start it; the client's `CONNECT_TO_SESSION`
+    /// Places a session (`record`: on a node with a free recorder, which records it from its
+    /// first participant on) and asks its node to start it; the client's `CONNECT_TO_SESSION`
     /// follows when the node confirms.
     async fn place(
         &self,
@@ -398,6 +402,7 @@ impl Coordinator {
         rc_name: &str,
         plan: Option<Plan>,
         owner: Option<String>,
+        record: bool,
         now: Millis,
     ) -> Outcome {
         let req = PlaceRequest {
@@ -409,11 +414,12 @@ impl Coordinator {
             unplanned_ms: self.unplanned_ms(),
             code_length: self.settings.code_length,
             max_code_space_fraction: self.settings.max_code_space_fraction,
+            record,
         };
         let mut rng = StdRng::from_rng(&mut rand::rng());
         match self.registry.place_session(&req, now, &mut rng).await {
             Ok(p) => {
-                info!(code = %p.code, node = %p.node, rc_name, "session placed");
+                info!(code = %p.code, node = %p.node, rc_name, record, "session placed");
                 Outcome {
                     reply: None,
                     deliveries: vec![Delivery::Node {
@@ -428,11 +434,16 @@ impl Coordinator {
                             user_id: user_id.to_string(),
                             code: p.code,
                             owner,
+                            record,
                         },
                     }],
                 }
             }
             Err(PlaceError::Busy) => Outcome::reply(ToClient::ServersBusy),
+            Err(PlaceError::NoFreeRecorder) => Outcome::error(
+                ErrorCode::NoFreeRecorder,
+                "this session must be recorded and every recorder of its servers is busy; try again in a few minutes",
+            ),
             Err(PlaceError::CodesExhausted) => Outcome::error(
                 ErrorCode::CodesExhausted,
                 "too many sessions are live or planned; try again later",
@@ -572,13 +583,33 @@ impl Coordinator {
             Ok(Some(p)) if now < p.end_ms => {
                 // The first person to come during the slot starts the planned session.
                 let rc = p.rc_name.clone();
-                // Its recordings are its planner's.
+                // Its recordings are its planner's; the policy looks at the planner's role.
                 let owner = p.planned_by.strip_prefix("account:").map(str::to_string);
-                self.place(user_id, &rc, Some(p), owner, now).await
+                let record = match self.plan_must_record(&p, owner.as_deref()).await {
+                    Ok(record) => record,
+                    Err(e) => return self.internal(e),
+                };
+                self.place(user_id, &rc, Some(p), owner, record, now).await
             }
             Ok(_) => self.code_missed(code, addr, now),
             Err(e) => self.internal(e),
         }
+    }
+
+    /// Whether the planned session `plan` must be recorded: its plan asked, or the policy
+    /// names its app or its planner's (account `owner`) role.
+    async fn plan_must_record(&self, plan: &Plan, owner: Option<&str>) -> Result<bool, StoreError> {
+        let asked = self.registry.plan_asks_recording(plan).await?;
+        let role = match owner.and_then(|id| id.parse::<i64>().ok()) {
+            Some(id) => self
+                .accounts()
+                .user(id)
+                .await
+                .map_err(|e| StoreError::Other(e.to_string()))?
+                .map(|u| u.role),
+            None => None,
+        };
+        Ok(self.settings.must_record(&plan.rc_name, role, asked))
     }
 
     /// `SESSION_ENDING` for a live planned session already in its extension window (for a
@@ -695,7 +726,9 @@ impl Coordinator {
                         ),
                     )
                 }
-                Err(PlaceError::CodesExhausted) => return self.internal("no code is allocated"),
+                Err(PlaceError::CodesExhausted | PlaceError::NoFreeRecorder) => {
+                    return self.internal("no code is allocated")
+                }
                 Err(PlaceError::Store(e)) => return self.internal(e),
             }
         }
@@ -829,6 +862,7 @@ impl Coordinator {
             tz: zone,
             duration_minutes,
             customer: planning::Customer::default(),
+            record: false,
         };
         match self.book_plan(user_id, caller, &request, now).await {
             Ok(entry) => Outcome::reply(ToClient::ConnectionCode {

@@ -129,6 +129,7 @@ impl Backend {
             ("accounts", per_backend!("0003_accounts.sql")),
             ("plan_details", per_backend!("0004_plan_details.sql")),
             ("login_limits", per_backend!("0005_login_limits.sql")),
+            ("recording", per_backend!("0006_recording.sql")),
         ];
         Migrator {
             migrations: Cow::Owned(
@@ -245,6 +246,8 @@ pub struct PlaceRequest {
     pub code_length: usize,
     /// Most codes of one length in use at once, as a fraction of that length's code space.
     pub max_code_space_fraction: f64,
+    /// The session must be recorded: only a node with a free recorder slot will do.
+    pub record: bool,
 }
 
 /// Where a new session went.
@@ -264,6 +267,9 @@ pub enum PlaceError {
     /// No node of the app has room (or a plan holds the room).
     #[error("no server has room")]
     Busy,
+    /// The session must be recorded, and no node with room has a free recorder slot.
+    #[error("no server with room has a free recorder")]
+    NoFreeRecorder,
     /// Too many codes in use.
     #[error("too many codes in use")]
     CodesExhausted,
@@ -596,7 +602,7 @@ impl Registry {
             .await?;
         if existing == 0 {
             let q = self.sql(&format!(
-                "INSERT INTO coord_nodes ({NODE_COLS}, file_pos) VALUES (?, ?, ?, ?, 'up', 0, ?, ?, 0, 0, 0, 0)"
+                "INSERT INTO coord_nodes ({NODE_COLS}, file_pos, recording_slots) VALUES (?, ?, ?, ?, 'up', 0, ?, ?, 0, 0, 0, 0, ?)"
             ));
             sqlx::query(&q)
                 .bind(reg.server_name.clone())
@@ -605,11 +611,12 @@ impl Registry {
                 .bind(reg.max_sessions as i64)
                 .bind(owner.to_string())
                 .bind(now)
+                .bind(i64::from(reg.recording_slots))
                 .execute(&mut *tx)
                 .await?;
         } else {
             let q = self.sql(
-                "UPDATE coord_nodes SET ip = ?, port = ?, max_sessions = ?, status = 'up', link_owner = ?, last_seen_ms = ? WHERE name = ?",
+                "UPDATE coord_nodes SET ip = ?, port = ?, max_sessions = ?, status = 'up', link_owner = ?, last_seen_ms = ?, recording_slots = ? WHERE name = ?",
             );
             sqlx::query(&q)
                 .bind(reg.ip.clone())
@@ -617,6 +624,7 @@ impl Registry {
                 .bind(reg.max_sessions as i64)
                 .bind(owner.to_string())
                 .bind(now)
+                .bind(i64::from(reg.recording_slots))
                 .bind(reg.server_name.clone())
                 .execute(&mut *tx)
                 .await?;
@@ -666,7 +674,7 @@ impl Registry {
         now: Millis,
     ) -> Result<bool> {
         let q = self.sql(
-            "UPDATE coord_nodes SET last_seen_ms = ?, status = 'up', link_owner = ?, reported_sessions = ?, reported_participants = ?, cpu_permille = ? WHERE name = ?",
+            "UPDATE coord_nodes SET last_seen_ms = ?, status = 'up', link_owner = ?, reported_sessions = ?, reported_participants = ?, cpu_permille = ?, recording_slots = ?, reported_recordings = ? WHERE name = ?",
         );
         let done = sqlx::query(&q)
             .bind(now)
@@ -674,6 +682,8 @@ impl Registry {
             .bind(hb.sessions as i64)
             .bind(hb.participants as i64)
             .bind((hb.cpu.clamp(0.0, 1000.0) * 1000.0) as i64)
+            .bind(i64::from(hb.recording_slots))
+            .bind(i64::from(hb.other_recordings))
             .bind(node.to_string())
             .execute(&self.pool)
             .await?;
@@ -759,6 +769,49 @@ impl Registry {
 
     // ---------------------------------------------------------------- sessions
 
+    /// The node for a new session of `req.rc_name`: an up one serving the app with room,
+    /// fewest sessions (live and starting), then fewest participants (its last heartbeat),
+    /// then by name; with `recorder`, only a node with a free recorder slot (its slots are
+    /// more than the sessions placed on it that must be recorded plus the other recordings
+    /// its last heartbeat reported, those agents started). Chosen by the database (sessions
+    /// counted by index coord_sessions_node), so only one row comes back: rows cross from the
+    /// database one by one, and a whole node list per request was most of CREATE_SESSION's
+    /// cost. `(name, link_owner)`.
+    async fn pick_node(
+        &self,
+        tx: &mut Tx,
+        req: &PlaceRequest,
+        recorder: bool,
+    ) -> Result<Option<(String, String)>> {
+        let excluded = if req.exclude.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " AND n.name NOT IN ({})",
+                vec!["?"; req.exclude.len()].join(", ")
+            )
+        };
+        let recorder = if recorder {
+            " AND recording_slots > reported_recordings + recorded"
+        } else {
+            ""
+        };
+        let q = self.sql(&format!(
+            "SELECT name, link_owner FROM (SELECT n.name, n.max_sessions, n.reported_participants, \
+             n.link_owner, n.recording_slots, n.reported_recordings, \
+             (SELECT COUNT(*) FROM coord_sessions s WHERE s.node_name = n.name) AS sessions, \
+             (SELECT COUNT(*) FROM coord_sessions s WHERE s.node_name = n.name AND s.record = 1) AS recorded \
+             {APP_NODES_UP}{excluded}) t \
+             WHERE sessions < max_sessions{recorder} ORDER BY sessions, reported_participants, {} LIMIT 1",
+            self.backend.bytewise("name")
+        ));
+        let mut query = sqlx::query_as(&q).bind(req.rc_name.clone());
+        for name in &req.exclude {
+            query = query.bind(name.clone());
+        }
+        Ok(query.fetch_optional(&mut **tx).await?)
+    }
+
     /// Picks a node for a new session of `req.rc_name` and reserves a code, in one
     /// transaction under the registry lock. The session is `starting` until the node confirms.
     ///
@@ -771,31 +824,10 @@ impl Registry {
         rng: &mut (impl Rng + Send),
     ) -> Result<Placement, PlaceError> {
         let mut tx = self.begin().await?;
-        // The node: an up one serving the app with room, fewest sessions (live and starting),
-        // then fewest participants (its last heartbeat), then by name. Chosen by the database
-        // (sessions counted by index coord_sessions_node), so only one row comes back: rows
-        // cross from the database one by one, and a whole node list per request was most of
-        // CREATE_SESSION's cost.
-        let excluded = if req.exclude.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " AND n.name NOT IN ({})",
-                vec!["?"; req.exclude.len()].join(", ")
-            )
-        };
-        let q = self.sql(&format!(
-            "SELECT name, link_owner FROM (SELECT n.name, n.max_sessions, n.reported_participants, \
-             n.link_owner, (SELECT COUNT(*) FROM coord_sessions s WHERE s.node_name = n.name) AS sessions \
-             {APP_NODES_UP}{excluded}) t \
-             WHERE sessions < max_sessions ORDER BY sessions, reported_participants, {} LIMIT 1",
-            self.backend.bytewise("name")
-        ));
-        let mut query = sqlx::query_as(&q).bind(req.rc_name.clone());
-        for name in &req.exclude {
-            query = query.bind(name.clone());
+        let chosen = self.pick_node(&mut tx, req, req.record).await?;
+        if chosen.is_none() && req.record && self.pick_node(&mut tx, req, false).await?.is_some() {
+            return Err(PlaceError::NoFreeRecorder);
         }
-        let chosen: Option<(String, String)> = query.fetch_optional(&mut *tx).await?;
         let Some((node, link_owner)) = chosen else {
             return Err(PlaceError::Busy);
         };
@@ -838,7 +870,7 @@ impl Registry {
             }
         };
         let q = self.sql(&format!(
-            "INSERT INTO coord_sessions ({SESSION_COLS}) VALUES (?, ?, ?, 'starting', ?, ?, '', '', ?, ?, ?, ?)"
+            "INSERT INTO coord_sessions ({SESSION_COLS}, record) VALUES (?, ?, ?, 'starting', ?, ?, '', '', ?, ?, ?, ?, ?)"
         ));
         sqlx::query(&q)
             .bind(code.clone())
@@ -850,6 +882,7 @@ impl Registry {
             .bind(now)
             .bind(req.plan.as_ref().map_or(0, |p| p.end_ms))
             .bind(i64::from(req.plan.is_some()))
+            .bind(i64::from(req.record))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

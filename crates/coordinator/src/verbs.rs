@@ -211,6 +211,9 @@ pub enum ErrorCode {
     /// The session would be longer than the account's (for `EXTEND_SESSION`: the planner's)
     /// `max_minutes` (the message names the limit).
     DurationOverQuota,
+    /// The session must be recorded (the recording policy) and no server of the app with
+    /// room has a free recorder now; try again later.
+    NoFreeRecorder,
     /// A failure of the coordinator itself (e.g. its database).
     Internal,
 }
@@ -606,6 +609,10 @@ pub struct Registration {
     pub apps: Vec<AppInfo>,
     /// Hex HMAC-SHA256 of the challenge under the cluster secret (see [`crate::auth`]).
     pub auth: String,
+    /// An addition to the spec: the recordings it may make at once (also in each
+    /// `HEARTBEAT`); absent: none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub recording_slots: u32,
 }
 
 /// `HEARTBEAT`: the node's load, every `heartbeat_interval_seconds`.
@@ -621,6 +628,23 @@ pub struct Heartbeat {
     /// heartbeat.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub active: Vec<String>,
+    /// An addition to the spec: the recordings it may make at once (its `recording_slots`;
+    /// absent: none, so sessions that must be recorded are not placed on it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub recording_slots: u32,
+    /// An addition to the spec: the recordings it makes now of sessions the coordinator did
+    /// not ask it to record (`CREATE_SESSION` without `record`: an agent started them). The
+    /// sessions it was asked to record the coordinator counts itself.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub other_recordings: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Messages from a node to the coordinator.
@@ -830,6 +854,9 @@ pub enum ToNode {
         /// An addition to the spec: the account that creates (or planned) the session, when
         /// one does: its recordings are that account's (`owner` in `recording.json`).
         owner: Option<String>,
+        /// An addition to the spec: the session must be recorded (the coordinator's recording
+        /// policy), from its first participant on; sent only when true.
+        record: bool,
     },
     /// `{"verb":"CONNECT_USER_TO_SESSION","code":"1234","user_id":"id123"}`.
     ConnectUserToSession {
@@ -880,6 +907,8 @@ enum ToNodeVerb {
         code: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         owner: Option<String>,
+        #[serde(default, skip_serializing_if = "is_false")]
+        record: bool,
     },
     #[serde(rename = "CONNECT_USER_TO_SESSION")]
     ConnectUserToSession { code: String, user_id: String },
@@ -917,11 +946,13 @@ impl From<ToNode> for ToNodeWire {
                 user_id,
                 code,
                 owner,
+                record,
             } => ToNodeWire::Verb(ToNodeVerb::CreateSession {
                 rc_name,
                 user_id,
                 code,
                 owner,
+                record,
             }),
             ToNode::ConnectUserToSession { code, user_id } => {
                 ToNodeWire::Verb(ToNodeVerb::ConnectUserToSession { code, user_id })
@@ -951,11 +982,13 @@ impl From<ToNodeWire> for ToNode {
                 user_id,
                 code,
                 owner,
+                record,
             }) => ToNode::CreateSession {
                 rc_name,
                 user_id,
                 code,
                 owner,
+                record,
             },
             ToNodeWire::Verb(ToNodeVerb::ConnectUserToSession { code, user_id }) => {
                 ToNode::ConnectUserToSession { code, user_id }
@@ -1243,8 +1276,20 @@ mod tests {
                 user_id: "id123".into(),
                 code: "1234".into(),
                 owner: None,
+                record: false,
             },
             json!({"verb":"CREATE_SESSION","rc_name":"SomeRC","user_id":"id123","code":"1234"}),
+        );
+        // The additions: the owner, and `record` only when true.
+        same(
+            &ToNode::CreateSession {
+                rc_name: "SomeRC".into(),
+                user_id: "id123".into(),
+                code: "1234".into(),
+                owner: Some("7".into()),
+                record: true,
+            },
+            json!({"verb":"CREATE_SESSION","rc_name":"SomeRC","user_id":"id123","code":"1234","owner":"7","record":true}),
         );
         same(
             &ToNode::ConnectUserToSession {
@@ -1295,8 +1340,20 @@ mod tests {
                 sessions: 1,
                 participants: 3,
                 cpu: 0.25,
-                active: vec![]
+                active: vec![],
+                recording_slots: 0,
+                other_recordings: 0,
             })
+        );
+        let hb = FromNode::Heartbeat(Heartbeat {
+            sessions: 1,
+            recording_slots: 4,
+            other_recordings: 1,
+            ..Heartbeat::default()
+        });
+        same(
+            &hb,
+            json!({"verb":"HEARTBEAT","sessions":1,"participants":0,"cpu":0.0,"recording_slots":4,"other_recordings":1}),
         );
         for m in [
             FromNode::SessionEnded {

@@ -514,6 +514,7 @@ async fn run_node(
                     participants: 0,
                     cpu: 0.0,
                     active: if spec.heartbeat_active { sessions.iter().cloned().collect() } else { Vec::new() },
+                    ..Heartbeat::default()
                 };
                 if !link.send(FromNode::Heartbeat(hb)).await {
                     shared.node_error("node link closed (heartbeat)".into());
@@ -997,6 +998,7 @@ pub async fn run(args: &CoordinatorLoadArgs) -> anyhow::Result<CoordReport> {
                     max_sessions,
                     apps: vec![app.clone()],
                     auth: String::new(),
+                    recording_slots: 0,
                 },
                 tls: None,
             };

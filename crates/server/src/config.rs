@@ -107,6 +107,11 @@ pub struct Settings {
     pub recording_slots: usize,
     /// Record every call created on this server from its start (else the agent starts it).
     pub record_calls: bool,
+    /// `orbita serve`'s recording policy: record every session created or planned by an
+    /// account of these roles (`agent`, `supervisor`, `admin`).
+    pub record_roles: Vec<String>,
+    /// `orbita serve`'s recording policy: record every session of these apps.
+    pub record_apps: Vec<String>,
     /// Recordings post-processed at once (ffmpeg jobs, niced).
     pub recording_jobs: usize,
     /// Days a recording is kept after it ended; 0: for ever.
@@ -182,6 +187,8 @@ impl Default for Settings {
             recordings_dir: None,
             recording_slots: 4,
             record_calls: false,
+            record_roles: Vec::new(),
+            record_apps: Vec::new(),
             recording_jobs: 1,
             recording_retention_days: 90,
             recordings_max_bytes: 0,
@@ -512,6 +519,26 @@ pub struct ServeArgs {
     )]
     pub record_calls: Option<bool>,
 
+    /// `orbita serve`: record every session created or planned by an account of these roles
+    /// (agent, supervisor, admin), comma separated. Default: none.
+    #[arg(
+        long,
+        env = "ORBITA_RECORD_ROLES",
+        value_name = "ROLE,...",
+        value_delimiter = ','
+    )]
+    pub record_roles: Option<Vec<String>>,
+
+    /// `orbita serve`: record every session of these apps (`video-room`, `demo-app`, ...),
+    /// comma separated. Default: none.
+    #[arg(
+        long,
+        env = "ORBITA_RECORD_APPS",
+        value_name = "APP,...",
+        value_delimiter = ','
+    )]
+    pub record_apps: Option<Vec<String>>,
+
     /// Recordings post-processed at once (ffmpeg, niced). Default: 1.
     #[arg(long, env = "ORBITA_RECORDING_JOBS", value_name = "N")]
     pub recording_jobs: Option<usize>,
@@ -617,6 +644,8 @@ pub struct FileSettings {
     pub recordings_dir: Option<PathBuf>,
     pub recording_slots: Option<usize>,
     pub record_calls: Option<bool>,
+    pub record_roles: Option<Vec<String>>,
+    pub record_apps: Option<Vec<String>>,
     pub recording_jobs: Option<usize>,
     pub recording_retention_days: Option<u64>,
     pub recordings_max_bytes: Option<u64>,
@@ -645,6 +674,9 @@ impl FileSettings {
             .with_context(|| format!("invalid config file {}", path.display()))
     }
 }
+
+/// The roles `record_roles` may name.
+pub const RECORD_ROLES: [&str; 3] = ["agent", "supervisor", "admin"];
 
 impl Settings {
     /// Settings from the command line and environment (`args`) and the config file it names.
@@ -700,6 +732,8 @@ impl Settings {
             recordings_dir: args.recordings_dir.or(file.recordings_dir),
             recording_slots: pick!(recording_slots),
             record_calls: pick!(record_calls),
+            record_roles: pick!(record_roles),
+            record_apps: pick!(record_apps),
             recording_jobs: pick!(recording_jobs),
             recording_retention_days: pick!(recording_retention_days),
             recordings_max_bytes: pick!(recordings_max_bytes),
@@ -732,6 +766,16 @@ impl Settings {
             self.code_length
         );
         ensure!(self.max_rooms >= 1, "max_rooms must be at least 1");
+        for role in &self.record_roles {
+            ensure!(
+                RECORD_ROLES.contains(&role.as_str()),
+                "record_roles: {role:?} is not a role (agent, supervisor, admin)"
+            );
+        }
+        ensure!(
+            self.record_apps.len() <= 1000,
+            "record_apps may name at most 1000 apps"
+        );
         ensure!(
             self.max_participants_per_room >= 1,
             "max_participants_per_room must be at least 1"
@@ -1239,7 +1283,7 @@ mod tests {
     }
 
     /// Every setting's TOML key, plus `config`.
-    const KEYS: [&str; 40] = [
+    const KEYS: [&str; 42] = [
         "http_addr",
         "public_url",
         "udp_addr",
@@ -1274,6 +1318,8 @@ mod tests {
         "recordings_dir",
         "recording_slots",
         "record_calls",
+        "record_roles",
+        "record_apps",
         "recording_jobs",
         "recording_retention_days",
         "recordings_max_bytes",

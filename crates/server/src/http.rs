@@ -134,6 +134,11 @@ struct CreatedBody {
 #[derive(Debug, Clone)]
 pub struct RoomCreator(pub String);
 
+/// Set by the accounts guard (`orbita serve`) when the recording policy (`record_roles`,
+/// `record_apps`) records the room being created, from its first participant on.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordPolicy;
+
 /// The optional body of `POST /api/rooms`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -156,6 +161,7 @@ struct RoomBody {
 async fn create_room(
     State(state): State<AppState>,
     creator: Option<Extension<RoomCreator>>,
+    policy: Option<Extension<RecordPolicy>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let options: CreateBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -193,7 +199,8 @@ async fn create_room(
                 e.to_string(),
             )
         })?;
-    if options.record {
+    let record = options.record || policy.is_some();
+    if record {
         state.registry.set_record(&room.code);
     }
     if let Some(Extension(RoomCreator(account))) = creator {
@@ -204,7 +211,9 @@ async fn create_room(
         whip_url: format!("{}/whip/{}", state.public_url, room.code),
         whip_token: room.publish_token,
         host_key: room.host_key,
-        record: options.record || state.settings.record_calls,
+        record: state
+            .recordings
+            .records_from_the_start(record || state.settings.record_calls),
         code: room.code,
         link: link.clone(),
     };

@@ -167,9 +167,19 @@ impl Recordings {
             .is_some_and(|a| !a.stopping)
     }
 
+    /// The recorder slots (recordings at once at most; 0: recording is off).
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
     /// Recordings in progress.
     pub fn active(&self) -> usize {
         self.inner.lock().active.len()
+    }
+
+    /// The codes of the rooms being recorded.
+    pub fn recording_codes(&self) -> Vec<String> {
+        self.inner.lock().active.keys().cloned().collect()
     }
 
     /// Whether the policy records a room from its first participant on (`wanted`: the room

@@ -225,6 +225,11 @@ impl RunningServer {
         &self.state.registry
     }
 
+    /// The call recordings (slots, those in progress).
+    pub fn recordings(&self) -> &Arc<crate::recordings::Recordings> {
+        &self.state.recordings
+    }
+
     /// The one line `orbita serve` prints at start.
     pub fn banner(&self) -> String {
         let tcp = self

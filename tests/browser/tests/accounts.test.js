@@ -259,6 +259,8 @@ describe('accounts, roles and planning', { concurrency: false }, () => {
     await page.locator('#customer-phone-error', { hasText: 'digits' }).waitFor();
     assert.equal(await page.locator('#customer-name').inputValue(), 'Bob Customer');
     await page.getByLabel('Phone').fill('+7 (700) 123-45-67');
+    // The agent asks for the call to be recorded.
+    await page.locator('#plan-record').check();
     await page.locator('#plan-submit').click();
 
     await page.locator('#plan-result').waitFor({ state: 'visible', timeout: 15_000 });
@@ -279,6 +281,8 @@ describe('accounts, roles and planning', { concurrency: false }, () => {
     assert.equal(plan.tz, AGENT_TZ);
     assert.equal(plan.customer_name, 'Bob Customer');
     assert.equal(plan.customer_phone, '+7 (700) 123-45-67');
+    assert.equal(plan.record, true, 'to be recorded');
+    assert.equal(await page.locator('#plan-record').isChecked(), false, 'the form is cleared for the next plan');
     assert.equal(plan.owner.email, AGENT.email);
     await page.locator(`#plans-mine .plan-row[data-code="${code}"]`, { hasText: 'Bob Customer' }).waitFor();
 
@@ -355,6 +359,8 @@ describe('accounts, roles and planning', { concurrency: false }, () => {
     const seen = await expectVideoFlowing(customer.page, await selfId(page));
     console.log(`the customer decodes the agent: ${seen.first.framesDecoded} -> ${seen.second.framesDecoded} frames`);
     await expectVideoFlowing(page, await selfId(customer.page));
+    // The plan asked for recording: the coordinator had the call recorded, and both see it.
+    for (const p of [customer.page, page]) await p.locator('#recording-status').waitFor({ state: 'visible', timeout: 20_000 });
     await screenshot(customer.page, 'accounts-call-customer');
 
     // Running now: the plan can no longer be moved or cancelled.

@@ -35,6 +35,8 @@ export function explainLaunchError(error, code = '') {
     case 'CODES_EXHAUSTED':
     case 'unavailable':
       return { key: 'home.servers_busy' };
+    case 'NO_FREE_RECORDER':
+      return { key: 'home.no_free_recorder' };
     case 'NODE_TIMEOUT':
     case 'timeout':
       return { key: 'error.timeout' };

@@ -64,6 +64,8 @@ export async function renderPlan(root) {
     h('div', { class: 'form-grid' }, customerName.wrap, customerPhone.wrap, customerEmail.wrap),
     note.wrap,
   );
+  const record = h('input', { attrs: { type: 'checkbox', id: 'plan-record' } });
+  const recordRow = h('label', { class: 'check' }, record, h('span', { text: 'plan.record' }));
 
   const error = h('p', { class: 'form-error', attrs: { role: 'alert', id: 'plan-error' } });
   const submit = h('button', { class: 'button primary wide', attrs: { type: 'submit', id: 'plan-submit' }, text: 'plan.submit' });
@@ -73,6 +75,7 @@ export async function renderPlan(root) {
     h('div', { class: 'form-grid' }, app.wrap, date.wrap, duration.wrap),
     slots,
     customer,
+    recordRow,
     submit,
     error,
   );
@@ -204,9 +207,11 @@ export async function renderPlan(root) {
           customer_phone: optional(customerPhone.input.value),
           customer_email: optional(customerEmail.input.value),
           note: optional(note.input.value),
+          record: record.checked || undefined,
         });
         showResult(plan);
         for (const f of [customerName, customerPhone, customerEmail, note]) f.input.value = '';
+        record.checked = false;
         await Promise.all([loadSlots(), mine.load()]);
       } catch (e) {
         showApiError(error, e);

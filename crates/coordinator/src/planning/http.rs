@@ -85,6 +85,7 @@ pub fn plan_json(e: &PlanEntry) -> Value {
         "customer_phone": e.details.customer_phone,
         "customer_email": e.details.customer_email,
         "note": e.details.note,
+        "record": e.details.record,
         "started": e.started,
     })
 }
@@ -198,6 +199,8 @@ struct CreateBody {
     customer_email: Option<String>,
     #[serde(default)]
     note: Option<String>,
+    #[serde(default)]
+    record: bool,
 }
 
 fn time_field(time: &str) -> Result<chrono::NaiveTime, ApiError> {
@@ -223,6 +226,7 @@ async fn create_plan(
             email: b.customer_email,
             note: b.note,
         },
+        record: b.record,
     };
     let planned_by = format!("account:{}", caller.id);
     let entry = c

@@ -192,6 +192,8 @@ pub struct PlanRequest {
     pub duration_minutes: Option<u64>,
     /// For whom (checked with [`Customer::check`] when booking).
     pub customer: Customer,
+    /// Record the session (besides what the recording policy records anyway).
+    pub record: bool,
 }
 
 /// One entry of a day's slot list.
@@ -323,6 +325,7 @@ impl Coordinator {
                 customer_phone: customer.phone,
                 customer_email: customer.email,
                 note: customer.note,
+                record: req.record,
             };
             let (unplanned_ms, code_length, max_fraction) = self.plan_limits();
             let mut rng = StdRng::from_rng(&mut rand::rng());
@@ -342,7 +345,7 @@ impl Coordinator {
                 )
                 .await
                 .map_err(|e| match e {
-                    PlaceError::Busy => Refusal::verb(
+                    PlaceError::Busy | PlaceError::NoFreeRecorder => Refusal::verb(
                         ErrorCode::SlotTaken,
                         format!(
                             "no running server of {:?} has room at some time between {} and {minutes} minutes later ({})",

@@ -32,6 +32,8 @@ pub struct PlanDetails {
     pub customer_email: Option<String>,
     /// A note.
     pub note: Option<String>,
+    /// The planner asked for the session to be recorded.
+    pub record: bool,
 }
 
 /// A plan as the plan lists show it.
@@ -89,7 +91,7 @@ impl From<sqlx::Error> for PlanChangeError {
 /// `p` plan, `d` details, `u` owner, `s` a session from the plan.
 const ENTRY_SELECT: &str = "SELECT p.code, p.rc_name, p.start_ms, p.end_ms, p.planned_by, \
      d.owner_id, d.tz, d.customer_name, d.customer_phone, d.customer_email, d.note, \
-     u.name, u.email, s.code \
+     u.name, u.email, s.code, d.record \
      FROM coord_plans p \
      LEFT JOIN plan_details d ON d.code = p.code AND d.created_ms = p.created_ms \
      LEFT JOIN acc_users u ON u.id = d.owner_id \
@@ -98,6 +100,7 @@ const ENTRY_SELECT: &str = "SELECT p.code, p.rc_name, p.start_ms, p.end_ms, p.pl
 fn entry_of(row: &AnyRow) -> Result<PlanEntry> {
     let tz: Option<String> = row.try_get(6)?;
     let session: Option<String> = row.try_get(13)?;
+    let record: Option<i64> = row.try_get(14)?;
     Ok(PlanEntry {
         plan: super::plan_of(row)?,
         details: PlanDetails {
@@ -107,6 +110,7 @@ fn entry_of(row: &AnyRow) -> Result<PlanEntry> {
             customer_phone: row.try_get(8)?,
             customer_email: row.try_get(9)?,
             note: row.try_get(10)?,
+            record: record.unwrap_or(0) != 0,
         },
         owner_name: row.try_get(11)?,
         owner_email: row.try_get(12)?,
@@ -115,6 +119,20 @@ fn entry_of(row: &AnyRow) -> Result<PlanEntry> {
 }
 
 impl Registry {
+    /// Whether the planner of `plan` asked for its session to be recorded (`false` for a plan
+    /// without details: from `PLAN_SESSION` or `sessions_planned.json`).
+    pub async fn plan_asks_recording(&self, plan: &Plan) -> Result<bool> {
+        let q = self.sql(
+            "SELECT d.record FROM coord_plans p JOIN plan_details d ON d.code = p.code AND d.created_ms = p.created_ms \
+             WHERE p.code = ?",
+        );
+        let record: Option<i64> = sqlx::query_scalar(&q)
+            .bind(plan.code.clone())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(record.unwrap_or(0) != 0)
+    }
+
     /// Books `[start, end)` for `rc_name` exactly as [`Registry::plan_session`] does (same
     /// capacity check, same lock) and stores `details` with it, in one transaction.
     #[allow(clippy::too_many_arguments)]
@@ -158,8 +176,8 @@ impl Registry {
         let q = self.sql("DELETE FROM plan_details WHERE code = ?");
         sqlx::query(&q).bind(code.clone()).execute(&mut *tx).await?;
         let q = self.sql(
-            "INSERT INTO plan_details (code, owner_id, tz, customer_name, customer_phone, customer_email, note, created_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO plan_details (code, owner_id, tz, customer_name, customer_phone, customer_email, note, created_ms, record) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         );
         sqlx::query(&q)
             .bind(code.clone())
@@ -170,6 +188,7 @@ impl Registry {
             .bind(details.customer_email.clone())
             .bind(details.note.clone())
             .bind(now)
+            .bind(i64::from(details.record))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

@@ -9,6 +9,7 @@ mod login_limits;
 mod login_sockets;
 mod ops;
 mod planning;
+mod recording_policy;
 mod registry;
 mod roles_matrix;
 mod server;

@@ -218,6 +218,7 @@ async fn metrics_count_joins_refusals_and_request_times_and_healthz_follows_the_
                 info: json!({"description":[{"en":"A demo"}]}),
             }],
             auth: String::new(),
+            recording_slots: 0,
         },
         tls: None,
     })

@@ -67,6 +67,7 @@ fn request(rc: &str, day: &str, time: &str, zone: &str, minutes: u64) -> PlanReq
         tz: ptz::zone(zone).unwrap(),
         duration_minutes: Some(minutes),
         customer: Customer::default(),
+        record: false,
     }
 }
 

@@ -951,6 +951,7 @@ async fn planned_session_starts_in_its_slot_and_ends_with_it(url: String) {
             participants: 2,
             cpu: 0.1,
             active: vec![code.clone()],
+            ..Heartbeat::default()
         }),
         start + 29 * MINUTE + 50 * SECOND,
     )
@@ -1278,6 +1279,7 @@ async fn session_end_bookkeeping(url: String) {
             participants: 2,
             cpu: 0.5,
             active: codes,
+            ..Heartbeat::default()
         })
     };
     // Everyone leaves: the session ends, the node is told to stop it, the code is free.

@@ -77,6 +77,7 @@ fn registration(name: &str, max: u32) -> Registration {
             info: json!({"description":[{"en":"A demo"},{"ru":"Демо"}]}),
         }],
         auth: String::new(),
+        recording_slots: 0,
     }
 }
 

@@ -218,6 +218,12 @@ async fn guard_room_creation(
             .extensions_mut()
             .insert(crate::http::RoomCreator(grant.user.id.to_string()));
     }
+    if coordinator
+        .settings()
+        .must_record(ROOM_APP, user.as_ref().map(|g| g.user.role), false)
+    {
+        request.extensions_mut().insert(crate::http::RecordPolicy);
+    }
     let response = next.run(request).await;
     if user.is_none() {
         return response;
@@ -311,12 +317,16 @@ async fn with_coordinator_ops(
     axum::response::Response::from_parts(parts, axum::body::Body::from(page))
 }
 
+/// The app of a plain video room (`POST /api/rooms` makes one without the coordinator; the
+/// recording policy's `record_apps` names it so).
+pub const ROOM_APP: &str = "video-room";
+
 /// The catalogue when no apps file is given: a plain video room and the demo app (this very
 /// binary's `demo-app` subcommand).
 pub fn default_apps() -> Vec<AppSpec> {
     let describe = |en: &str, ru: &str, kk: &str| serde_json::json!({ "description": [{ "en": en }, { "ru": ru }, { "kk": kk }] });
     let mut apps = vec![AppSpec {
-        rc_name: "video-room".into(),
+        rc_name: ROOM_APP.into(),
         command: Vec::new(),
         info: describe(
             "A video room: cameras, microphones, screen sharing and chat.",
@@ -357,6 +367,13 @@ pub async fn run_all_in_one(args: AllInOneArgs) -> anyhow::Result<()> {
         code_length: settings.code_length,
         guests_may_create: args.guests_may_create,
         trust_proxy_headers: settings.trust_proxy_headers,
+        record_roles: settings
+            .record_roles
+            .iter()
+            .map(|r| serde_json::from_value(serde_json::Value::String(r.clone())))
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow!("record_roles: {e}"))?,
+        record_apps: settings.record_apps.clone(),
         ..CoordSettings::default()
     };
     coordinator_settings

@@ -32,6 +32,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
+use crate::recordings::Recordings;
 use crate::rooms::RoomRegistry;
 use crate::serve::RunningServer;
 use crate::{ServeArgs, Settings};
@@ -358,6 +359,7 @@ pub struct Node {
     settings: NodeSettings,
     sfu: Sfu,
     registry: Arc<RoomRegistry>,
+    recordings: Arc<Recordings>,
     public_url: String,
     whip_base: String,
     client_ip: String,
@@ -397,6 +399,7 @@ impl Node {
             settings,
             sfu,
             registry: Arc::clone(server.registry()),
+            recordings: Arc::clone(server.recordings()),
             public_url,
             whip_base,
             sessions: Mutex::new(HashMap::new()),
@@ -434,6 +437,7 @@ impl Node {
                 })
                 .collect(),
             auth: String::new(),
+            recording_slots: u32::try_from(self.recordings.slots()).unwrap_or(u32::MAX),
         }
     }
 
@@ -458,6 +462,15 @@ impl Node {
             participants,
             cpu: self.cpu.lock().sample(),
             active,
+            recording_slots: u32::try_from(self.recordings.slots()).unwrap_or(u32::MAX),
+            other_recordings: u32::try_from(
+                self.recordings
+                    .recording_codes()
+                    .iter()
+                    .filter(|code| self.registry.get(code).is_some_and(|r| !r.record))
+                    .count(),
+            )
+            .unwrap_or(u32::MAX),
         }
     }
 
@@ -493,6 +506,7 @@ impl Node {
         rc_name: &str,
         code: &str,
         owner: Option<String>,
+        record: bool,
     ) -> Result<FromNode, String> {
         let app = self
             .settings
@@ -522,6 +536,10 @@ impl Node {
             .map_err(|e| e.to_string())?;
         if let Some(owner) = owner {
             self.registry.set_owner(code, owner);
+        }
+        if record {
+            // The coordinator's recording policy: recorded from the first participant on.
+            self.registry.set_record(code);
         }
         let stop_app = if app.command.is_empty() {
             None
@@ -709,8 +727,9 @@ impl Node {
                 rc_name,
                 code,
                 owner,
+                record,
                 ..
-            } => Some(match self.create_session(&rc_name, &code, owner) {
+            } => Some(match self.create_session(&rc_name, &code, owner, record) {
                 Ok(answer) => answer,
                 Err(reason) => {
                     warn!(%code, %rc_name, %reason, "cannot create the session");

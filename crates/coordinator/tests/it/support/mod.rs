@@ -63,6 +63,7 @@ pub fn registration(name: &str, max: u32, apps: &[&str]) -> Registration {
         max_sessions: max,
         apps: apps.iter().map(|a| app(a)).collect(),
         auth: String::new(),
+        recording_slots: 0,
     }
 }
 
