@@ -12,7 +12,6 @@ use axum::http::{Method, StatusCode};
 use chrono::{Datelike, Days, NaiveDate, TimeZone};
 use orbita_coordinator::accounts::{Quota, Role, User};
 use orbita_coordinator::clock::{Millis, MINUTE, SECOND};
-use orbita_coordinator::config::Settings;
 use orbita_coordinator::planning::tz::{self as ptz, day_bounds, parse_iso_date};
 use orbita_coordinator::planning::{Customer, PlanRequest, Refusal, Scope, Slot};
 use orbita_coordinator::verbs::{ErrorCode, ErrorReply, FromNode, ToClient, ToNode};
@@ -36,17 +35,7 @@ fn addr(n: u8) -> IpAddr {
     IpAddr::from([192, 0, 2, n])
 }
 
-/// This suite's coordinator: guests may create sessions; nodes and sessions stay for days
-/// of virtual time without heartbeats.
-async fn coordinator(url: &str, tweak: impl FnOnce(&mut Settings)) -> Coordinator {
-    support::coordinator(url, |s| {
-        s.guests_may_create = true;
-        s.heartbeat_timeout_secs = 24 * 3600;
-        s.session_idle_secs = 24 * 3600;
-        tweak(s)
-    })
-    .await
-}
+use support::patient_coordinator as coordinator;
 
 async fn user(c: &Coordinator, email: &str, name: &str, role: Role) -> User {
     c.accounts()

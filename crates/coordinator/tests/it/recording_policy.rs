@@ -8,7 +8,6 @@ use std::net::IpAddr;
 
 use orbita_coordinator::accounts::{Role, User};
 use orbita_coordinator::clock::{Millis, MINUTE};
-use orbita_coordinator::config::Settings;
 use orbita_coordinator::planning::tz as ptz;
 use orbita_coordinator::planning::{Customer, PlanRequest};
 use orbita_coordinator::verbs::{ErrorCode, FromNode, Heartbeat, ToClient, ToNode};
@@ -23,15 +22,7 @@ on_every_backend!(
     the_policy_records_by_app_role_and_plan,
 );
 
-async fn coordinator(url: &str, tweak: impl FnOnce(&mut Settings)) -> Coordinator {
-    support::coordinator(url, |s| {
-        s.guests_may_create = true;
-        s.heartbeat_timeout_secs = 24 * 3600;
-        s.session_idle_secs = 24 * 3600;
-        tweak(s)
-    })
-    .await
-}
+use support::patient_coordinator as coordinator;
 
 fn addr() -> IpAddr {
     IpAddr::from([192, 0, 2, 1])

@@ -46,6 +46,18 @@ pub async fn coordinator(url: &str, tweak: impl FnOnce(&mut Settings)) -> Coordi
     Coordinator::with_registry(s, registry)
 }
 
+/// A [`coordinator`] where guests may create sessions and nodes and sessions stay for days of
+/// virtual time without heartbeats.
+pub async fn patient_coordinator(url: &str, tweak: impl FnOnce(&mut Settings)) -> Coordinator {
+    coordinator(url, |s| {
+        s.guests_may_create = true;
+        s.heartbeat_timeout_secs = 24 * 3600;
+        s.session_idle_secs = 24 * 3600;
+        tweak(s)
+    })
+    .await
+}
+
 /// An app with a description in English and Russian.
 pub fn app(rc: &str) -> RcInfo {
     RcInfo {
