@@ -1043,10 +1043,20 @@ async fn recordings_are_listed_to_their_owner_and_downloaded_by_range() {
     };
     assert_eq!(ids(agent.clone()).await, ["20261207T080000Z-4821-aaaa"]);
     assert_eq!(
-        ids(supervisor).await,
+        ids(supervisor.clone()).await,
         ["20261207T090000Z-5555-bbbb", "20261207T080000Z-4821-aaaa"],
         "newest first"
     );
+    // The disk they take is shown to administrators alone (no quota: `max_bytes` null).
+    let admin = tokens[3].clone().unwrap();
+    let usage = get_json(&http, format!("{base}/api/recordings"), &admin).await["usage"].clone();
+    assert_eq!(usage["max_bytes"], Value::Null, "{usage}");
+    assert_eq!(usage["slots"], 4, "{usage}");
+    assert!(usage["bytes"].is_u64(), "{usage}");
+    for token in [&agent, &supervisor] {
+        let list = get_json(&http, format!("{base}/api/recordings"), token).await;
+        assert_eq!(list.get("usage"), None, "{list}");
+    }
 
     let answer = http
         .get(format!(

@@ -36,6 +36,8 @@ pub struct Viewer {
     pub account: String,
     /// Sees every recording (supervisors, administrators), not only their own.
     pub all: bool,
+    /// Sees the disk the recordings take (administrators).
+    pub admin: bool,
 }
 
 impl Viewer {
@@ -65,6 +67,22 @@ struct ListedFile {
 #[derive(Debug, Serialize)]
 struct ListBody {
     recordings: Vec<Listed>,
+    /// For administrators: the disk the recordings take and the recorders' use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<UsageBody>,
+}
+
+#[derive(Debug, Serialize)]
+struct UsageBody {
+    /// Bytes of all recordings on this server (as of the last sweep and those finished since).
+    bytes: u64,
+    /// The quota (`recordings_max_bytes`); `null`: none.
+    max_bytes: Option<u64>,
+    /// Recordings on disk.
+    stored: u64,
+    /// Recordings being made now, and the recorder slots.
+    recording: usize,
+    slots: usize,
 }
 
 fn not_logged_in() -> Response {
@@ -141,12 +159,24 @@ pub async fn index(State(state): State<AppState>, viewer: Option<Extension<Viewe
     let Some(Extension(viewer)) = viewer else {
         return not_logged_in();
     };
-    let root = state.recordings.dir().to_path_buf();
-    let live = state.recordings.live_folders();
+    let recordings = &state.recordings;
+    let usage = viewer.admin.then(|| UsageBody {
+        bytes: recordings.usage().bytes(),
+        max_bytes: Some(state.settings.recordings_max_bytes).filter(|m| *m > 0),
+        stored: recordings.usage().recordings(),
+        recording: recordings.active(),
+        slots: recordings.slots(),
+    });
+    let root = recordings.dir().to_path_buf();
+    let live = recordings.live_folders();
     let listed = tokio::task::spawn_blocking(move || list(&root, &viewer, &live))
         .await
         .unwrap_or_default();
-    Json(ListBody { recordings: listed }).into_response()
+    Json(ListBody {
+        recordings: listed,
+        usage,
+    })
+    .into_response()
 }
 
 /// `GET /api/recordings/{id}/{file}`.

@@ -105,6 +105,8 @@ describe('recording a call', { concurrency: false }, () => {
       { timeout: 120_000, interval: 1_000, message: 'the recording listed, ready' },
     );
     assert.match(await item.locator('.recording-room').innerText(), new RegExp(code));
+    // The agent here is the administrator: the disk the recordings take is shown.
+    assert.match(await page.locator('#recordings-usage').innerText(), /Recordings take \d.* of disk\. Recorders in use: 0 of 4\./);
     await screenshot(page, 'recording-list-agent');
     const [download] = await Promise.all([page.waitForEvent('download'), item.locator('a[href$="merged.mp4"]').click()]);
     const merged = join(tmpdir(), `orbita-${process.pid}-${download.suggestedFilename()}`);

@@ -13,6 +13,8 @@ import { accountPage, section } from './page.js';
  * @typedef {{id: string, room: string, owner: string | null, started_at_ms: number,
  *   ended_at_ms: number | null, state: 'recording' | 'processing' | 'ready' | 'failed',
  *   files: RecordingFile[]}} Recording
+ * @typedef {{bytes: number, max_bytes: number | null, stored: number, recording: number,
+ *   slots: number}} Usage
  */
 
 /** @param {number} bytes */
@@ -54,10 +56,18 @@ export async function renderRecordings(root) {
   if (!page) return;
   const list = h('ul', { class: 'recording-list', attrs: { id: 'recording-list' } });
   const status = h('p', { class: 'notice-text', attrs: { id: 'recordings-status', role: 'status' } });
-  page.main.append(section('recordings', 'recordings.title', status, list));
+  const usage = h('p', { class: 'notice-text', attrs: { id: 'recordings-usage', hidden: true } });
+  page.main.append(section('recordings', 'recordings.title', usage, status, list));
   try {
-    /** @type {{recordings: Recording[]}} */
+    /** @type {{recordings: Recording[], usage?: Usage}} */
     const answer = await call('GET', '/api/recordings');
+    // Administrators see the disk the recordings take and the recorders in use.
+    if (answer.usage) {
+      const u = answer.usage;
+      const used = u.max_bytes ? t('recordings.usage_quota', { used: size(u.bytes), max: size(u.max_bytes) }) : t('recordings.usage', { used: size(u.bytes) });
+      usage.textContent = `${used} ${t('recordings.recorders', { recording: u.recording, slots: u.slots })}`;
+      usage.hidden = false;
+    }
     if (answer.recordings.length === 0) status.textContent = t('recordings.empty');
     for (const r of answer.recordings) list.append(row(r));
   } catch (e) {

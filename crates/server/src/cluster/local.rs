@@ -276,6 +276,7 @@ async fn recordings_viewer(
             .insert(crate::recording_files::Viewer {
                 account: user.id.to_string(),
                 all: matches!(user.role, Role::Admin | Role::Supervisor),
+                admin: user.role == Role::Admin,
             });
     }
     next.run(request).await
