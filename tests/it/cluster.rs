@@ -978,6 +978,27 @@ async fn media_server_roles_matrix() {
                     }
                     req.send().await.unwrap().status().as_u16().to_string()
                 }
+                "`GET /api/recordings/grant` (the coordinator's)" => {
+                    let mut req = http.get(format!("{base}/api/recordings/grant"));
+                    if let Some(t) = &tokens[i] {
+                        req = req.bearer_auth(t);
+                    }
+                    req.send().await.unwrap().status().as_u16().to_string()
+                }
+                "`GET /api/recordings` with the caller's grant instead of a login" => {
+                    let grant = match &tokens[i] {
+                        Some(t) => get_json(&http, format!("{base}/api/recordings/grant"), t).await
+                            ["grant"]
+                            .as_str()
+                            .map(str::to_string),
+                        None => None,
+                    };
+                    let mut req = http.get(format!("{base}/api/recordings"));
+                    if let Some(g) = grant {
+                        req = req.bearer_auth(g);
+                    }
+                    req.send().await.unwrap().status().as_u16().to_string()
+                }
                 call if call.starts_with("`GET /api/recordings/{id}/merged.mp4`") => {
                     // A recording as the recorder leaves it, owned by the caller (or by an
                     // account that is nobody's here).
@@ -1090,6 +1111,91 @@ async fn recordings_are_listed_to_their_owner_and_downloaded_by_range() {
             .status()
             .as_u16();
         assert_eq!(status, 404, "{path}");
+    }
+
+    // With the coordinator's grant instead of a login (how the page reads each node's list):
+    // the node's address, the same list, a download by `?grant=`, any origin allowed.
+    let where_ = get_json(&http, format!("{base}/api/recordings/grant"), &agent).await;
+    let nodes = where_["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1, "{where_}");
+    let url = nodes[0]["url"].as_str().unwrap().to_string();
+    assert_eq!(url, base, "{where_}");
+    let grant = where_["grant"].as_str().unwrap().to_string();
+    let listed = http
+        .get(format!("{url}/api/recordings"))
+        .bearer_auth(&grant)
+        .header("origin", "https://front.example.org")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.headers()["access-control-allow-origin"], "*");
+    let listed: Value = listed.json().await.unwrap();
+    let ids: Vec<&str> = listed["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["20261207T080000Z-4821-aaaa"]);
+    let preflight = http
+        .request(reqwest::Method::OPTIONS, format!("{url}/api/recordings"))
+        .header("origin", "https://front.example.org")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status().as_u16(), 204);
+    assert!(preflight.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("authorization"));
+    let answer = http
+        .get(format!(
+            "{url}/api/recordings/20261207T080000Z-4821-aaaa/merged.mp4?grant={grant}"
+        ))
+        .header("range", "bytes=4-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 206);
+    assert_eq!(answer.bytes().await.unwrap().as_ref(), b"really");
+    // Someone else's, by the agent's grant: as if it did not exist.
+    let theirs = http
+        .get(format!(
+            "{url}/api/recordings/20261207T090000Z-5555-bbbb/merged.mp4?grant={grant}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(theirs.status().as_u16(), 404);
+    // A grant widened to every recording keeps its old signature: refused, as is a cut one.
+    let (payload, mac) = grant.strip_prefix("g1.").unwrap().split_once('.').unwrap();
+    let json = String::from_utf8(
+        (0..payload.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&payload[i..i + 2], 16).unwrap())
+            .collect(),
+    )
+    .unwrap();
+    let wider: String = json
+        .replace("\"all\":false", "\"all\":true")
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_ne!(wider, payload);
+    for bad in [
+        format!("g1.{wider}.{mac}"),
+        grant[..grant.len() - 2].to_string(),
+    ] {
+        let refused = http
+            .get(format!("{url}/api/recordings"))
+            .bearer_auth(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status().as_u16(), 401);
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["error"], "bad_grant", "{body}");
     }
     drop(server);
     let _ = std::fs::remove_dir_all(dir);

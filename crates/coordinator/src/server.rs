@@ -151,6 +151,7 @@ impl Hub {
     pub fn service_router(self: &Arc<Self>) -> Router {
         let api = crate::accounts::http::router()
             .merge(crate::planning::http::router())
+            .merge(crate::recordings_http::router())
             .layer(axum::middleware::from_fn_with_state(
                 self.coordinator.clone(),
                 crate::accounts::csrf::guard,

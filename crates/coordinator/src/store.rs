@@ -154,6 +154,25 @@ impl Backend {
     }
 }
 
+/// A registration's web address, kept when it is an `http(s)://` URL of at most 512 bytes
+/// (else none: its recordings are not listed through the coordinator).
+fn web_address(reg: &Registration) -> String {
+    match reg
+        .public_url
+        .as_deref()
+        .map(|u| u.trim().trim_end_matches('/'))
+    {
+        Some(url)
+            if url.len() <= 512
+                && (url.starts_with("https://") || url.starts_with("http://"))
+                && !url.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            url.to_string()
+        }
+        _ => String::new(),
+    }
+}
+
 /// A node as the registry keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeRecord {
@@ -602,7 +621,7 @@ impl Registry {
             .await?;
         if existing == 0 {
             let q = self.sql(&format!(
-                "INSERT INTO coord_nodes ({NODE_COLS}, file_pos, recording_slots) VALUES (?, ?, ?, ?, 'up', 0, ?, ?, 0, 0, 0, 0, ?)"
+                "INSERT INTO coord_nodes ({NODE_COLS}, file_pos, recording_slots, public_url) VALUES (?, ?, ?, ?, 'up', 0, ?, ?, 0, 0, 0, 0, ?, ?)"
             ));
             sqlx::query(&q)
                 .bind(reg.server_name.clone())
@@ -612,11 +631,12 @@ impl Registry {
                 .bind(owner.to_string())
                 .bind(now)
                 .bind(i64::from(reg.recording_slots))
+                .bind(web_address(reg))
                 .execute(&mut *tx)
                 .await?;
         } else {
             let q = self.sql(
-                "UPDATE coord_nodes SET ip = ?, port = ?, max_sessions = ?, status = 'up', link_owner = ?, last_seen_ms = ?, recording_slots = ? WHERE name = ?",
+                "UPDATE coord_nodes SET ip = ?, port = ?, max_sessions = ?, status = 'up', link_owner = ?, last_seen_ms = ?, recording_slots = ?, public_url = ? WHERE name = ?",
             );
             sqlx::query(&q)
                 .bind(reg.ip.clone())
@@ -625,6 +645,7 @@ impl Registry {
                 .bind(owner.to_string())
                 .bind(now)
                 .bind(i64::from(reg.recording_slots))
+                .bind(web_address(reg))
                 .bind(reg.server_name.clone())
                 .execute(&mut *tx)
                 .await?;
@@ -758,6 +779,16 @@ impl Registry {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(node_of).transpose()
+    }
+
+    /// The up nodes that gave a web address: `(name, address)`, by name.
+    pub async fn node_web_addresses(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query_as(
+            "SELECT name, public_url FROM coord_nodes WHERE status = 'up' AND public_url <> '' ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
     }
 
     /// Every node, by name.

@@ -613,6 +613,10 @@ pub struct Registration {
     /// `HEARTBEAT`); absent: none.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub recording_slots: u32,
+    /// An addition to the spec: the node's web address (`https://node1.example.org`), where
+    /// browsers list and download its recordings with a grant of the coordinator's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 /// `HEARTBEAT`: the node's load, every `heartbeat_interval_seconds`.

@@ -999,6 +999,7 @@ pub async fn run(args: &CoordinatorLoadArgs) -> anyhow::Result<CoordReport> {
                     apps: vec![app.clone()],
                     auth: String::new(),
                     recording_slots: 0,
+                    public_url: None,
                 },
                 tls: None,
             };

@@ -46,6 +46,7 @@ pub mod pages;
 pub mod post_processing;
 pub mod recording_api;
 pub mod recording_files;
+pub mod recording_grants;
 pub mod recording_store;
 pub mod recordings;
 pub mod rooms;

@@ -108,7 +108,7 @@ describe('recording a call', { concurrency: false }, () => {
     // The agent here is the administrator: the disk the recordings take is shown.
     assert.match(await page.locator('#recordings-usage').innerText(), /Recordings take \d.* of disk\. Recorders in use: 0 of 4\./);
     await screenshot(page, 'recording-list-agent');
-    const [download] = await Promise.all([page.waitForEvent('download'), item.locator('a[href$="merged.mp4"]').click()]);
+    const [download] = await Promise.all([page.waitForEvent('download'), item.locator('a[href*="/merged.mp4?grant="]').click()]);
     const merged = join(tmpdir(), `orbita-${process.pid}-${download.suggestedFilename()}`);
     await download.saveAs(merged);
     assert.match(download.suggestedFilename(), /merged\.mp4$/);
@@ -116,5 +116,15 @@ describe('recording a call', { concurrency: false }, () => {
     assert.deepEqual(streams, ['video', 'audio'], `${merged}: ${streams}`);
     const duration = Number(execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', merged]).toString());
     assert.ok(duration > 2, `merged.mp4 lasts ${duration} s`);
+
+    // Another server of a cluster is opened with the coordinator's grant in the link's fragment
+    // (a page may fetch only from its own server): no login there, the same list, the grant
+    // gone from the address at once.
+    const grant = await page.evaluate(async () => (await (await fetch('/api/recordings/grant')).json()).grant);
+    const { page: elsewhere } = await newPerson(browser, server.base);
+    await elsewhere.goto(`${server.base}/recordings#grant=${encodeURIComponent(grant)}`);
+    await elsewhere.locator('.recording-item[data-state="ready"] a[href*="merged.mp4?grant="]').waitFor({ timeout: 15_000 });
+    assert.equal(new URL(elsewhere.url()).hash, '', 'the grant is not kept in the address');
+    assert.equal(await elsewhere.locator('#page-refused').count(), 0, 'no login asked');
   });
 });

@@ -78,6 +78,7 @@ fn registration(name: &str, max: u32) -> Registration {
         }],
         auth: String::new(),
         recording_slots: 0,
+        public_url: None,
     }
 }
 

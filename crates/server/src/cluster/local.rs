@@ -399,11 +399,16 @@ pub async fn run_all_in_one(args: AllInOneArgs) -> anyhow::Result<()> {
     let ops_hub = hub.clone();
     let guesses = coordinator.code_guesses();
     let local_rooms_of = Arc::clone(&coordinator);
+    let grant_secret: Arc<str> = secret.clone().into();
     let hook: crate::serve::RouterHook = Box::new(move |app: axum::Router| {
         app.merge(routes)
             .layer(axum::middleware::from_fn_with_state(
                 Arc::clone(&coordinator),
                 recordings_viewer,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                grant_secret,
+                crate::recording_grants::grant_viewer,
             ))
             .layer(axum::middleware::from_fn_with_state(
                 coordinator,

@@ -438,6 +438,7 @@ impl Node {
                 .collect(),
             auth: String::new(),
             recording_slots: u32::try_from(self.recordings.slots()).unwrap_or(u32::MAX),
+            public_url: Some(self.public_url.clone()),
         }
     }
 
@@ -913,8 +914,14 @@ pub async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     let settings = Settings::from_args(args.serve)?;
     // A node's rooms come from the coordinator (which checks who may create them): its own
     // `POST /api/rooms` would bypass that, so a node refuses it.
+    // Its recordings are listed and downloaded with the coordinator's grants.
+    let grant_secret: Arc<str> = node_settings.cluster_secret.clone().into();
     let hook: crate::serve::RouterHook = Box::new(|app: axum::Router| {
         app.layer(axum::middleware::from_fn(refuse_rest_room_creation))
+            .layer(axum::middleware::from_fn_with_state(
+                grant_secret,
+                crate::recording_grants::grant_viewer,
+            ))
     });
     let (sfu, mut server) = start_media_with_routes(settings, Some(hook)).await?;
     let node = Node::new(node_settings, sfu, &server);

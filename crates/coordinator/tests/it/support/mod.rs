@@ -76,6 +76,7 @@ pub fn registration(name: &str, max: u32, apps: &[&str]) -> Registration {
         apps: apps.iter().map(|a| app(a)).collect(),
         auth: String::new(),
         recording_slots: 0,
+        public_url: None,
     }
 }
 
