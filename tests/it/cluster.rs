@@ -31,6 +31,11 @@ fn temp_dir() -> PathBuf {
 }
 
 fn start_coordinator() -> (Proc, String) {
+    start_coordinator_with(&[])
+}
+
+/// [`start_coordinator`] with more flags.
+fn start_coordinator_with(extra: &[&str]) -> (Proc, String) {
     let args: Vec<String> = [
         "coordinator",
         "--listen-addr",
@@ -55,6 +60,7 @@ fn start_coordinator() -> (Proc, String) {
         "guests_may_create=true",
     ]
     .iter()
+    .chain(extra)
     .map(|s| s.to_string())
     .collect();
     let mut proc = Proc::start("coordinator", &args);
@@ -100,6 +106,17 @@ fn start_node(
     coordinator: &str,
     max_sessions: u32,
 ) -> (Proc, String) {
+    start_node_with(dir, name, coordinator, max_sessions, &[])
+}
+
+/// [`start_node`] with more flags.
+fn start_node_with(
+    dir: &std::path::Path,
+    name: &str,
+    coordinator: &str,
+    max_sessions: u32,
+    extra: &[&str],
+) -> (Proc, String) {
     let config = dir.join(format!("{name}.json"));
     std::fs::write(
         &config,
@@ -116,8 +133,9 @@ fn start_node(
         .to_string(),
     )
     .unwrap();
-    let (proc, addr) =
-        start_media_server(name, &["node", "--node-config", config.to_str().unwrap()]);
+    let mut args = vec!["node", "--node-config", config.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let (proc, addr) = start_media_server(name, &args);
     let port = addr.rsplit_once(':').unwrap().1.to_string();
     (proc, port)
 }
@@ -1260,5 +1278,125 @@ async fn the_recording_policy_records_the_rooms_of_its_roles() {
     assert_eq!(manifest["owner"], agent_id.as_str());
     drop(customer);
     drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A cluster whose policy records every session of "demo": node A has no recorder, node B
+/// has. Recorded sessions go to B even while A has room; once B is full, the next one is
+/// refused `NO_FREE_RECORDER` rather than placed unrecorded on A. B records the call from its
+/// first participant on, and the coordinator's administrator lists it from B with a grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_records_on_the_node_with_a_free_recorder_and_lists_it_with_a_grant() {
+    let dir = temp_dir();
+    let (mut coordinator, base) = start_coordinator_with(&["--set", "record_apps=[\"demo\"]"]);
+    let line = coordinator.wait_line("No administrator yet");
+    let token = word_after(&line, "/setup?token=").to_string();
+    let http_base = base.replacen("ws://", "http://", 1);
+    let http = crate::support::http();
+    let admin =
+        json!({"token": token, "email": "admin@example.com", "password": "a long enough password"});
+    let made = http
+        .post(format!("{http_base}/api/setup"))
+        .json(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    let recordings_b = dir.join("recordings-b");
+    let (mut node_a, port_a) =
+        start_node_with(&dir, "node-a", &base, 2, &["--recording-slots", "0"]);
+    let (mut node_b, port_b) = start_node_with(
+        &dir,
+        "node-b",
+        &base,
+        2,
+        &["--recordings-dir", recordings_b.to_str().unwrap()],
+    );
+
+    let mut creator = Client::connect(&base).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = creator
+            .request(json!({"verb":"GET_SERVERS","range":"0-9"}))
+            .await;
+        if found["servers"].as_array().is_some_and(|a| a.len() == 2) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nodes did not register: {found}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut codes = Vec::new();
+    for _ in 0..2 {
+        let answer = creator
+            .request(json!({"verb":"CREATE_SESSION","rc_name":"demo"}))
+            .await;
+        assert_eq!(answer["verb"], "CONNECT_TO_SESSION", "{answer}");
+        assert_eq!(answer["port"], port_b.as_str(), "recorded: on B ({answer})");
+        codes.push(answer["code"].as_str().unwrap().to_string());
+    }
+    let refused = creator
+        .request(json!({"verb":"CREATE_SESSION","rc_name":"demo"}))
+        .await;
+    assert_eq!(refused["msg"], "ERROR", "{refused}");
+    assert_eq!(
+        refused["code"], "NO_FREE_RECORDER",
+        "A ({port_a}) has room but no recorder: {refused}"
+    );
+
+    // B records the call from its first participant on.
+    let mut customer = join(&port_b, &codes[0], "Customer").await;
+    let on = orbita_bot::RoomEventKind::Recording {
+        state: orbita_protocol::RecordingState::On,
+    };
+    customer
+        .wait_for(|s| s.has_event(&on), MEDIA_TIMEOUT)
+        .await
+        .expect("told that the call is recorded");
+
+    // The administrator, logged in at the coordinator, lists it from B with a grant.
+    let login = http
+        .post(format!("{http_base}/api/auth/login"))
+        .json(&json!({"email": "admin@example.com", "password": "a long enough password", "token": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let login: Value = login.json().await.unwrap();
+    let where_ = get_json(
+        &http,
+        format!("{http_base}/api/recordings/grant"),
+        login["token"].as_str().unwrap(),
+    )
+    .await;
+    let urls: Vec<&str> = where_["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["url"].as_str().unwrap())
+        .collect();
+    let url_b = format!("http://127.0.0.1:{port_b}");
+    assert_eq!(
+        urls,
+        [format!("http://127.0.0.1:{port_a}"), url_b.clone()],
+        "{where_}"
+    );
+    let listed: Value = http
+        .get(format!("{url_b}/api/recordings"))
+        .bearer_auth(where_["grant"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let recordings = listed["recordings"].as_array().unwrap();
+    assert_eq!(recordings.len(), 1, "{listed}");
+    assert_eq!(recordings[0]["room"], codes[0].as_str(), "{listed}");
+    assert_eq!(recordings[0]["state"], "recording", "{listed}");
+
+    let _ = customer.leave().await;
+    node_a.stop(Duration::from_secs(10));
+    node_b.stop(Duration::from_secs(10));
+    coordinator.stop(Duration::from_secs(10));
     let _ = std::fs::remove_dir_all(dir);
 }
