@@ -214,6 +214,16 @@ async fn join(port: &str, code: &str, name: &str) -> Bot {
         .unwrap_or_else(|e| panic!("{name} joins {code} on :{port}: {e:#}"))
 }
 
+/// Wait until `bot` is told that its call is recorded.
+async fn told_recorded(bot: &Bot) {
+    let on = orbita_bot::RoomEventKind::Recording {
+        state: orbita_protocol::RecordingState::On,
+    };
+    bot.wait_for(|s| s.has_event(&on), MEDIA_TIMEOUT)
+        .await
+        .expect("told that the call is recorded");
+}
+
 async fn receives_media_from(bot: &Bot, other: &str) {
     bot.wait_for(
         |s| {
@@ -1258,13 +1268,7 @@ async fn the_recording_policy_records_the_rooms_of_its_roles() {
     let mut opts = BotOptions::new(format!("ws://{addr}/ws"), code, "Customer");
     opts.publish_video = false;
     let customer = Bot::join(opts).await.expect("the customer joins");
-    let on = orbita_bot::RoomEventKind::Recording {
-        state: orbita_protocol::RecordingState::On,
-    };
-    customer
-        .wait_for(|s| s.has_event(&on), MEDIA_TIMEOUT)
-        .await
-        .expect("told that the call is recorded");
+    told_recorded(&customer).await;
     let root = dir.join("data").join("recordings");
     let folders: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap()
@@ -1345,13 +1349,7 @@ async fn a_cluster_records_on_the_node_with_a_free_recorder_and_lists_it_with_a_
 
     // B records the call from its first participant on.
     let mut customer = join(&port_b, &codes[0], "Customer").await;
-    let on = orbita_bot::RoomEventKind::Recording {
-        state: orbita_protocol::RecordingState::On,
-    };
-    customer
-        .wait_for(|s| s.has_event(&on), MEDIA_TIMEOUT)
-        .await
-        .expect("told that the call is recorded");
+    told_recorded(&customer).await;
 
     // The administrator, logged in at the coordinator, lists it from B with a grant.
     let login = http
