@@ -464,11 +464,16 @@ impl Node {
             cpu: self.cpu.lock().sample(),
             active,
             recording_slots: u32::try_from(self.recordings.slots()).unwrap_or(u32::MAX),
+            // The coordinator counts the sessions it asked this node to record; the rest
+            // (agents started them, or rooms made here) are told.
             other_recordings: u32::try_from(
                 self.recordings
                     .recording_codes()
                     .iter()
-                    .filter(|code| self.registry.get(code).is_some_and(|r| !r.record))
+                    .filter(|code| {
+                        !(sessions.contains_key(*code)
+                            && self.registry.get(code).is_some_and(|r| r.record))
+                    })
                     .count(),
             )
             .unwrap_or(u32::MAX),
