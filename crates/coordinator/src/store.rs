@@ -30,7 +30,9 @@ use crate::config::{Plan, ServersFileEntry};
 use crate::logic;
 use crate::verbs::{Heartbeat, RcInfo, Registration, ServerEntry};
 
+mod calls;
 mod plans_admin;
+pub use calls::{CallParticipant, CallRecord, ChatLine, NewCall, Presence};
 pub use plans_admin::{PlanChangeError, PlanDetails, PlanEntry, PlanFilter, MAX_PLANS_LISTED};
 
 /// A database failure (the text of sqlx's error).
@@ -130,6 +132,7 @@ impl Backend {
             ("plan_details", per_backend!("0004_plan_details.sql")),
             ("login_limits", per_backend!("0005_login_limits.sql")),
             ("recording", per_backend!("0006_recording.sql")),
+            ("call_records", per_backend!("0007_call_records.sql")),
         ];
         Migrator {
             migrations: Cow::Owned(

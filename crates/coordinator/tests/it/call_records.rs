@@ -1,0 +1,143 @@
+//! Call records stored as the call goes (docs/calls.md), on SQLite, PostgreSQL and MariaDB: a
+//! call with joins, leaves and chat is read back completely; events sent twice are stored
+//! once; a call whose server died is closed at its last event when that server returns.
+
+use orbita_coordinator::clock::{Millis, SECOND};
+use orbita_coordinator::store::{CallParticipant, ChatLine, NewCall, Presence};
+use orbita_coordinator::Registry;
+
+use crate::support::T0;
+
+on_every_backend!(
+    a_call_is_stored_completely_and_read_back,
+    a_cut_call_is_closed_when_its_server_comes_back,
+);
+
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+
+fn call(id: &str, node: &str, at: Millis) -> NewCall {
+    NewCall {
+        id: id.into(),
+        code: "4821".into(),
+        rc_name: "video-room".into(),
+        node: node.into(),
+        owner_id: Some(7),
+        started_ms: at,
+    }
+}
+
+fn person(id: &str, name: &str, role: &str, account: Option<i64>) -> CallParticipant {
+    CallParticipant {
+        participant_id: id.into(),
+        name: name.into(),
+        role: role.into(),
+        account_id: account,
+        user_agent: FIREFOX.into(),
+    }
+}
+
+fn line(seq: i64, who: &str, at: Millis, body: &str) -> ChatLine {
+    ChatLine {
+        seq,
+        participant_id: who.into(),
+        sent_ms: at,
+        body: body.into(),
+    }
+}
+
+fn stay(who: &str, joined: Millis, left: Option<Millis>) -> Presence {
+    Presence {
+        participant_id: who.into(),
+        joined_ms: joined,
+        left_ms: left,
+    }
+}
+
+/// Agent and customer join; the customer drops out and comes back; they chat (one line sent
+/// twice, one too long); the call ends when the room empties. Everything reads back, in order.
+async fn a_call_is_stored_completely_and_read_back(url: String) {
+    let r = Registry::connect(&url).await.unwrap();
+    let id = "20301503T120000Z-4821-a1b2";
+    let c = call(id, "node-a", T0);
+    r.call_started(&c).await.unwrap();
+    r.call_started(&c).await.unwrap();
+    let agent = person("p1", "Ann", "agent", Some(7));
+    let customer = person("p2", "Bob", "customer", None);
+    r.call_joined(id, &agent, T0 + SECOND).await.unwrap();
+    r.call_joined(id, &customer, T0 + 2 * SECOND).await.unwrap();
+    r.call_chat(id, &line(1, "p2", T0 + 3 * SECOND, "Hello, I can see you"))
+        .await
+        .unwrap();
+    r.call_chat(id, &line(1, "p2", T0 + 3 * SECOND, "Hello, I can see you"))
+        .await
+        .unwrap();
+    let long = "я".repeat(5000);
+    r.call_chat(id, &line(2, "p1", T0 + 4 * SECOND, &long))
+        .await
+        .unwrap();
+    r.call_left(id, "p2", T0 + 5 * SECOND).await.unwrap();
+    // Back with another name: the first join's details stay.
+    let renamed = person("p2", "Robert", "customer", None);
+    r.call_joined(id, &renamed, T0 + 6 * SECOND).await.unwrap();
+    r.call_joined(id, &renamed, T0 + 6 * SECOND).await.unwrap();
+    r.call_left(id, "p1", T0 + 8 * SECOND).await.unwrap();
+    r.call_ended(id, T0 + 9 * SECOND, "empty").await.unwrap();
+    r.call_ended(id, T0 + 20 * SECOND, "ended").await.unwrap();
+
+    let got = r.call(id).await.unwrap().expect("the call is stored");
+    assert_eq!(got.call, c);
+    assert_eq!(got.ended_ms, Some(T0 + 9 * SECOND), "the first end stays");
+    assert_eq!(got.end_reason.as_deref(), Some("empty"));
+    assert_eq!(got.participants, [agent, customer]);
+    assert_eq!(
+        got.presence,
+        [
+            stay("p1", T0 + SECOND, Some(T0 + 8 * SECOND)),
+            stay("p2", T0 + 2 * SECOND, Some(T0 + 5 * SECOND)),
+            stay("p2", T0 + 6 * SECOND, Some(T0 + 9 * SECOND)),
+        ],
+        "the customer's second stay ends with the call"
+    );
+    assert_eq!(got.chat.len(), 2, "{:?}", got.chat);
+    assert_eq!(
+        got.chat[0],
+        line(1, "p2", T0 + 3 * SECOND, "Hello, I can see you")
+    );
+    assert_eq!(got.chat[1].body, "я".repeat(4000), "cut at 4000 characters");
+    assert_eq!(r.call("no-such-call").await.unwrap(), None);
+}
+
+/// Node A dies in the middle of a call (its last event: a chat line at 7 s) while node B's
+/// call goes on. When A registers again its open call is closed at that last event, with
+/// everyone still in it; B's stays open.
+async fn a_cut_call_is_closed_when_its_server_comes_back(url: String) {
+    let r = Registry::connect(&url).await.unwrap();
+    r.call_started(&call("cut", "node-a", T0)).await.unwrap();
+    r.call_started(&call("going-on", "node-b", T0))
+        .await
+        .unwrap();
+    r.call_joined(
+        "cut",
+        &person("p1", "Ann", "agent", Some(7)),
+        T0 + 5 * SECOND,
+    )
+    .await
+    .unwrap();
+    r.call_chat("cut", &line(1, "p1", T0 + 7 * SECOND, "still there?"))
+        .await
+        .unwrap();
+    // An event arriving late, older than the last: it does not move the end back.
+    r.call_left("cut", "nobody", T0 + 6 * SECOND).await.unwrap();
+
+    assert_eq!(r.close_open_calls("node-a").await.unwrap(), ["cut"]);
+    assert!(r.close_open_calls("node-a").await.unwrap().is_empty());
+    let cut = r.call("cut").await.unwrap().unwrap();
+    assert_eq!(cut.ended_ms, Some(T0 + 7 * SECOND));
+    assert_eq!(cut.end_reason.as_deref(), Some("server_restart"));
+    assert_eq!(
+        cut.presence,
+        [stay("p1", T0 + 5 * SECOND, Some(T0 + 7 * SECOND))]
+    );
+    let going_on = r.call("going-on").await.unwrap().unwrap();
+    assert_eq!(going_on.ended_ms, None);
+}
