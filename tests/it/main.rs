@@ -5,6 +5,7 @@ mod support;
 
 mod acme;
 mod bad_input;
+mod call_records;
 mod chat_flood;
 mod churn;
 mod cluster;

@@ -50,7 +50,7 @@ pub fn tone_ogg(dir: &Path, hz: u32) -> PathBuf {
 }
 
 /// `POST /api/rooms` with a body: the answer.
-async fn create_room(base: &str, body: Value) -> Value {
+pub(crate) async fn create_room(base: &str, body: Value) -> Value {
     let resp = http()
         .post(format!("{base}/api/rooms"))
         .json(&body)

@@ -910,6 +910,14 @@ impl Coordinator {
     ) -> Result<ToNode, StoreError> {
         let sessions = self.registry.register_node(reg, &self.id, now).await?;
         info!(node = %reg.server_name, ip = %reg.ip, port = %reg.port, max_sessions = reg.max_sessions, apps = reg.apps.len(), "node registered");
+        // Its calls it no longer holds were cut by a restart: their records end.
+        let closed = self
+            .registry
+            .close_open_calls(&reg.server_name, &reg.calls)
+            .await?;
+        if !closed.is_empty() {
+            info!(node = %reg.server_name, calls = closed.len(), "call records cut by the node's restart closed");
+        }
         Ok(ToNode::Registered {
             heartbeat_interval_seconds: self.settings.heartbeat_interval_secs,
             sessions,
@@ -944,6 +952,10 @@ impl Coordinator {
             msg,
         };
         match msg {
+            FromNode::CallEvent(e) => {
+                self.record_call_event(node, *e).await?;
+                Ok(Vec::new())
+            }
             FromNode::Register(_) => Ok(vec![to_node(ToNode::Error {
                 code: "BAD_MESSAGE".into(),
                 message: "already registered".into(),

@@ -21,6 +21,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod call_events;
 pub mod clock;
 pub mod config;
 pub mod coordinator;

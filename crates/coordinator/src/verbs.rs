@@ -617,6 +617,10 @@ pub struct Registration {
     /// browsers list and download its recordings with a grant of the coordinator's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+    /// An addition to the spec: the calls the node still holds (after a reconnect); the
+    /// coordinator closes the node's other open call records (a restart cut them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<String>,
 }
 
 /// `HEARTBEAT`: the node's load, every `heartbeat_interval_seconds`.
@@ -704,6 +708,53 @@ pub enum FromNode {
         /// Why.
         reason: String,
     },
+    /// An addition to the spec: `{"msg":"CALL_EVENT","call":"...","at_ms":...,"event":"joined",
+    /// ...}`, what happened in a call, for its record (docs/calls.md).
+    CallEvent(Box<CallEvent>),
+}
+
+/// What happened in a call (`CALL_EVENT`), for its record: the fields an event needs are
+/// those named with it; the others are absent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CallEvent {
+    /// The call's id (the node's, unique in the cluster).
+    pub call: String,
+    /// When (ms since the epoch).
+    pub at_ms: u64,
+    /// `started` (with `code`, `rc_name`, `owner`), `joined` (`participant`, `name`, `role`,
+    /// `user_agent`), `left` (`participant`), `chat` (`seq`, `participant`, `text`), `ended`
+    /// (`reason`).
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[allow(missing_docs)]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[allow(missing_docs)]
+    pub rc_name: Option<String>,
+    /// The account that created or planned the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[allow(missing_docs)]
+    pub participant: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[allow(missing_docs)]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[allow(missing_docs)]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[allow(missing_docs)]
+    pub user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[allow(missing_docs)]
+    pub seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[allow(missing_docs)]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[allow(missing_docs)]
+    pub reason: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -746,6 +797,8 @@ enum FromNodeMsg {
     ParticipantLeft { code: String, user_id: String },
     #[serde(rename = "SESSION_ENDED")]
     SessionEnded { code: String, reason: String },
+    #[serde(rename = "CALL_EVENT")]
+    CallEvent(Box<CallEvent>),
 }
 
 impl From<FromNode> for FromNodeWire {
@@ -784,6 +837,7 @@ impl From<FromNode> for FromNodeWire {
             FromNode::SessionEnded { code, reason } => {
                 FromNodeWire::Msg(M::SessionEnded { code, reason })
             }
+            FromNode::CallEvent(e) => FromNodeWire::Msg(M::CallEvent(e)),
         }
     }
 }
@@ -824,6 +878,7 @@ impl From<FromNodeWire> for FromNode {
             FromNodeWire::Msg(M::SessionEnded { code, reason }) => {
                 FromNode::SessionEnded { code, reason }
             }
+            FromNodeWire::Msg(M::CallEvent(e)) => FromNode::CallEvent(e),
         }
     }
 }
@@ -1348,6 +1403,22 @@ mod tests {
                 recording_slots: 0,
                 other_recordings: 0,
             })
+        );
+        let chat: FromNode = serde_json::from_value(json!({
+            "msg":"CALL_EVENT","call":"c1","at_ms":5,"event":"chat","seq":3,"participant":"p2","text":"hi"
+        }))
+        .unwrap();
+        assert_eq!(
+            chat,
+            FromNode::CallEvent(Box::new(CallEvent {
+                call: "c1".into(),
+                at_ms: 5,
+                event: "chat".into(),
+                seq: Some(3),
+                participant: Some("p2".into()),
+                text: Some("hi".into()),
+                ..CallEvent::default()
+            }))
         );
         let hb = FromNode::Heartbeat(Heartbeat {
             sessions: 1,

@@ -1000,6 +1000,7 @@ pub async fn run(args: &CoordinatorLoadArgs) -> anyhow::Result<CoordReport> {
                     auth: String::new(),
                     recording_slots: 0,
                     public_url: None,
+                    calls: Vec::new(),
                 },
                 tls: None,
             };

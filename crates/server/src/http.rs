@@ -292,6 +292,7 @@ async fn metrics_page(State(state): State<AppState>) -> Response {
         recordings_stored: state.recordings.usage().recordings(),
         recordings_disk_bytes: state.recordings.usage().bytes(),
         recordings_deleted: state.recordings.usage().deleted(),
+        call_events_dropped: state.call_log.dropped(),
     };
     let sfu = state.backend.stats();
     (

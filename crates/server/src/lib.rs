@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod call_log;
 pub mod chat_limit;
 pub mod cluster;
 pub mod config;

@@ -42,6 +42,8 @@ pub struct ControlStats {
     pub recordings_disk_bytes: u64,
     /// Recordings deleted for their age.
     pub recordings_deleted: u64,
+    /// Call-record events dropped: the queue to the coordinator was full.
+    pub call_events_dropped: u64,
 }
 
 /// The media server's metrics at one moment.
@@ -207,6 +209,13 @@ impl Collector for Snapshot {
             None,
             deleted.metric_type(),
         )?)?;
+        let dropped = ConstCounter::new(c.call_events_dropped);
+        dropped.encode(encoder.encode_descriptor(
+            "orbita_call_events_dropped",
+            "Call-record events dropped because the queue to the coordinator was full.",
+            None,
+            dropped.metric_type(),
+        )?)?;
         Ok(())
     }
 }
@@ -290,6 +299,7 @@ mod tests {
             ("orbita_recordings_stored", "gauge"),
             ("orbita_recordings_disk_bytes", "gauge"),
             ("orbita_recordings_deleted_total", "counter"),
+            ("orbita_call_events_dropped_total", "counter"),
         ];
         let types: Vec<(&str, &str)> = text
             .lines()

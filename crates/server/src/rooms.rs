@@ -139,7 +139,12 @@ pub struct RoomInfo {
     pub auto_recorded: bool,
     /// The account that created it, when one did (its recordings are theirs).
     pub owner: Option<String>,
+    /// Its app (a coordinator session's `rc_name`; [`PLAIN_ROOM_APP`] for a room made here).
+    pub app: String,
 }
+
+/// The app of a plain video room (`POST /api/rooms` makes one without the coordinator).
+pub const PLAIN_ROOM_APP: &str = "video-room";
 
 #[derive(Debug)]
 struct Room {
@@ -152,6 +157,8 @@ struct Room {
     auto_recorded: bool,
     /// The account that created it.
     owner: Option<String>,
+    /// Its app, when not a plain room.
+    app: Option<String>,
     participants: usize,
     /// Publish-only ingests (WHIP: OBS, a session's app). They neither fill the room nor
     /// keep it alive: a room whose people have all left ends even while its app publishes.
@@ -185,7 +192,12 @@ pub struct RoomRegistry {
     rules: RoomRules,
     backend: Arc<dyn MediaBackend>,
     inner: Mutex<Inner>,
+    closed: Mutex<Option<ClosedHook>>,
 }
+
+/// Told of each room that closes: its code, and why (`ended`: closed on request; `empty`: its
+/// time was up, empty or unused).
+pub type ClosedHook = Box<dyn Fn(&str, &str) + Send + Sync>;
 
 impl RoomRegistry {
     /// An empty registry that makes and closes rooms in `backend`.
@@ -194,6 +206,18 @@ impl RoomRegistry {
             rules,
             backend,
             inner: Mutex::new(Inner::default()),
+            closed: Mutex::new(None),
+        }
+    }
+
+    /// Tell `hook` of every room that closes from now on.
+    pub fn on_closed(&self, hook: ClosedHook) {
+        *self.closed.lock() = Some(hook);
+    }
+
+    fn tell_closed(&self, code: &str, reason: &str) {
+        if let Some(hook) = self.closed.lock().as_ref() {
+            hook(code, reason);
         }
     }
 
@@ -232,6 +256,7 @@ impl RoomRegistry {
                 record: false,
                 auto_recorded: false,
                 owner: None,
+                app: None,
                 participants: 0,
                 ingests: 0,
                 created: now,
@@ -272,6 +297,7 @@ impl RoomRegistry {
                 record: false,
                 auto_recorded: false,
                 owner: None,
+                app: None,
                 participants: 0,
                 ingests: 0,
                 created: now,
@@ -294,6 +320,7 @@ impl RoomRegistry {
         let room = self.inner.lock().rooms.remove(code)?;
         tracing::info!(%code, room = room.id, "room closed");
         self.backend.close_room(room.id);
+        self.tell_closed(code, "ended");
         Some(room.id)
     }
 
@@ -325,6 +352,10 @@ impl RoomRegistry {
             record: room.record,
             auto_recorded: room.auto_recorded,
             owner: room.owner.clone(),
+            app: room
+                .app
+                .clone()
+                .unwrap_or_else(|| PLAIN_ROOM_APP.to_string()),
         })
     }
 
@@ -338,6 +369,13 @@ impl RoomRegistry {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// The live room `code` runs the app `rc_name` (a coordinator session).
+    pub fn set_app(&self, code: &str, rc_name: &str) {
+        if let Some(room) = self.inner.lock().rooms.get_mut(code) {
+            room.app = Some(rc_name.to_string());
         }
     }
 
@@ -430,6 +468,7 @@ impl RoomRegistry {
         for (code, id) in &ended {
             tracing::info!(%code, room = id, "room ended");
             self.backend.close_room(*id);
+            self.tell_closed(code, "empty");
         }
         ended.into_iter().map(|(code, _)| code).collect()
     }
@@ -672,6 +711,7 @@ mod tests {
                 record: false,
                 auto_recorded: false,
                 owner: None,
+                app: None,
                 participants: 1,
                 ingests: 0,
                 created: Instant::now(),

@@ -225,6 +225,11 @@ impl RunningServer {
         &self.state.registry
     }
 
+    /// This server's calls, as events for their records.
+    pub fn call_log(&self) -> &Arc<crate::call_log::CallLog> {
+        &self.state.call_log
+    }
+
     /// The call recordings (slots, those in progress).
     pub fn recordings(&self) -> &Arc<crate::recordings::Recordings> {
         &self.state.recordings

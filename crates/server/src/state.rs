@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use crate::backend::MediaBackend;
+use crate::call_log::CallLog;
 use crate::connections::Connections;
 use crate::guesses::CodeGuesses;
 use crate::post_processing::PostProcessing;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub chat_dropped: Arc<AtomicU64>,
     /// Call recordings: slots, folders, start and stop.
     pub recordings: Arc<Recordings>,
+    /// The calls, as events for their records.
+    pub call_log: Arc<CallLog>,
 }
 
 impl AppState {
@@ -44,6 +47,9 @@ impl AppState {
             RoomRules::from_settings(&settings),
             Arc::clone(&backend),
         ));
+        let call_log = Arc::new(CallLog::default());
+        let calls = Arc::clone(&call_log);
+        registry.on_closed(Box::new(move |code, reason| calls.ended(code, reason)));
         let guesses = Arc::new(CodeGuesses::new(settings.code_miss_delay_ms));
         let recordings_dir = settings
             .recordings_dir
@@ -69,6 +75,7 @@ impl AppState {
             guesses,
             chat_dropped: Arc::new(AtomicU64::new(0)),
             recordings,
+            call_log,
         }
     }
 }

@@ -11,6 +11,7 @@
 //! the room, and then its [`Seat`], which updates the room's participant count.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -23,12 +24,13 @@ use orbita_protocol::{parse_client_msg, ClientMsg, ErrorCode, Role, ServerMsg, P
 use tokio::sync::{mpsc, watch};
 
 use crate::backend::MediaParticipant;
+use crate::call_log::CallLog;
 use crate::chat_limit::ChatLimiter;
 use crate::config::TRANSPORT_MAX_MESSAGE_BYTES;
 use crate::connections::ConnectionGuard;
 use crate::http::ApiError;
 use crate::recordings::StartError;
-use crate::rooms::{EnterError, Seat};
+use crate::rooms::{EnterError, Seat, PLAIN_ROOM_APP};
 use crate::serve::SHUTDOWN_REASON;
 use crate::state::AppState;
 use orbita_coordinator::logic::TokenBucket;
@@ -88,10 +90,17 @@ pub async fn upgrade(
         .into_response();
     };
     let transport_max = transport_max_message_bytes(state.settings.max_message_bytes);
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(512)
+        .collect();
     upgrade
         .max_message_size(transport_max)
         .max_frame_size(transport_max)
-        .on_upgrade(move |socket| Connection::new(state, guard, client).run(socket))
+        .on_upgrade(move |socket| Connection::new(state, guard, client, user_agent).run(socket))
 }
 
 /// A code as shown in messages: long junk is cut short.
@@ -113,6 +122,15 @@ struct Joined {
     role: Role,
     /// Sent right after the SFU's `joined` (a recording the policy wanted could not start).
     after_joined: Option<ServerMsg>,
+    /// Told when the participant leaves (the call's record).
+    call_log: Arc<CallLog>,
+}
+
+impl Drop for Joined {
+    fn drop(&mut self) {
+        self.call_log
+            .left(self.seat.code(), &self.participant.id().to_string());
+    }
 }
 
 /// What to do after a client message.
@@ -158,6 +176,8 @@ struct Connection {
     /// When the connection opened: the bucket's time is milliseconds since then.
     opened: Instant,
     joined: Option<Joined>,
+    /// The browser's `User-Agent` (the call's record).
+    user_agent: String,
     close_requested: watch::Receiver<bool>,
     /// Whether `server_shutdown` was sent (so shutdown does not send it twice).
     told_shutdown: bool,
@@ -165,7 +185,12 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(state: AppState, guard: ConnectionGuard, peer: IpAddr) -> Connection {
+    fn new(
+        state: AppState,
+        guard: ConnectionGuard,
+        peer: IpAddr,
+        user_agent: String,
+    ) -> Connection {
         let rate = state.settings.messages_per_second;
         let s = &state.settings;
         Connection {
@@ -174,6 +199,7 @@ impl Connection {
             chat: ChatLimiter::new(s.chat_per_second, s.chat_burst, s.chat_bytes_per_second, 0),
             opened: Instant::now(),
             joined: None,
+            user_agent,
             close_requested: state.connections.close_requested(),
             told_shutdown: false,
             state,
@@ -393,6 +419,14 @@ impl Connection {
                         refused.to_string(),
                     ));
                 }
+                if to.is_none() {
+                    // What everyone read goes into the call's record.
+                    self.state.call_log.chat(
+                        joined.seat.code(),
+                        &joined.participant.id().to_string(),
+                        &text,
+                    );
+                }
                 joined.participant.handle(ClientMsg::Chat { text, to });
                 Action::None
             }
@@ -506,9 +540,24 @@ impl Connection {
             sink,
         );
         tracing::info!(code, participant = participant.id(), ?role, "joined");
-        let (wanted, owner) = registry
-            .get(code)
-            .map_or((false, None), |r| (r.record, r.owner));
+        let info = registry.get(code);
+        let (wanted, owner) = info
+            .as_ref()
+            .map_or((false, None), |r| (r.record, r.owner.clone()));
+        let role_name = match role {
+            Role::Agent => "agent",
+            Role::Customer => "customer",
+            Role::Participant => "participant",
+        };
+        self.state.call_log.joined(
+            code,
+            info.as_ref().map_or(PLAIN_ROOM_APP, |r| r.app.as_str()),
+            owner.clone(),
+            &participant.id().to_string(),
+            name,
+            role_name,
+            &self.user_agent,
+        );
         let recordings = &self.state.recordings;
         let refused =
             if recordings.records_from_the_start(wanted) && registry.claim_auto_record(code) {
@@ -525,6 +574,7 @@ impl Connection {
             after_joined: refused
                 .filter(|_| role == Role::Agent)
                 .map(|e| recording_refused(&e)),
+            call_log: Arc::clone(&self.state.call_log),
         });
         Action::None
     }

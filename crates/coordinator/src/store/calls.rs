@@ -230,9 +230,29 @@ impl Registry {
         Ok(())
     }
 
-    /// The calls of `node` still open (its server stopped without ending them: it died):
-    /// each ends at its last event, `server_restart`. Returns their ids.
-    pub async fn close_open_calls(&self, node: &str) -> Result<Vec<String>> {
+    /// The ids of the calls of room code `code`, oldest first (at most 100).
+    pub async fn calls_of_code(&self, code: &str) -> Result<Vec<String>> {
+        let q = self
+            .sql("SELECT id FROM call_records WHERE code = ? ORDER BY started_ms, id LIMIT 100");
+        Ok(sqlx::query_scalar(&q)
+            .bind(code.to_string())
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// The node that holds call `id`, if it is stored.
+    pub async fn call_node(&self, id: &str) -> Result<Option<String>> {
+        let q = self.sql("SELECT node_name FROM call_records WHERE id = ?");
+        Ok(sqlx::query_scalar(&q)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// The calls of `node` still open but for those in `live` (it registered again without
+    /// them: its server died and restarted): each ends at its last event, `server_restart`.
+    /// Returns their ids.
+    pub async fn close_open_calls(&self, node: &str, live: &[String]) -> Result<Vec<String>> {
         let q = self.sql(
             "SELECT id, last_event_ms FROM call_records WHERE node_name = ? AND ended_ms IS NULL ORDER BY id",
         );
@@ -240,6 +260,10 @@ impl Registry {
             .bind(node.to_string())
             .fetch_all(&self.pool)
             .await?;
+        let open: Vec<(String, i64)> = open
+            .into_iter()
+            .filter(|(id, _)| !live.contains(id))
+            .collect();
         for (id, last) in &open {
             self.call_ended(id, *last, "server_restart").await?;
         }

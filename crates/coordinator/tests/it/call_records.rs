@@ -4,13 +4,15 @@
 
 use orbita_coordinator::clock::{Millis, SECOND};
 use orbita_coordinator::store::{CallParticipant, ChatLine, NewCall, Presence};
+use orbita_coordinator::verbs::{CallEvent, FromNode};
 use orbita_coordinator::Registry;
 
-use crate::support::T0;
+use crate::support::{self, register, T0};
 
 on_every_backend!(
     a_call_is_stored_completely_and_read_back,
     a_cut_call_is_closed_when_its_server_comes_back,
+    nodes_record_only_their_own_calls,
 );
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
@@ -129,8 +131,20 @@ async fn a_cut_call_is_closed_when_its_server_comes_back(url: String) {
     // An event arriving late, older than the last: it does not move the end back.
     r.call_left("cut", "nobody", T0 + 6 * SECOND).await.unwrap();
 
-    assert_eq!(r.close_open_calls("node-a").await.unwrap(), ["cut"]);
-    assert!(r.close_open_calls("node-a").await.unwrap().is_empty());
+    // A's calls but one it still holds (a reconnect, not a restart) are closed.
+    r.call_started(&call("held", "node-a", T0)).await.unwrap();
+    let held = ["held".to_string()];
+    assert_eq!(r.close_open_calls("node-a", &held).await.unwrap(), ["cut"]);
+    assert!(r
+        .close_open_calls("node-a", &held)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(r.call("held").await.unwrap().unwrap().ended_ms, None);
+    assert_eq!(
+        r.call_node("held").await.unwrap().as_deref(),
+        Some("node-a")
+    );
     let cut = r.call("cut").await.unwrap().unwrap();
     assert_eq!(cut.ended_ms, Some(T0 + 7 * SECOND));
     assert_eq!(cut.end_reason.as_deref(), Some("server_restart"));
@@ -140,4 +154,71 @@ async fn a_cut_call_is_closed_when_its_server_comes_back(url: String) {
     );
     let going_on = r.call("going-on").await.unwrap().unwrap();
     assert_eq!(going_on.ended_ms, None);
+}
+
+fn event(call: &str, event: &str, at: Millis) -> CallEvent {
+    CallEvent {
+        call: call.into(),
+        at_ms: at as u64,
+        event: event.into(),
+        ..CallEvent::default()
+    }
+}
+
+/// `CALL_EVENT`s from the node link: node A's call is stored as A tells it; node B's events
+/// about A's call, a malformed id and an unknown event change nothing (and answer nothing).
+async fn nodes_record_only_their_own_calls(url: String) {
+    let c = support::coordinator(&url, |_| {}).await;
+    register(&c, "a", 2, &["Demo"], T0).await;
+    register(&c, "b", 2, &["Demo"], T0).await;
+    let send = |node: &'static str, e: CallEvent| {
+        let c = &c;
+        async move {
+            let answer = c
+                .handle_node(node, FromNode::CallEvent(Box::new(e)), T0)
+                .await;
+            assert!(answer.is_empty(), "{answer:?}");
+        }
+    };
+    send(
+        "a",
+        CallEvent {
+            code: Some("4821".into()),
+            rc_name: Some("Demo".into()),
+            owner: Some("7".into()),
+            ..event("call-a", "started", T0)
+        },
+    )
+    .await;
+    let joined = |who: &str| CallEvent {
+        participant: Some(who.into()),
+        name: Some(who.into()),
+        role: Some("customer".into()),
+        user_agent: Some(FIREFOX.into()),
+        ..event("call-a", "joined", T0 + SECOND)
+    };
+    send("a", joined("p1")).await;
+    send("b", joined("intruder")).await;
+    send("b", event("call-a", "ended", T0 + 2 * SECOND)).await;
+    send("a", event("call-a", "teleported", T0 + 2 * SECOND)).await;
+    send("a", event("../../etc", "started", T0)).await;
+
+    let r = c.registry();
+    let got = r.call("call-a").await.unwrap().unwrap();
+    assert_eq!(got.call.node, "a");
+    assert_eq!(got.call.owner_id, Some(7));
+    assert_eq!(got.ended_ms, None, "B cannot end A's call");
+    let who: Vec<&str> = got
+        .participants
+        .iter()
+        .map(|p| p.participant_id.as_str())
+        .collect();
+    assert_eq!(who, ["p1"]);
+    assert_eq!(got.participants[0].user_agent, FIREFOX);
+    assert_eq!(r.call("../../etc").await.unwrap(), None);
+    // A registering again without it (a restart) closes it.
+    register(&c, "a", 2, &["Demo"], T0 + 10 * SECOND).await;
+    let closed = r.call("call-a").await.unwrap().unwrap();
+    assert_eq!(closed.ended_ms, Some(T0 + SECOND));
+    assert_eq!(closed.end_reason.as_deref(), Some("server_restart"));
 }

@@ -220,6 +220,7 @@ async fn metrics_count_joins_refusals_and_request_times_and_healthz_follows_the_
             auth: String::new(),
             recording_slots: 0,
             public_url: None,
+            calls: Vec::new(),
         },
         tls: None,
     })

@@ -79,6 +79,7 @@ fn registration(name: &str, max: u32) -> Registration {
         auth: String::new(),
         recording_slots: 0,
         public_url: None,
+        calls: Vec::new(),
     }
 }
 

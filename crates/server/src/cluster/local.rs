@@ -320,7 +320,7 @@ async fn with_coordinator_ops(
 
 /// The app of a plain video room (`POST /api/rooms` makes one without the coordinator; the
 /// recording policy's `record_apps` names it so).
-pub const ROOM_APP: &str = "video-room";
+pub const ROOM_APP: &str = crate::rooms::PLAIN_ROOM_APP;
 
 /// The catalogue when no apps file is given: a plain video room and the demo app (this very
 /// binary's `demo-app` subcommand).

@@ -360,6 +360,8 @@ pub struct Node {
     sfu: Sfu,
     registry: Arc<RoomRegistry>,
     recordings: Arc<Recordings>,
+    call_log: Arc<crate::call_log::CallLog>,
+    call_rx: Mutex<Option<mpsc::Receiver<orbita_coordinator::verbs::CallEvent>>>,
     public_url: String,
     whip_base: String,
     client_ip: String,
@@ -400,6 +402,8 @@ impl Node {
             sfu,
             registry: Arc::clone(server.registry()),
             recordings: Arc::clone(server.recordings()),
+            call_log: Arc::clone(server.call_log()),
+            call_rx: Mutex::new(Some(server.call_log().subscribe())),
             public_url,
             whip_base,
             sessions: Mutex::new(HashMap::new()),
@@ -439,6 +443,7 @@ impl Node {
             auth: String::new(),
             recording_slots: u32::try_from(self.recordings.slots()).unwrap_or(u32::MAX),
             public_url: Some(self.public_url.clone()),
+            calls: self.call_log.live_calls(),
         }
     }
 
@@ -543,6 +548,7 @@ impl Node {
         if let Some(owner) = owner {
             self.registry.set_owner(code, owner);
         }
+        self.registry.set_app(code, rc_name);
         if record {
             // The coordinator's recording policy: recorded from the first participant on.
             self.registry.set_record(code);
@@ -776,7 +782,11 @@ impl Node {
             warn!("the node link is already running");
             return;
         };
-        let config = NodeConfig {
+        let Some(mut call_rx) = self.call_rx.lock().take() else {
+            warn!("the node link is already running");
+            return;
+        };
+        let mut config = NodeConfig {
             url: self.settings.coordinator_url.clone(),
             secret: self.settings.cluster_secret.clone(),
             registration: self.registration(),
@@ -787,6 +797,8 @@ impl Node {
             if *shutdown.borrow() {
                 return;
             }
+            // The calls it holds now (the coordinator closes the records of the others).
+            config.registration = self.registration();
             let link = tokio::select! {
                 l = connect(&config) => l,
                 _ = shutdown.changed() => return,
@@ -852,11 +864,20 @@ impl Node {
                             break;
                         }
                     }
+                    event = call_rx.recv() => {
+                        let Some(event) = event else { return };
+                        if !link.send(FromNode::CallEvent(Box::new(event))).await {
+                            break;
+                        }
+                    }
                     _ = shutdown.changed() => {
                         // Report what shutting down ends, then close the link.
                         self.end_all("node_shutdown");
                         while let Ok(ended) = ended_rx.try_recv() {
                             link.send(FromNode::SessionEnded { code: ended.code, reason: ended.reason }).await;
+                        }
+                        while let Ok(event) = call_rx.try_recv() {
+                            link.send(FromNode::CallEvent(Box::new(event))).await;
                         }
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         return;

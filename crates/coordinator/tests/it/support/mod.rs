@@ -77,6 +77,7 @@ pub fn registration(name: &str, max: u32, apps: &[&str]) -> Registration {
         auth: String::new(),
         recording_slots: 0,
         public_url: None,
+        calls: Vec::new(),
     }
 }
 
