@@ -208,7 +208,7 @@ fn every_example_in_the_doc_round_trips_as_its_message() {
     assert_eq!(
         seen[2],
         names(
-            "CONNECT_TO_SESSION CREATE_SESSION_FAILED HEARTBEAT PARTICIPANT_LEFT \
+            "CALL_EVENT CONNECT_TO_SESSION CREATE_SESSION_FAILED HEARTBEAT PARTICIPANT_LEFT \
              SESSION_CONNECTION_ESTABLISHED SESSION_ENDED"
         ),
         "node messages with an example"
