@@ -22,6 +22,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod call_events;
+pub mod calls_http;
 pub mod clock;
 pub mod config;
 pub mod coordinator;

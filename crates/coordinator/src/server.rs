@@ -152,6 +152,7 @@ impl Hub {
         let api = crate::accounts::http::router()
             .merge(crate::planning::http::router())
             .merge(crate::recordings_http::router())
+            .merge(crate::calls_http::router())
             .layer(axum::middleware::from_fn_with_state(
                 self.coordinator.clone(),
                 crate::accounts::csrf::guard,

@@ -32,7 +32,9 @@ use crate::verbs::{Heartbeat, RcInfo, Registration, ServerEntry};
 
 mod calls;
 mod plans_admin;
-pub use calls::{CallParticipant, CallRecord, ChatLine, NewCall, Presence};
+pub use calls::{
+    CallParticipant, CallRecord, CallSummary, ChatLine, NewCall, Presence, MAX_CALLS_LISTED,
+};
 pub use plans_admin::{PlanChangeError, PlanDetails, PlanEntry, PlanFilter, MAX_PLANS_LISTED};
 
 /// A database failure (the text of sqlx's error).

@@ -100,6 +100,19 @@ fn once(result: std::result::Result<sqlx::any::AnyQueryResult, sqlx::Error>) -> 
     }
 }
 
+/// A call's start from a row whose first columns are `id, code, rc_name, node_name, owner_id,
+/// started_ms`.
+fn new_call_of(row: &sqlx::any::AnyRow) -> Result<NewCall> {
+    Ok(NewCall {
+        id: row.try_get(0)?,
+        code: row.try_get(1)?,
+        rc_name: row.try_get(2)?,
+        node: row.try_get(3)?,
+        owner_id: row.try_get(4)?,
+        started_ms: row.try_get(5)?,
+    })
+}
+
 fn cut(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
@@ -283,14 +296,7 @@ impl Registry {
         else {
             return Ok(None);
         };
-        let call = NewCall {
-            id: row.try_get(0)?,
-            code: row.try_get(1)?,
-            rc_name: row.try_get(2)?,
-            node: row.try_get(3)?,
-            owner_id: row.try_get(4)?,
-            started_ms: row.try_get(5)?,
-        };
+        let call = new_call_of(&row)?;
         let (ended_ms, end_reason) = (row.try_get(6)?, row.try_get(7)?);
         let q = self.sql(&format!(
             "SELECT participant_id, name, role, account_id, user_agent FROM call_participants \
@@ -354,5 +360,72 @@ impl Registry {
             presence,
             chat,
         }))
+    }
+}
+
+/// A call in a list of calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallSummary {
+    /// How it started.
+    pub call: NewCall,
+    /// When it ended (`None`: going on).
+    pub ended_ms: Option<Millis>,
+    /// Why.
+    pub end_reason: Option<String>,
+    /// How many took part.
+    pub participants: i64,
+}
+
+/// The most calls one list returns.
+pub const MAX_CALLS_LISTED: usize = 200;
+
+impl Registry {
+    /// The calls of `owner` (`None`: everyone's), newest first, from those that started
+    /// before `before` (`(started_ms, id)`, the last of the previous page) on; at most `limit`
+    /// (held to [`MAX_CALLS_LISTED`]).
+    pub async fn list_calls(
+        &self,
+        owner: Option<i64>,
+        before: Option<(Millis, String)>,
+        limit: usize,
+    ) -> Result<Vec<CallSummary>> {
+        let mut conditions = Vec::new();
+        if owner.is_some() {
+            conditions.push("c.owner_id = ?");
+        }
+        if before.is_some() {
+            conditions.push("(c.started_ms < ? OR (c.started_ms = ? AND c.id < ?))");
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let limit = limit.clamp(1, MAX_CALLS_LISTED);
+        let q = self.sql(&format!(
+            "SELECT c.id, c.code, c.rc_name, c.node_name, c.owner_id, c.started_ms, c.ended_ms, c.end_reason, \
+             (SELECT COUNT(*) FROM call_participants p WHERE p.call_id = c.id) \
+             FROM call_records c {filter} ORDER BY c.started_ms DESC, c.id DESC LIMIT {limit}"
+        ));
+        let mut query = sqlx::query(&q);
+        if let Some(owner) = owner {
+            query = query.bind(owner);
+        }
+        if let Some((ms, id)) = before {
+            query = query.bind(ms).bind(ms).bind(id);
+        }
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(CallSummary {
+                    call: new_call_of(r)?,
+                    ended_ms: r.try_get(6)?,
+                    end_reason: r.try_get(7)?,
+                    participants: r.try_get(8)?,
+                })
+            })
+            .collect()
     }
 }

@@ -7,12 +7,20 @@ use orbita_coordinator::store::{CallParticipant, ChatLine, NewCall, Presence};
 use orbita_coordinator::verbs::{CallEvent, FromNode};
 use orbita_coordinator::Registry;
 
+use std::sync::Arc;
+
+use axum::http::{Method, StatusCode};
+use orbita_coordinator::accounts::Role;
+use orbita_coordinator::now_ms;
+
+use crate::support::api::{make_user, Api, Auth, PASSWORD};
 use crate::support::{self, register, T0};
 
 on_every_backend!(
     a_call_is_stored_completely_and_read_back,
     a_cut_call_is_closed_when_its_server_comes_back,
     nodes_record_only_their_own_calls,
+    the_history_pages_through_calls_and_shows_one_whole,
 );
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
@@ -221,4 +229,98 @@ async fn nodes_record_only_their_own_calls(url: String) {
     let closed = r.call("call-a").await.unwrap().unwrap();
     assert_eq!(closed.ended_ms, Some(T0 + SECOND));
     assert_eq!(closed.end_reason.as_deref(), Some("server_restart"));
+}
+
+/// `GET /api/calls`: an agent's own calls newest first, a page at a time (`next` until the
+/// last page), a supervisor's everyone's; `GET /api/calls/{id}`: one call whole; a bad
+/// cursor is `400`.
+async fn the_history_pages_through_calls_and_shows_one_whole(url: String) {
+    let c = Arc::new(support::coordinator(&url, |_| {}).await);
+    let api = Api::new(c.clone());
+    let agent = make_user(&c, "agent@example.com", Role::Agent).await;
+    make_user(&c, "supervisor@example.com", Role::Supervisor).await;
+    let r = c.registry();
+    // Five of the agent's calls, one of someone else's; two start at the same moment.
+    let start = now_ms() - 3_600_000;
+    for (i, at) in [0, 60, 60, 120, 180].into_iter().enumerate() {
+        let mut call = call(&format!("agent-{i}"), "node-a", start + at * SECOND);
+        call.owner_id = Some(agent.id);
+        r.call_started(&call).await.unwrap();
+    }
+    r.call_started(&call("other", "node-a", start + 90 * SECOND))
+        .await
+        .unwrap();
+    r.call_joined(
+        "agent-4",
+        &person("p1", "Ann", "agent", Some(agent.id)),
+        start + 181 * SECOND,
+    )
+    .await
+    .unwrap();
+    r.call_chat("agent-4", &line(1, "p1", start + 182 * SECOND, "hello"))
+        .await
+        .unwrap();
+    r.call_ended("agent-4", start + 200 * SECOND, "empty")
+        .await
+        .unwrap();
+
+    let login = |email: &'static str| {
+        let c = c.clone();
+        async move {
+            Auth::Bearer(
+                c.accounts()
+                    .login(email, PASSWORD, now_ms())
+                    .await
+                    .unwrap()
+                    .token,
+            )
+        }
+    };
+    let (as_agent, as_supervisor) = (
+        login("agent@example.com").await,
+        login("supervisor@example.com").await,
+    );
+    let mut seen = Vec::new();
+    let mut path = "/api/calls?limit=2".to_string();
+    loop {
+        let page = api.call(Method::GET, &path, None, &as_agent).await;
+        assert_eq!(page.status, StatusCode::OK, "{page:?}");
+        for call in page.body["calls"].as_array().unwrap() {
+            seen.push(call["id"].as_str().unwrap().to_string());
+        }
+        match page.body["next"].as_str() {
+            Some(next) => path = format!("/api/calls?limit=2&before={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        ["agent-4", "agent-3", "agent-2", "agent-1", "agent-0"]
+    );
+    let all = api
+        .call(Method::GET, "/api/calls", None, &as_supervisor)
+        .await;
+    assert_eq!(all.body["calls"].as_array().unwrap().len(), 6, "{all:?}");
+    assert_eq!(all.body["next"], serde_json::Value::Null);
+
+    let whole = api
+        .call(Method::GET, "/api/calls/agent-4", None, &as_agent)
+        .await;
+    assert_eq!(whole.status, StatusCode::OK, "{whole:?}");
+    assert_eq!(whole.body["duration_ms"], 20_000);
+    assert_eq!(whole.body["end_reason"], "empty");
+    assert_eq!(whole.body["participants"][0]["name"], "Ann");
+    assert_eq!(whole.body["chat"][0]["text"], "hello");
+    let theirs = api
+        .call(Method::GET, "/api/calls/other", None, &as_agent)
+        .await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
+    let seen_by_supervisor = api
+        .call(Method::GET, "/api/calls/other", None, &as_supervisor)
+        .await;
+    assert_eq!(seen_by_supervisor.status, StatusCode::OK);
+    let bad = api
+        .call(Method::GET, "/api/calls?before=yesterday", None, &as_agent)
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{bad:?}");
 }

@@ -208,6 +208,21 @@ impl World {
             ),
             "`GET /api/plans?scope=mine`" => (Method::GET, "/api/plans?scope=mine".into(), None),
             "`GET /api/plans?scope=all`" => (Method::GET, "/api/plans?scope=all".into(), None),
+            "`GET /api/calls`" => (Method::GET, "/api/calls".into(), None),
+            "`GET /api/calls/{id}` (someone else's call)" => {
+                // A call of the owner's, as its node told it.
+                let id = format!("matrix-call-{}", self.next());
+                let call = orbita_coordinator::store::NewCall {
+                    id: id.clone(),
+                    code: "4821".into(),
+                    rc_name: "Demo".into(),
+                    node: "node-a".into(),
+                    owner_id: Some(self.owner.id),
+                    started_ms: now_ms(),
+                };
+                self.c().registry().call_started(&call).await.unwrap();
+                (Method::GET, format!("/api/calls/{id}"), None)
+            }
             "`PATCH /api/plans/{code}` (own plan)" | "`DELETE /api/plans/{code}` (own plan)" => {
                 // A guest's or pending account's "own" plan: one an administrator made.
                 let maker = match &auth {
