@@ -920,6 +920,15 @@ async fn ws_join(addr: &str, code: &str, token: Option<&str>) -> String {
     }
 }
 
+/// The HTTP status of `request`, sent with `token` as the bearer token, or without one.
+async fn status_as(request: reqwest::RequestBuilder, token: Option<&str>) -> String {
+    let request = match token {
+        Some(t) => request.bearer_auth(t),
+        None => request,
+    };
+    request.send().await.unwrap().status().as_u16().to_string()
+}
+
 /// `GET url` as `token`'s login: the JSON answer.
 async fn get_json(http: &reqwest::Client, url: String, token: &str) -> Value {
     let answer = http.get(url).bearer_auth(token).send().await.unwrap();
@@ -983,35 +992,31 @@ async fn media_server_roles_matrix() {
                     } else {
                         (&base, &tokens[i])
                     };
-                    let mut req = http.post(format!("{base}/api/rooms"));
-                    if let Some(t) = token {
-                        req = req.bearer_auth(t);
-                    }
-                    req.send().await.unwrap().status().as_u16().to_string()
+                    status_as(http.post(format!("{base}/api/rooms")), token.as_deref()).await
                 }
                 "`GET /api/rooms/{code}`" => {
-                    let mut req = http.get(format!("{base}/api/rooms/{code}"));
-                    if let Some(t) = &tokens[i] {
-                        req = req.bearer_auth(t);
-                    }
-                    req.send().await.unwrap().status().as_u16().to_string()
+                    status_as(
+                        http.get(format!("{base}/api/rooms/{code}")),
+                        tokens[i].as_deref(),
+                    )
+                    .await
                 }
                 "WebSocket `/ws` `join` by code" => {
                     ws_join(&addr, &code, tokens[i].as_deref()).await
                 }
                 "`GET /api/recordings`" => {
-                    let mut req = http.get(format!("{base}/api/recordings"));
-                    if let Some(t) = &tokens[i] {
-                        req = req.bearer_auth(t);
-                    }
-                    req.send().await.unwrap().status().as_u16().to_string()
+                    status_as(
+                        http.get(format!("{base}/api/recordings")),
+                        tokens[i].as_deref(),
+                    )
+                    .await
                 }
                 "`GET /api/recordings/grant` (the coordinator's)" => {
-                    let mut req = http.get(format!("{base}/api/recordings/grant"));
-                    if let Some(t) = &tokens[i] {
-                        req = req.bearer_auth(t);
-                    }
-                    req.send().await.unwrap().status().as_u16().to_string()
+                    status_as(
+                        http.get(format!("{base}/api/recordings/grant")),
+                        tokens[i].as_deref(),
+                    )
+                    .await
                 }
                 "`GET /api/recordings` with the caller's grant instead of a login" => {
                     let grant = match &tokens[i] {
@@ -1021,11 +1026,7 @@ async fn media_server_roles_matrix() {
                             .map(str::to_string),
                         None => None,
                     };
-                    let mut req = http.get(format!("{base}/api/recordings"));
-                    if let Some(g) = grant {
-                        req = req.bearer_auth(g);
-                    }
-                    req.send().await.unwrap().status().as_u16().to_string()
+                    status_as(http.get(format!("{base}/api/recordings")), grant.as_deref()).await
                 }
                 call if call.starts_with("`GET /api/recordings/{id}/merged.mp4`") => {
                     // A recording as the recorder leaves it, owned by the caller (or by an
@@ -1037,11 +1038,8 @@ async fn media_server_roles_matrix() {
                     let id = format!("20261207T080000Z-{i}{}", owner.len());
                     let folder = dir.join("data").join("recordings").join(&id);
                     fake_recording(&folder, &id, &owner);
-                    let mut req = http.get(format!("{base}/api/recordings/{id}/merged.mp4"));
-                    if let Some(t) = &tokens[i] {
-                        req = req.bearer_auth(t);
-                    }
-                    let status = req.send().await.unwrap().status().as_u16().to_string();
+                    let url = format!("{base}/api/recordings/{id}/merged.mp4");
+                    let status = status_as(http.get(url), tokens[i].as_deref()).await;
                     let _ = std::fs::remove_dir_all(&folder);
                     status
                 }

@@ -86,31 +86,35 @@ fn goertzel(samples: &[f64], rate: f64, hz: f64) -> f64 {
 
 /// One channel of `file` from `from` for `len` seconds, decoded by ffmpeg to 48 kHz samples.
 fn channel(file: &Path, channel: usize, from: f64, len: f64) -> Vec<f64> {
-    let out = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-ss",
-            &from.to_string(),
-            "-t",
-        ])
-        .arg(len.to_string())
-        .arg("-i")
-        .arg(file)
-        .args(["-af", &format!("pan=mono|c0=c{channel}"), "-ar", "48000"])
-        .args(["-f", "s16le", "-"])
-        .output()
-        .expect("ffmpeg decodes");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args([
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-ss",
+        &from.to_string(),
+        "-t",
+    ])
+    .arg(len.to_string())
+    .arg("-i")
+    .arg(file)
+    .args(["-af", &format!("pan=mono|c0=c{channel}"), "-ar", "48000"])
+    .args(["-f", "s16le", "-"]);
+    stdout_of(&mut cmd)
         .chunks_exact(2)
         .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
         .collect()
+}
+
+/// What `cmd` (ffmpeg or ffprobe) prints on stdout; it must succeed (else its stderr is shown).
+fn stdout_of(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().expect("ffmpeg/ffprobe runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 /// `ffprobe` of one value of `file` (`-show_entries` syntax), as text.
@@ -120,17 +124,11 @@ fn probe(file: &Path, entries: &str, stream: Option<&str>) -> String {
     if let Some(s) = stream {
         cmd.args(["-select_streams", s, "-count_frames"]);
     }
-    let out = cmd
-        .args(["-show_entries", entries, "-of", "default=nw=1:nk=1"])
-        .arg(file)
-        .output()
-        .expect("ffprobe runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    cmd.args(["-show_entries", entries, "-of", "default=nw=1:nk=1"])
+        .arg(file);
+    String::from_utf8_lossy(&stdout_of(&mut cmd))
+        .trim()
+        .to_string()
 }
 
 /// The single recording folder under `root` that has `file`, once it appears.
@@ -426,25 +424,18 @@ async fn two_slots_record_two_calls_and_tell_the_third() {
 /// The time of the last packet of `file`'s first stream, in seconds (a file cut short by a
 /// crash has no duration in its header: its packets tell).
 fn last_packet_secs(file: &Path) -> f64 {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "0",
-            "-show_entries",
-            "packet=pts_time",
-        ])
-        .args(["-of", "csv=p=0"])
-        .arg(file)
-        .output()
-        .expect("ffprobe runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
+    let mut cmd = Command::new("ffprobe");
+    cmd.args([
+        "-v",
+        "error",
+        "-select_streams",
+        "0",
+        "-show_entries",
+        "packet=pts_time",
+    ])
+    .args(["-of", "csv=p=0"])
+    .arg(file);
+    String::from_utf8_lossy(&stdout_of(&mut cmd))
         .lines()
         .filter_map(|l| l.trim().parse::<f64>().ok())
         .fold(0.0, f64::max)

@@ -38,11 +38,14 @@ fn check_video(file: &std::path::Path, codec: &str, frames_sent: usize) {
     assert_eq!(decode_errors(file), "");
 }
 
-#[test]
-fn vp8_and_opus_through_a_recorder_decode_with_ffmpeg() {
-    let dir = TempDir::new("vp8-opus");
-    let video = vpx_asset(&dir, "libvpx", 3);
-    let audio = opus_asset(&dir, 3);
+/// The video and audio assets' frames, the recording's folder, and what the recorder left.
+type Call = (Vec<Vec<u8>>, Vec<Vec<u8>>, std::path::PathBuf, Recorded);
+
+/// Three seconds of one participant's VP8 camera and Opus microphone, recorded into
+/// `dir/rec`.
+fn a_vp8_and_opus_call(dir: &TempDir) -> Call {
+    let video = vpx_asset(dir, "libvpx", 3);
+    let audio = opus_asset(dir, 3);
     let out = dir.path("rec");
     let recorded = record(
         &out,
@@ -52,6 +55,13 @@ fn vp8_and_opus_through_a_recorder_decode_with_ffmpeg() {
         ],
         Duration::from_millis(3_100),
     );
+    (video, audio, out, recorded)
+}
+
+#[test]
+fn vp8_and_opus_through_a_recorder_decode_with_ffmpeg() {
+    let dir = TempDir::new("vp8-opus");
+    let (video, audio, out, recorded) = a_vp8_and_opus_call(&dir);
     let manifest = &recorded.manifest;
     assert_eq!(manifest, &Manifest::read(&out).unwrap());
     assert_eq!(
@@ -136,17 +146,7 @@ fn vp9_through_a_recorder_decodes_with_ffmpeg() {
 #[test]
 fn a_file_cut_in_its_last_cluster_still_plays_its_complete_clusters() {
     let dir = TempDir::new("cut");
-    let video = vpx_asset(&dir, "libvpx", 3);
-    let audio = opus_asset(&dir, 3);
-    let out = dir.path("rec");
-    let recorded = record(
-        &out,
-        vec![
-            (meta("p1", RecCodec::Vp8), vp8_packets(&video)),
-            (meta("p1", RecCodec::Opus), opus_packets(&audio)),
-        ],
-        Duration::from_millis(3_100),
-    );
+    let (_, _, out, recorded) = a_vp8_and_opus_call(&dir);
     for track in &recorded.manifest.tracks {
         let data = std::fs::read(out.join(&track.file)).unwrap();
         let clusters = clusters(&data);
