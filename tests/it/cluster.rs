@@ -1292,6 +1292,42 @@ async fn the_recording_policy_records_the_rooms_of_its_roles() {
         serde_json::from_slice(&std::fs::read(folders[0].join("recording.json")).unwrap()).unwrap();
     assert_eq!(manifest["room"], code);
     assert_eq!(manifest["owner"], agent_id.as_str());
+
+    // The agent comes with the room's host key: the call's record names their account, and
+    // the recording made of it.
+    let mut opts = BotOptions::new(format!("ws://{addr}/ws"), code, "Agent");
+    opts.publish_video = false;
+    opts.key = agents["host_key"].as_str().map(str::to_string);
+    let agent_bot = Bot::join(opts).await.expect("the agent joins");
+    let recording_id = folders[0]
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let deadline = std::time::Instant::now() + crate::support::MEDIA_TIMEOUT;
+    let call = loop {
+        let calls = get_json(&http, format!("{base}/api/calls"), &agent).await;
+        let id = calls["calls"][0]["id"].as_str().map(str::to_string);
+        if let Some(id) = id {
+            let call = get_json(&http, format!("{base}/api/calls/{id}"), &agent).await;
+            if call["participants"].as_array().map_or(0, Vec::len) == 2
+                && call["recordings"].as_array().map_or(0, Vec::len) == 1
+            {
+                break call;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "{calls}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(call["code"], code);
+    assert_eq!(call["recordings"][0]["id"], recording_id.as_str());
+    let people = call["participants"].as_array().unwrap();
+    assert_eq!(people[0]["role"], "customer");
+    assert_eq!(people[0]["account_id"], Value::Null);
+    assert_eq!(people[1]["role"], "agent");
+    assert_eq!(people[1]["account_id"].to_string(), agent_id.as_str());
+    drop(agent_bot);
     drop(customer);
     drop(server);
     let _ = std::fs::remove_dir_all(dir);

@@ -5,6 +5,7 @@
 use tracing::warn;
 
 use crate::clock::Millis;
+use crate::devices::describe;
 use crate::store::{CallParticipant, ChatLine, NewCall, StoreError};
 use crate::verbs::CallEvent;
 use crate::Coordinator;
@@ -48,16 +49,28 @@ impl Coordinator {
         let participant = e.participant.clone().unwrap_or_default();
         match e.event.as_str() {
             "joined" => {
+                let user_agent = e.user_agent.unwrap_or_default();
+                let device = describe(&user_agent);
                 let p = CallParticipant {
                     participant_id: participant.chars().take(64).collect(),
                     name: e.name.unwrap_or_default(),
                     role: e.role.unwrap_or_default(),
-                    account_id: None,
-                    user_agent: e.user_agent.unwrap_or_default(),
+                    account_id: e.account.and_then(|a| a.parse().ok()),
+                    user_agent,
+                    browser: device.browser,
+                    os: device.os,
+                    device: device.kind,
                 };
                 registry.call_joined(&e.call, &p, at).await
             }
             "left" => registry.call_left(&e.call, &participant, at).await,
+            "recording" => match e.recording.as_deref().filter(|r| valid_call_id(r)) {
+                Some(recording) => registry.call_recording(&e.call, recording, at).await,
+                None => {
+                    warn!(node, call = %e.call, "recording event without a well-formed recording id dropped");
+                    Ok(())
+                }
+            },
             "chat" => {
                 let line = ChatLine {
                     seq: e.seq.and_then(|s| i64::try_from(s).ok()).unwrap_or(0),

@@ -11,14 +11,17 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use chrono::{NaiveDate, TimeZone};
+use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::accounts::http::{require, ApiError, ANY_ROLE};
 use crate::accounts::{Role, User};
 use crate::call_events::valid_call_id;
+use crate::calls_export;
 use crate::clock::Millis;
-use crate::store::{CallRecord, CallSummary, NewCall};
+use crate::store::{CallFilter, CallRecord, CallSummary, NewCall, MAX_CALLS_LISTED};
 use crate::Coordinator;
 
 /// Calls per page unless `limit` says.
@@ -28,6 +31,9 @@ pub const DEFAULT_PAGE: usize = 50;
 pub fn router() -> Router<Arc<Coordinator>> {
     Router::new()
         .route("/api/calls", get(list))
+        .route("/api/calls/agents", get(agents))
+        .route("/api/calls/export.csv", get(export_csv))
+        .route("/api/calls/export.xlsx", get(export_xlsx))
         .route("/api/calls/{id}", get(one))
 }
 
@@ -53,12 +59,141 @@ fn call_json(c: &NewCall, ended_ms: Option<Millis>, end_reason: Option<&str>) ->
     })
 }
 
-#[derive(Deserialize)]
+/// A list's or an export's query: the filters (docs/calls.md), and for a list its page.
+/// Every value comes as text, so a wrong one gets an error that names it; an empty one is
+/// no filter (a form's empty field).
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     /// The last call of the previous page: `<started_ms>:<id>`.
     before: Option<String>,
-    limit: Option<usize>,
+    limit: Option<String>,
+    /// `YYYY-MM-DD` (the account's time zone) or epoch ms: calls that started that day or later.
+    from: Option<String>,
+    /// `YYYY-MM-DD` (that day included) or epoch ms (excluded).
+    to: Option<String>,
+    /// An account's id: the calls it created or planned.
+    agent: Option<String>,
+    /// Part of a customer's name.
+    customer: Option<String>,
+    min_duration_s: Option<String>,
+    max_duration_s: Option<String>,
+    /// `yes` or `no`.
+    recorded: Option<String>,
+}
+
+/// `value`, unless absent or empty.
+fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// The longest customer name searched for.
+const MAX_CUSTOMER_FILTER_CHARS: usize = 100;
+
+/// A date filter: epoch ms, or `YYYY-MM-DD` in `tz` (its midnight; with `next_day`, the next
+/// day's, so that `to` includes its day).
+fn date_bound(field: &str, v: &str, tz: Tz, next_day: bool) -> Result<Millis, ApiError> {
+    if let Ok(ms) = v.parse::<Millis>() {
+        return Ok(ms);
+    }
+    let bad = || {
+        ApiError::bad_request(format!(
+            "{field} is a date, YYYY-MM-DD (your time zone, {tz}), or epoch milliseconds; got {:?}",
+            v.chars().take(40).collect::<String>()
+        ))
+    };
+    let day = NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| bad())?;
+    let day = if next_day {
+        day.succ_opt().ok_or_else(bad)?
+    } else {
+        day
+    };
+    let midnight = day.and_hms_opt(0, 0, 0).ok_or_else(bad)?;
+    // A midnight that a clock change skips: the first moment after it.
+    let local = tz
+        .from_local_datetime(&midnight)
+        .earliest()
+        .or_else(|| {
+            tz.from_local_datetime(&(midnight + chrono::Duration::hours(1)))
+                .earliest()
+        })
+        .ok_or_else(bad)?;
+    Ok(local.timestamp_millis())
+}
+
+fn seconds(field: &str, v: &str) -> Result<Millis, ApiError> {
+    v.parse::<u32>()
+        .map(|s| Millis::from(s) * 1000)
+        .map_err(|_| ApiError::bad_request(format!("{field} is a whole number of seconds")))
+}
+
+/// The time zone of `user`'s account (UTC when it names none this server knows).
+fn zone_of(user: &User) -> Tz {
+    user.time_zone.parse().unwrap_or(Tz::UTC)
+}
+
+/// The filter `q` asks for, within what `user` may see.
+fn filter_of(q: &ListQuery, user: &User) -> Result<CallFilter, ApiError> {
+    let tz = zone_of(user);
+    let mut f = CallFilter {
+        scope: scope(user),
+        ..CallFilter::default()
+    };
+    if let Some(v) = given(&q.from) {
+        f.from_ms = Some(date_bound("from", v, tz, false)?);
+    }
+    if let Some(v) = given(&q.to) {
+        let to = date_bound("to", v, tz, true)?;
+        // Epoch ms bound `to` itself out; a day includes itself.
+        f.to_ms = Some(to);
+    }
+    if let (Some(from), Some(to)) = (f.from_ms, f.to_ms) {
+        if to <= from {
+            return Err(ApiError::bad_request("to comes before from"));
+        }
+    }
+    if let Some(v) = given(&q.agent) {
+        f.agent = Some(
+            v.parse()
+                .map_err(|_| ApiError::bad_request("agent is an account's id (a number)"))?,
+        );
+    }
+    if let Some(v) = given(&q.customer) {
+        if v.chars().count() > MAX_CUSTOMER_FILTER_CHARS {
+            return Err(ApiError::bad_request(format!(
+                "customer is at most {MAX_CUSTOMER_FILTER_CHARS} characters"
+            )));
+        }
+        f.customer = Some(v.to_string());
+    }
+    if let Some(v) = given(&q.min_duration_s) {
+        f.min_duration_ms = Some(seconds("min_duration_s", v)?);
+    }
+    if let Some(v) = given(&q.max_duration_s) {
+        f.max_duration_ms = Some(seconds("max_duration_s", v)?);
+    }
+    if let (Some(min), Some(max)) = (f.min_duration_ms, f.max_duration_ms) {
+        if max < min {
+            return Err(ApiError::bad_request(
+                "max_duration_s is less than min_duration_s",
+            ));
+        }
+    }
+    f.recorded = match given(&q.recorded) {
+        None => None,
+        Some("yes" | "true") => Some(true),
+        Some("no" | "false") => Some(false),
+        Some(_) => return Err(ApiError::bad_request("recorded is yes or no")),
+    };
+    Ok(f)
+}
+
+fn summary_json(s: &CallSummary) -> Value {
+    let mut v = call_json(&s.call, s.ended_ms, s.end_reason.as_deref());
+    v["participants"] = json!(s.participants);
+    v["owner_name"] = json!(s.owner_name);
+    v["recordings"] = json!(s.recordings);
+    v
 }
 
 async fn list(
@@ -68,8 +203,9 @@ async fn list(
 ) -> Result<Response, ApiError> {
     let user = require(&c, &headers, ANY_ROLE).await?;
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let before = match q.before.as_deref() {
-        None | Some("") => None,
+    let filter = filter_of(&q, &user)?;
+    let before = match given(&q.before) {
+        None => None,
         Some(cursor) => {
             let parsed = cursor
                 .split_once(':')
@@ -83,13 +219,16 @@ async fn list(
             Some((ms, id.to_string()))
         }
     };
-    let limit = q
-        .limit
-        .unwrap_or(DEFAULT_PAGE)
-        .clamp(1, crate::store::MAX_CALLS_LISTED);
+    let limit = match given(&q.limit) {
+        None => DEFAULT_PAGE,
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| ApiError::bad_request("limit is a whole number"))?,
+    }
+    .clamp(1, MAX_CALLS_LISTED);
     let calls: Vec<CallSummary> = c
         .registry()
-        .list_calls(scope(&user), before, limit)
+        .list_calls(&filter, before, limit)
         .await
         .map_err(ApiError::internal)?;
     let next = (calls.len() == limit)
@@ -99,15 +238,86 @@ async fn list(
                 .map(|s| format!("{}:{}", s.call.started_ms, s.call.id))
         })
         .flatten();
+    let ids: Vec<String> = calls.iter().map(|s| s.call.id.clone()).collect();
+    let people = c
+        .registry()
+        .participants_of(&ids)
+        .await
+        .map_err(ApiError::internal)?;
     let calls: Vec<Value> = calls
         .iter()
         .map(|s| {
-            let mut v = call_json(&s.call, s.ended_ms, s.end_reason.as_deref());
-            v["participants"] = json!(s.participants);
+            let mut v = summary_json(s);
+            v["customers"] = people
+                .iter()
+                .filter(|(call, p)| *call == s.call.id && p.role == "customer")
+                .map(|(_, p)| json!(p.name))
+                .collect();
             v
         })
         .collect();
     Ok(Json(json!({"calls": calls, "next": next})).into_response())
+}
+
+/// `GET /api/calls/export.csv` and `.xlsx`: the calls of the filter, streamed.
+async fn export(
+    c: &Coordinator,
+    headers: &HeaderMap,
+    q: Result<Query<ListQuery>, QueryRejection>,
+    xlsx: bool,
+) -> Result<Response, ApiError> {
+    let user = require(c, headers, ANY_ROLE).await?;
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if given(&q.before).is_some() || given(&q.limit).is_some() {
+        return Err(ApiError::bad_request(
+            "an export holds every call of its filter: no before or limit",
+        ));
+    }
+    let filter = filter_of(&q, &user)?;
+    let registry = c.registry().clone();
+    Ok(if xlsx {
+        calls_export::xlsx_response(registry, filter, zone_of(&user))
+    } else {
+        calls_export::csv_response(registry, filter, zone_of(&user))
+    })
+}
+
+async fn export_csv(
+    State(c): State<Arc<Coordinator>>,
+    headers: HeaderMap,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    export(&c, &headers, q, false).await
+}
+
+async fn export_xlsx(
+    State(c): State<Arc<Coordinator>>,
+    headers: HeaderMap,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    export(&c, &headers, q, true).await
+}
+
+/// `GET /api/calls/agents`: the accounts whose calls the caller may filter by (for an agent,
+/// themselves).
+async fn agents(
+    State(c): State<Arc<Coordinator>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let user = require(&c, &headers, ANY_ROLE).await?;
+    let list = match scope(&user) {
+        Some(_) => vec![(user.id, user.name.clone())],
+        None => c
+            .registry()
+            .call_owners()
+            .await
+            .map_err(ApiError::internal)?,
+    };
+    let agents: Vec<Value> = list
+        .into_iter()
+        .map(|(id, name)| json!({"id": id, "name": name}))
+        .collect();
+    Ok(Json(json!({ "agents": agents })).into_response())
 }
 
 fn record_json(r: &CallRecord) -> Value {
@@ -122,6 +332,9 @@ fn record_json(r: &CallRecord) -> Value {
                 "role": p.role,
                 "account_id": p.account_id,
                 "user_agent": p.user_agent,
+                "browser": p.browser,
+                "os": p.os,
+                "device": p.device,
             })
         })
         .collect();
@@ -134,6 +347,11 @@ fn record_json(r: &CallRecord) -> Value {
         .chat
         .iter()
         .map(|l| json!({"seq": l.seq, "participant": l.participant_id, "sent_ms": l.sent_ms, "text": l.body}))
+        .collect();
+    v["recordings"] = r
+        .recordings
+        .iter()
+        .map(|(id, at)| json!({"id": id, "started_ms": at}))
         .collect();
     v
 }

@@ -22,10 +22,12 @@
 pub mod accounts;
 pub mod auth;
 pub mod call_events;
+pub mod calls_export;
 pub mod calls_http;
 pub mod clock;
 pub mod config;
 pub mod coordinator;
+pub mod devices;
 pub mod files;
 pub mod grant;
 pub mod logic;

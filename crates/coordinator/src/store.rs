@@ -33,7 +33,8 @@ use crate::verbs::{Heartbeat, RcInfo, Registration, ServerEntry};
 mod calls;
 mod plans_admin;
 pub use calls::{
-    CallParticipant, CallRecord, CallSummary, ChatLine, NewCall, Presence, MAX_CALLS_LISTED,
+    CallFilter, CallParticipant, CallRecord, CallSummary, ChatLine, NewCall, Presence,
+    MAX_CALLS_LISTED,
 };
 pub use plans_admin::{PlanChangeError, PlanDetails, PlanEntry, PlanFilter, MAX_PLANS_LISTED};
 
@@ -135,6 +136,7 @@ impl Backend {
             ("login_limits", per_backend!("0005_login_limits.sql")),
             ("recording", per_backend!("0006_recording.sql")),
             ("call_records", per_backend!("0007_call_records.sql")),
+            ("call_details", per_backend!("0008_call_details.sql")),
         ];
         Migrator {
             migrations: Cow::Owned(

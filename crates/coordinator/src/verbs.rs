@@ -722,8 +722,9 @@ pub struct CallEvent {
     /// When (ms since the epoch).
     pub at_ms: u64,
     /// `started` (with `code`, `rc_name`, `owner`), `joined` (`participant`, `name`, `role`,
-    /// `user_agent`), `left` (`participant`), `chat` (`seq`, `participant`, `text`), `ended`
-    /// (`reason`).
+    /// `user_agent`, `account` when known), `left` (`participant`), `chat` (`seq`,
+    /// `participant`, `text`), `recording` (`recording`: the id of a recording of the call
+    /// that started), `ended` (`reason`).
     pub event: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[allow(missing_docs)]
@@ -755,6 +756,12 @@ pub struct CallEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[allow(missing_docs)]
     pub reason: Option<String>,
+    /// The account of the participant who joined (the agent: the call's owner).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// The id of the recording that started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]

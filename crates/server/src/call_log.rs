@@ -68,7 +68,8 @@ impl CallLog {
     }
 
     /// `participant` (`name`, `role`, browser `user_agent`) joined room `code` (app
-    /// `rc_name`, created by account `owner`); the room's first join starts its call.
+    /// `rc_name`, created by account `owner`); the room's first join starts its call. The
+    /// agent (who holds the room's host key) is taken to be its owner's account.
     #[allow(clippy::too_many_arguments)]
     pub fn joined(
         &self,
@@ -80,6 +81,7 @@ impl CallLog {
         role: &str,
         user_agent: &str,
     ) {
+        let account = (role == "agent").then(|| owner.clone()).flatten();
         let at_ms = now_ms();
         let (call, started) = {
             let mut calls = self.calls.lock();
@@ -113,6 +115,21 @@ impl CallLog {
             name: Some(name.to_string()),
             role: Some(role.to_string()),
             user_agent: Some(user_agent.chars().take(512).collect()),
+            account,
+            ..CallEvent::default()
+        });
+    }
+
+    /// Recording `recording` of room `code` started.
+    pub fn recording(&self, code: &str, recording: &str) {
+        let Some(call) = self.calls.lock().get(code).map(|c| c.id.clone()) else {
+            return;
+        };
+        self.emit(CallEvent {
+            call,
+            at_ms: now_ms(),
+            event: "recording".into(),
+            recording: Some(recording.to_string()),
             ..CallEvent::default()
         });
     }

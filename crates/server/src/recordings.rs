@@ -16,6 +16,7 @@ use orbita_sfu::RoomId;
 use parking_lot::Mutex;
 
 use crate::backend::MediaBackend;
+use crate::call_log::CallLog;
 use crate::post_processing::PostProcessing;
 use crate::recording_store::{folder_files, Usage};
 
@@ -87,12 +88,16 @@ pub struct Recordings {
     backend: Arc<dyn MediaBackend>,
     inner: Mutex<Inner>,
     post: PostProcessing,
+    /// Told of each recording that starts (for the call's record).
+    calls: Arc<CallLog>,
 }
 
 impl Recordings {
     /// Recordings in folders under `dir`, at most `slots` at once; `record_calls`: every call
     /// from its first participant on; all together at most `max_bytes` (0: no quota), their
-    /// use kept in `usage`. `post` gets each finished recording's folder.
+    /// use kept in `usage`. `post` gets each finished recording's folder; `calls` hears of each
+    /// recording that starts.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         dir: PathBuf,
         slots: usize,
@@ -101,6 +106,7 @@ impl Recordings {
         usage: Arc<Usage>,
         backend: Arc<dyn MediaBackend>,
         post: PostProcessing,
+        calls: Arc<CallLog>,
     ) -> Arc<Recordings> {
         Arc::new(Recordings {
             dir,
@@ -111,6 +117,7 @@ impl Recordings {
             backend,
             inner: Mutex::new(Inner::default()),
             post,
+            calls,
         })
     }
 
@@ -241,6 +248,7 @@ impl Recordings {
         );
         drop(inner);
         tracing::info!(%code, recording = %id, "recording started");
+        self.calls.recording(code, &id);
         self.backend.start_recording(room, recorder.handle());
         let this = Arc::clone(self);
         let (code, watched) = (code.to_string(), code.to_string());

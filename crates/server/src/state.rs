@@ -64,6 +64,7 @@ impl AppState {
             Arc::new(Usage::default()),
             Arc::clone(&backend),
             post,
+            Arc::clone(&call_log),
         );
         AppState {
             settings: Arc::new(settings),

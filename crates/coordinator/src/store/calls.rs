@@ -48,6 +48,12 @@ pub struct CallParticipant {
     pub account_id: Option<i64>,
     /// Their browser's `User-Agent`.
     pub user_agent: String,
+    /// Their browser, from it (`Chrome 131`; empty: unknown).
+    pub browser: String,
+    /// Their operating system, from it (`Windows 10`; empty: unknown).
+    pub os: String,
+    /// Their kind of device, from it (`desktop`, `mobile`, `tablet`, ...; empty: unknown).
+    pub device: String,
 }
 
 /// One stay of a participant in the call.
@@ -89,6 +95,8 @@ pub struct CallRecord {
     pub presence: Vec<Presence>,
     /// The chat, in order.
     pub chat: Vec<ChatLine>,
+    /// The recordings made of it: id and start, in order.
+    pub recordings: Vec<(String, Millis)>,
 }
 
 /// An insert that may have been made before (an event sent again): its key taken is fine.
@@ -154,8 +162,8 @@ impl Registry {
     /// `p` joined call `call_id` at `at` (their details are kept from their first join).
     pub async fn call_joined(&self, call_id: &str, p: &CallParticipant, at: Millis) -> Result<()> {
         let q = self.sql(
-            "INSERT INTO call_participants (call_id, participant_id, name, role, account_id, user_agent, first_joined_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO call_participants (call_id, participant_id, name, role, account_id, user_agent, browser, os, device, name_fold, first_joined_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         );
         once(
             sqlx::query(&q)
@@ -165,6 +173,10 @@ impl Registry {
                 .bind(cut(&p.role, 16))
                 .bind(p.account_id)
                 .bind(cut(&p.user_agent, MAX_USER_AGENT_CHARS))
+                .bind(cut(&p.browser, 64))
+                .bind(cut(&p.os, 64))
+                .bind(cut(&p.device, 16))
+                .bind(cut(&p.name, MAX_NAME_CHARS).to_lowercase())
                 .bind(at)
                 .execute(&self.pool)
                 .await,
@@ -215,6 +227,27 @@ impl Registry {
                 .await,
         )?;
         self.call_event_at(call_id, line.sent_ms).await
+    }
+
+    /// Recording `recording_id` of call `call_id` started at `at` (again: nothing changes).
+    pub async fn call_recording(
+        &self,
+        call_id: &str,
+        recording_id: &str,
+        at: Millis,
+    ) -> Result<()> {
+        let q = self.sql(
+            "INSERT INTO call_recordings (call_id, recording_id, started_ms) VALUES (?, ?, ?)",
+        );
+        once(
+            sqlx::query(&q)
+                .bind(call_id.to_string())
+                .bind(cut(recording_id, 128))
+                .bind(at)
+                .execute(&self.pool)
+                .await,
+        )?;
+        self.call_event_at(call_id, at).await
     }
 
     /// Call `call_id` ended at `at` for `reason`: so does every stay still open. An ended call
@@ -298,25 +331,12 @@ impl Registry {
         };
         let call = new_call_of(&row)?;
         let (ended_ms, end_reason) = (row.try_get(6)?, row.try_get(7)?);
-        let q = self.sql(&format!(
-            "SELECT participant_id, name, role, account_id, user_agent FROM call_participants \
-             WHERE call_id = ? ORDER BY first_joined_ms, participant_id LIMIT {MAX_PARTICIPANTS_READ}"
-        ));
-        let participants = sqlx::query(&q)
-            .bind(id.to_string())
-            .fetch_all(&self.pool)
+        let participants = self
+            .participants_of(&[id.to_string()])
             .await?
-            .iter()
-            .map(|r| {
-                Ok(CallParticipant {
-                    participant_id: r.try_get(0)?,
-                    name: r.try_get(1)?,
-                    role: r.try_get(2)?,
-                    account_id: r.try_get(3)?,
-                    user_agent: r.try_get(4)?,
-                })
-            })
-            .collect::<Result<_>>()?;
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
         let q = self.sql(
             "SELECT participant_id, joined_ms, left_ms FROM call_presence \
              WHERE call_id = ? ORDER BY joined_ms, participant_id",
@@ -352,6 +372,14 @@ impl Registry {
                 })
             })
             .collect::<Result<_>>()?;
+        let q = self.sql(
+            "SELECT recording_id, started_ms FROM call_recordings WHERE call_id = ? \
+             ORDER BY started_ms, recording_id LIMIT 100",
+        );
+        let recordings = sqlx::query_as(&q)
+            .bind(id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
         Ok(Some(CallRecord {
             call,
             ended_ms,
@@ -359,7 +387,56 @@ impl Registry {
             participants,
             presence,
             chat,
+            recordings,
         }))
+    }
+
+    /// The participants of calls `ids` (at most [`MAX_PARTICIPANTS_READ`] a call on average),
+    /// each with their call's id, by call in the order of `ids`, then in order of their first
+    /// join.
+    pub async fn participants_of(&self, ids: &[String]) -> Result<Vec<(String, CallParticipant)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; ids.len()].join(", ");
+        let q = self.sql(&format!(
+            "SELECT call_id, participant_id, name, role, account_id, user_agent, browser, os, device \
+             FROM call_participants WHERE call_id IN ({marks}) \
+             ORDER BY call_id, first_joined_ms, participant_id LIMIT {}",
+            MAX_PARTICIPANTS_READ * ids.len()
+        ));
+        let mut query = sqlx::query(&q);
+        for id in ids {
+            query = query.bind(id.clone());
+        }
+        let mut rows = query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<String, _>(0)?,
+                    CallParticipant {
+                        participant_id: r.try_get(1)?,
+                        name: r.try_get(2)?,
+                        role: r.try_get(3)?,
+                        account_id: r.try_get(4)?,
+                        user_agent: r.try_get(5)?,
+                        browser: r.try_get(6)?,
+                        os: r.try_get(7)?,
+                        device: r.try_get(8)?,
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // In the order of `ids` (stable: each call's participants keep their order).
+        let place: std::collections::HashMap<&str, usize> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
+        rows.sort_by_key(|(call, _)| place.get(call.as_str()).copied());
+        Ok(rows)
     }
 }
 
@@ -374,27 +451,113 @@ pub struct CallSummary {
     pub end_reason: Option<String>,
     /// How many took part.
     pub participants: i64,
+    /// The name of the account that created or planned it.
+    pub owner_name: Option<String>,
+    /// How many recordings were made of it.
+    pub recordings: i64,
+}
+
+/// Which calls a list or an export holds; every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallFilter {
+    /// Only those this account created or planned (what an agent may see).
+    pub scope: Option<i64>,
+    /// Only those this account (an agent) created or planned.
+    pub agent: Option<i64>,
+    /// Only those that started at or after.
+    pub from_ms: Option<Millis>,
+    /// Only those that started before.
+    pub to_ms: Option<Millis>,
+    /// Only those with a customer whose name holds this (any case).
+    pub customer: Option<String>,
+    /// Only ended calls at least this long.
+    pub min_duration_ms: Option<Millis>,
+    /// Only ended calls at most this long.
+    pub max_duration_ms: Option<Millis>,
+    /// Only those recorded (`true`) or not (`false`).
+    pub recorded: Option<bool>,
+}
+
+/// A bound value of a filter.
+enum Bound {
+    Int(i64),
+    Text(String),
+}
+
+impl CallFilter {
+    /// The SQL conditions (on `call_records c`) and the values they bind, in order.
+    fn conditions(&self) -> (Vec<&'static str>, Vec<Bound>) {
+        let (mut sql, mut binds) = (Vec::new(), Vec::new());
+        for owner in [self.scope, self.agent].into_iter().flatten() {
+            sql.push("c.owner_id = ?");
+            binds.push(Bound::Int(owner));
+        }
+        if let Some(from) = self.from_ms {
+            sql.push("c.started_ms >= ?");
+            binds.push(Bound::Int(from));
+        }
+        if let Some(to) = self.to_ms {
+            sql.push("c.started_ms < ?");
+            binds.push(Bound::Int(to));
+        }
+        if let Some(name) = self
+            .customer
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        {
+            sql.push(
+                "EXISTS (SELECT 1 FROM call_participants p WHERE p.call_id = c.id \
+                 AND p.role = 'customer' AND p.name_fold LIKE ? ESCAPE '!')",
+            );
+            let escaped: String = cut(name, MAX_NAME_CHARS)
+                .to_lowercase()
+                .chars()
+                .flat_map(|ch| match ch {
+                    '!' | '%' | '_' => vec!['!', ch],
+                    ch => vec![ch],
+                })
+                .collect();
+            binds.push(Bound::Text(format!("%{escaped}%")));
+        }
+        if let Some(min) = self.min_duration_ms {
+            sql.push("(c.ended_ms IS NOT NULL AND c.ended_ms - c.started_ms >= ?)");
+            binds.push(Bound::Int(min));
+        }
+        if let Some(max) = self.max_duration_ms {
+            sql.push("(c.ended_ms IS NOT NULL AND c.ended_ms - c.started_ms <= ?)");
+            binds.push(Bound::Int(max));
+        }
+        match self.recorded {
+            Some(true) => {
+                sql.push("EXISTS (SELECT 1 FROM call_recordings r WHERE r.call_id = c.id)")
+            }
+            Some(false) => {
+                sql.push("NOT EXISTS (SELECT 1 FROM call_recordings r WHERE r.call_id = c.id)")
+            }
+            None => {}
+        }
+        (sql, binds)
+    }
 }
 
 /// The most calls one list returns.
-pub const MAX_CALLS_LISTED: usize = 200;
+pub const MAX_CALLS_LISTED: usize = 500;
 
 impl Registry {
-    /// The calls of `owner` (`None`: everyone's), newest first, from those that started
-    /// before `before` (`(started_ms, id)`, the last of the previous page) on; at most `limit`
-    /// (held to [`MAX_CALLS_LISTED`]).
+    /// The calls `filter` lets through, newest first, from those that started before `before`
+    /// (`(started_ms, id)`, the last of the previous page) on; at most `limit` (held to
+    /// [`MAX_CALLS_LISTED`]).
     pub async fn list_calls(
         &self,
-        owner: Option<i64>,
+        filter: &CallFilter,
         before: Option<(Millis, String)>,
         limit: usize,
     ) -> Result<Vec<CallSummary>> {
-        let mut conditions = Vec::new();
-        if owner.is_some() {
-            conditions.push("c.owner_id = ?");
-        }
-        if before.is_some() {
+        let (mut conditions, mut binds) = filter.conditions();
+        if let Some((ms, id)) = before {
             conditions.push("(c.started_ms < ? OR (c.started_ms = ? AND c.id < ?))");
+            binds.extend([Bound::Int(ms), Bound::Int(ms), Bound::Text(id)]);
         }
         let filter = if conditions.is_empty() {
             String::new()
@@ -404,15 +567,17 @@ impl Registry {
         let limit = limit.clamp(1, MAX_CALLS_LISTED);
         let q = self.sql(&format!(
             "SELECT c.id, c.code, c.rc_name, c.node_name, c.owner_id, c.started_ms, c.ended_ms, c.end_reason, \
-             (SELECT COUNT(*) FROM call_participants p WHERE p.call_id = c.id) \
-             FROM call_records c {filter} ORDER BY c.started_ms DESC, c.id DESC LIMIT {limit}"
+             (SELECT COUNT(*) FROM call_participants p WHERE p.call_id = c.id), u.name, \
+             (SELECT COUNT(*) FROM call_recordings r WHERE r.call_id = c.id) \
+             FROM call_records c LEFT JOIN acc_users u ON u.id = c.owner_id \
+             {filter} ORDER BY c.started_ms DESC, c.id DESC LIMIT {limit}"
         ));
         let mut query = sqlx::query(&q);
-        if let Some(owner) = owner {
-            query = query.bind(owner);
-        }
-        if let Some((ms, id)) = before {
-            query = query.bind(ms).bind(ms).bind(id);
+        for bound in binds {
+            query = match bound {
+                Bound::Int(v) => query.bind(v),
+                Bound::Text(v) => query.bind(v),
+            };
         }
         query
             .fetch_all(&self.pool)
@@ -424,8 +589,25 @@ impl Registry {
                     ended_ms: r.try_get(6)?,
                     end_reason: r.try_get(7)?,
                     participants: r.try_get(8)?,
+                    owner_name: r.try_get(9)?,
+                    recordings: r.try_get(10)?,
                 })
             })
             .collect()
+    }
+}
+
+/// The most accounts [`Registry::call_owners`] returns.
+pub const MAX_CALL_OWNERS: usize = 1000;
+
+impl Registry {
+    /// The accounts that created or planned calls, by name: id and name.
+    pub async fn call_owners(&self) -> Result<Vec<(i64, String)>> {
+        let q = self.sql(&format!(
+            "SELECT u.id, u.name FROM acc_users u WHERE EXISTS \
+             (SELECT 1 FROM call_records c WHERE c.owner_id = u.id) \
+             ORDER BY u.name, u.id LIMIT {MAX_CALL_OWNERS}"
+        ));
+        Ok(sqlx::query_as(&q).fetch_all(&self.pool).await?)
     }
 }

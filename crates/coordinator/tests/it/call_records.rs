@@ -13,7 +13,7 @@ use axum::http::{Method, StatusCode};
 use orbita_coordinator::accounts::Role;
 use orbita_coordinator::now_ms;
 
-use crate::support::api::{make_user, Api, Auth, PASSWORD};
+use crate::support::api::{bearer, make_user, Api};
 use crate::support::{self, register, T0};
 
 on_every_backend!(
@@ -43,6 +43,9 @@ fn person(id: &str, name: &str, role: &str, account: Option<i64>) -> CallPartici
         role: role.into(),
         account_id: account,
         user_agent: FIREFOX.into(),
+        browser: "Firefox 133".into(),
+        os: "Linux".into(),
+        device: "desktop".into(),
     }
 }
 
@@ -206,6 +209,31 @@ async fn nodes_record_only_their_own_calls(url: String) {
         ..event("call-a", "joined", T0 + SECOND)
     };
     send("a", joined("p1")).await;
+    send(
+        "a",
+        CallEvent {
+            account: Some("7".into()),
+            role: Some("agent".into()),
+            ..joined("p0")
+        },
+    )
+    .await;
+    send(
+        "a",
+        CallEvent {
+            recording: Some("20301503T120001Z-4821-beef".into()),
+            ..event("call-a", "recording", T0 + SECOND)
+        },
+    )
+    .await;
+    send(
+        "a",
+        CallEvent {
+            recording: Some("../x".into()),
+            ..event("call-a", "recording", T0 + SECOND)
+        },
+    )
+    .await;
     send("b", joined("intruder")).await;
     send("b", event("call-a", "ended", T0 + 2 * SECOND)).await;
     send("a", event("call-a", "teleported", T0 + 2 * SECOND)).await;
@@ -221,8 +249,24 @@ async fn nodes_record_only_their_own_calls(url: String) {
         .iter()
         .map(|p| p.participant_id.as_str())
         .collect();
-    assert_eq!(who, ["p1"]);
-    assert_eq!(got.participants[0].user_agent, FIREFOX);
+    assert_eq!(who, ["p0", "p1"]);
+    assert_eq!(got.participants[1].user_agent, FIREFOX);
+    // The device, from the user agent; the agent's account.
+    assert_eq!(
+        (
+            got.participants[1].browser.as_str(),
+            got.participants[1].os.as_str(),
+            got.participants[1].device.as_str()
+        ),
+        ("Firefox 133", "Linux", "desktop")
+    );
+    assert_eq!(got.participants[0].account_id, Some(7));
+    assert_eq!(got.participants[1].account_id, None);
+    assert_eq!(
+        got.recordings,
+        [("20301503T120001Z-4821-beef".to_string(), T0 + SECOND)],
+        "a malformed recording id is dropped"
+    );
     assert_eq!(r.call("../../etc").await.unwrap(), None);
     // A registering again without it (a restart) closes it.
     register(&c, "a", 2, &["Demo"], T0 + 10 * SECOND).await;
@@ -264,21 +308,9 @@ async fn the_history_pages_through_calls_and_shows_one_whole(url: String) {
         .await
         .unwrap();
 
-    let login = |email: &'static str| {
-        let c = c.clone();
-        async move {
-            Auth::Bearer(
-                c.accounts()
-                    .login(email, PASSWORD, now_ms())
-                    .await
-                    .unwrap()
-                    .token,
-            )
-        }
-    };
     let (as_agent, as_supervisor) = (
-        login("agent@example.com").await,
-        login("supervisor@example.com").await,
+        bearer(&c, "agent@example.com").await,
+        bearer(&c, "supervisor@example.com").await,
     );
     let mut seen = Vec::new();
     let mut path = "/api/calls?limit=2".to_string();

@@ -209,6 +209,17 @@ impl World {
             "`GET /api/plans?scope=mine`" => (Method::GET, "/api/plans?scope=mine".into(), None),
             "`GET /api/plans?scope=all`" => (Method::GET, "/api/plans?scope=all".into(), None),
             "`GET /api/calls`" => (Method::GET, "/api/calls".into(), None),
+            "`GET /api/calls/agents`" => (Method::GET, "/api/calls/agents".into(), None),
+            "`GET /api/calls/export.csv`" | "`GET /api/calls/export.xlsx`" => {
+                // A download, not JSON (but for a refusal).
+                let path = call.trim_start_matches("`GET ").trim_end_matches('`');
+                let (status, _, body) = self.api.download(path, &auth).await;
+                if !status.is_success() {
+                    let error: Value = serde_json::from_slice(&body).unwrap();
+                    assert!(error["error"].is_string(), "{call} as {caller}: {error}");
+                }
+                return status.as_u16().to_string();
+            }
             "`GET /api/calls/{id}` (someone else's call)" => {
                 // A call of the owner's, as its node told it.
                 let id = format!("matrix-call-{}", self.next());

@@ -66,6 +66,37 @@ impl Api {
         auth: &Auth,
         extra: &[(&str, &str)],
     ) -> Answer {
+        let (status, headers, bytes) = self.bytes(method, path, body, auth, extra).await;
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                panic!(
+                    "{status}: not JSON ({e}): {}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// `GET path` with credentials: status, headers and the body's bytes (a download).
+    pub async fn download(&self, path: &str, auth: &Auth) -> (StatusCode, HeaderMap, Vec<u8>) {
+        self.bytes(Method::GET, path, None, auth, &[]).await
+    }
+
+    async fn bytes(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        auth: &Auth,
+        extra: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
         let mut req = Request::builder().method(method).uri(path);
         match auth {
             Auth::None => {}
@@ -85,24 +116,10 @@ impl Api {
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
-        let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20)
+        let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20)
             .await
             .unwrap();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                panic!(
-                    "{status}: not JSON ({e}): {}",
-                    String::from_utf8_lossy(&bytes)
-                )
-            })
-        };
-        Answer {
-            status,
-            headers,
-            body,
-        }
+        (status, headers, bytes.to_vec())
     }
 
     pub async fn call(
@@ -143,6 +160,17 @@ pub async fn make_user(c: &Coordinator, email: &str, role: Role) -> User {
         .create_user(email, "Test user", PASSWORD, role, c.now())
         .await
         .unwrap()
+}
+
+/// A bearer token of `email`'s account (password [`PASSWORD`]), logged in directly.
+pub async fn bearer(c: &Coordinator, email: &str) -> Auth {
+    Auth::Bearer(
+        c.accounts()
+            .login(email, PASSWORD, orbita_coordinator::now_ms())
+            .await
+            .unwrap()
+            .token,
+    )
 }
 
 /// The password of [`make_user`]'s accounts.
