@@ -19,6 +19,7 @@ import { renderHome, renderUnknownRoom } from './ui/home.js';
 import { renderPlan } from './ui/plan.js';
 import { renderAllPlans } from './ui/plans.js';
 import { renderRecordings } from './ui/recordings.js';
+import { renderCalls } from './ui/calls.js';
 import { explainLaunchError } from './ui/launch-errors.js';
 import { renderPrejoin } from './ui/prejoin.js';
 
@@ -55,6 +56,7 @@ const ACCOUNT_PAGES = {
   plan: renderPlan,
   plans: renderAllPlans,
   recordings: renderRecordings,
+  calls: renderCalls,
   setup: renderSetup,
 };
 

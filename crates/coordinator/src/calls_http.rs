@@ -322,6 +322,7 @@ async fn agents(
 
 fn record_json(r: &CallRecord) -> Value {
     let mut v = call_json(&r.call, r.ended_ms, r.end_reason.as_deref());
+    v["owner_name"] = json!(r.owner_name);
     v["participants"] = r
         .participants
         .iter()

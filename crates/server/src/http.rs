@@ -9,7 +9,7 @@
 //! | `GET /healthz` | `ok` |
 //! | `GET /metrics` | Prometheus text format |
 //! | `GET /`, `GET /r/{code}` | the browser client's pages ([`crate::pages`]); `/r/{code}` is the same page, 200, for every code (it does not tell which codes are live) |
-//! | `GET /signup`, `/login`, `/admin`, `/plan`, `/plans`, `/recordings`, `/setup` | the account pages ([`pages::ACCOUNT_PAGES`]; the coordinator's `/api/auth`, `/api/admin`, `/api/plans` and `/api/slots` do the work and check roles) |
+//! | `GET /signup`, `/login`, `/admin`, `/plan`, `/plans`, `/recordings`, `/calls`, `/setup` | the account pages ([`pages::ACCOUNT_PAGES`]; the coordinator's `/api/auth`, `/api/admin`, `/api/plans` and `/api/slots` do the work and check roles) |
 //! | `GET /assets/{path}` | the browser client's static files (embedded `web/`), with `ETag` |
 //! | `GET /ws` | the signalling WebSocket ([`crate::ws`]) |
 //! | `POST /whip/{code}`, `DELETE /whip/{code}/{id}` | WHIP ingest ([`crate::whip`]) |
@@ -62,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/plan", get(|| account_page("plan")))
         .route("/plans", get(|| account_page("plans")))
         .route("/recordings", get(|| account_page("recordings")))
+        .route("/calls", get(|| account_page("calls")))
         .route("/setup", get(|| account_page("setup")))
         .route("/assets/{*path}", get(asset_file))
         .route("/ws", get(ws::upgrade))

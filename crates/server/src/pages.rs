@@ -124,13 +124,14 @@ pub fn index() -> String {
 }
 
 /// The account pages: path and page kind (the shell's `data-page`).
-pub const ACCOUNT_PAGES: [(&str, &str); 7] = [
+pub const ACCOUNT_PAGES: [(&str, &str); 8] = [
     ("/signup", "signup"),
     ("/login", "login"),
     ("/admin", "admin"),
     ("/plan", "plan"),
     ("/plans", "plans"),
     ("/recordings", "recordings"),
+    ("/calls", "calls"),
     ("/setup", "setup"),
 ];
 

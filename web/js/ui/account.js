@@ -44,6 +44,7 @@ export function roleLinks(role) {
   if (PLANNERS.includes(role)) links.push({ href: '/plan', text: 'account.plan', id: 'menu-plan' });
   if (OVERSEERS.includes(role)) links.push({ href: '/plans', text: 'account.all_plans', id: 'menu-plans' });
   if (PLANNERS.includes(role)) links.push({ href: '/recordings', text: 'account.recordings', id: 'menu-recordings' });
+  if (PLANNERS.includes(role)) links.push({ href: '/calls', text: 'account.calls', id: 'menu-calls' });
   if (role === 'admin') links.push({ href: '/admin', text: 'account.admin', id: 'menu-admin' });
   return links;
 }

@@ -97,6 +97,8 @@ pub struct CallRecord {
     pub chat: Vec<ChatLine>,
     /// The recordings made of it: id and start, in order.
     pub recordings: Vec<(String, Millis)>,
+    /// The name of the account that created or planned it.
+    pub owner_name: Option<String>,
 }
 
 /// An insert that may have been made before (an event sent again): its key taken is fine.
@@ -319,8 +321,8 @@ impl Registry {
     /// Call `id` with everything stored of it.
     pub async fn call(&self, id: &str) -> Result<Option<CallRecord>> {
         let q = self.sql(
-            "SELECT id, code, rc_name, node_name, owner_id, started_ms, ended_ms, end_reason \
-             FROM call_records WHERE id = ?",
+            "SELECT c.id, c.code, c.rc_name, c.node_name, c.owner_id, c.started_ms, c.ended_ms, c.end_reason, u.name \
+             FROM call_records c LEFT JOIN acc_users u ON u.id = c.owner_id WHERE c.id = ?",
         );
         let Some(row) = sqlx::query(&q)
             .bind(id.to_string())
@@ -330,7 +332,8 @@ impl Registry {
             return Ok(None);
         };
         let call = new_call_of(&row)?;
-        let (ended_ms, end_reason) = (row.try_get(6)?, row.try_get(7)?);
+        let (ended_ms, end_reason, owner_name) =
+            (row.try_get(6)?, row.try_get(7)?, row.try_get(8)?);
         let participants = self
             .participants_of(&[id.to_string()])
             .await?
@@ -388,6 +391,7 @@ impl Registry {
             presence,
             chat,
             recordings,
+            owner_name,
         }))
     }
 

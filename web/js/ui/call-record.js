@@ -1,0 +1,165 @@
+// One call's page (/calls?id=<call>): when and how long, its people with their browsers and
+// devices, a timeline of who was there when (and when each chat line was written), the chat,
+// and its recordings. Read from GET /api/calls/{id} (docs/calls.md).
+
+import { call } from '../accounts.js';
+import { ApiError } from '../api.js';
+import { has, t } from '../i18n.js';
+import { formatLength, formatMoment } from './calls.js';
+import { h } from './dom.js';
+import { showApiError } from './forms.js';
+import { section } from './page.js';
+
+/**
+ * @typedef {{id: string, name: string, role: string, account_id: number | null,
+ *   user_agent: string, browser: string, os: string, device: string}} Person
+ * @typedef {{participant: string, joined_ms: number, left_ms: number | null}} Stay
+ * @typedef {{seq: number, participant: string, sent_ms: number, text: string}} Line
+ * @typedef {{id: string, code: string, rc_name: string, owner_name: string | null,
+ *   started_ms: number, ended_ms: number | null, end_reason: string | null,
+ *   duration_ms: number | null, participants: Person[], presence: Stay[], chat: Line[],
+ *   recordings: {id: string, started_ms: number}[]}} CallRecord
+ */
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+/**
+ * An SVG element.
+ * @param {string} tag
+ * @param {Record<string, string | number>} attrs
+ * @param {...(Element | string)} children
+ */
+export function svg(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  el.append(...children);
+  return el;
+}
+
+/**
+ * Who was there when: a row a person, a bar a stay, a tick a chat line.
+ * @param {CallRecord} r
+ * @param {number} end the timeline's end (the call's, or now)
+ */
+function timeline(r, end) {
+  const start = r.started_ms;
+  const span = Math.max(1000, end - start);
+  const label = 160;
+  const width = 1000;
+  const rowH = 26;
+  const x = (/** @type {number} */ ms) => label + ((Math.min(Math.max(ms, start), end) - start) / span) * (width - label - 10);
+  const rows = r.participants.map((p, i) => {
+    const y = 20 + i * rowH;
+    const bars = r.presence
+      .filter((s) => s.participant === p.id)
+      .map((s) => {
+        const x0 = x(s.joined_ms);
+        const x1 = Math.max(x0 + 2, x(s.left_ms ?? end));
+        const bar = svg('rect', { class: `timeline-stay role-${p.role}`, x: x0, y, width: x1 - x0, height: rowH - 8, rx: 3 });
+        bar.append(svg('title', {}, `${p.name}: ${formatMoment(s.joined_ms)} – ${s.left_ms ? formatMoment(s.left_ms) : t('calls.going_on')}`));
+        return bar;
+      });
+    const ticks = r.chat
+      .filter((l) => l.participant === p.id)
+      .map((l) => svg('rect', { class: 'timeline-chat', x: x(l.sent_ms) - 1, y: y - 3, width: 2, height: rowH - 2 }));
+    return svg('g', { class: 'timeline-row', 'data-participant': p.id }, svg('text', { x: 4, y: y + rowH / 2, class: 'timeline-name' }, p.name), ...bars, ...ticks);
+  });
+  const height = 30 + r.participants.length * rowH;
+  const axis = [0, 0.25, 0.5, 0.75, 1].map((f) =>
+    svg('text', { x: label + f * (width - label - 10), y: height - 4, class: 'timeline-axis', 'text-anchor': f === 0 ? 'start' : f === 1 ? 'end' : 'middle' }, formatLength(f * span)),
+  );
+  return svg('svg', { class: 'call-timeline', viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': t('calls.timeline'), id: 'call-timeline' }, ...rows, ...axis);
+}
+
+/**
+ * The time a person spent in the call, all their stays together.
+ * @param {CallRecord} r
+ * @param {string} id
+ * @param {number} end
+ */
+function timeIn(r, id, end) {
+  return r.presence.filter((s) => s.participant === id).reduce((sum, s) => sum + ((s.left_ms ?? end) - s.joined_ms), 0);
+}
+
+/**
+ * Shows call `id` in `main`.
+ * @param {HTMLElement} main
+ * @param {string} id
+ */
+export async function renderCallRecord(main, id) {
+  const error = h('p', { class: 'form-error', attrs: { role: 'alert', id: 'call-error' } });
+  main.append(h('p', {}, h('a', { attrs: { href: '/calls', id: 'call-back' }, text: 'calls.back' })), error);
+  /** @type {CallRecord} */
+  let r;
+  try {
+    r = await call('GET', `/api/calls/${encodeURIComponent(id)}`);
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 404) error.textContent = t('calls.not_found');
+    else showApiError(error, e);
+    return;
+  }
+  const end = r.ended_ms ?? Date.now();
+  const names = new Map(r.participants.map((p) => [p.id, p.name]));
+  const fact = (/** @type {string} */ key, /** @type {string} */ value, /** @type {string} */ cls) =>
+    h('div', { class: `call-fact ${cls}` }, h('dt', { text: key }), h('dd', { raw: value }));
+  const facts = h(
+    'dl',
+    { class: 'call-facts', attrs: { id: 'call-facts' } },
+    fact('calls.col_when', formatMoment(r.started_ms), 'fact-start'),
+    fact('calls.col_length', r.duration_ms === null ? t('calls.going_on') : formatLength(r.duration_ms), 'fact-length'),
+    fact('calls.col_agent', r.owner_name ?? '—', 'fact-agent'),
+    fact('calls.code', r.code, 'fact-code'),
+    r.end_reason ? fact('calls.end_reason', has(`calls.reason.${r.end_reason}`) ? t(`calls.reason.${r.end_reason}`) : r.end_reason, 'fact-reason') : null,
+  );
+  const head = (/** @type {string} */ key) => h('th', { attrs: { scope: 'col' }, text: key });
+  const people = h(
+    'table',
+    { class: 'calls-table', attrs: { id: 'call-people' } },
+    h('thead', {}, h('tr', {}, head('calls.person'), head('calls.role'), head('calls.browser'), head('calls.os'), head('calls.device'), head('calls.time_in'))),
+    h(
+      'tbody',
+      {},
+      ...r.participants.map((p) =>
+        h(
+          'tr',
+          { class: 'call-person', data: { id: p.id, role: p.role } },
+          h('td', { raw: p.name }),
+          h('td', { text: `calls.role_${p.role}` }),
+          h('td', { class: 'person-browser', raw: p.browser || '—', attrs: { title: p.user_agent } }),
+          h('td', { class: 'person-os', raw: p.os || '—' }),
+          h('td', { class: 'person-device', text: p.device ? `calls.device_${p.device}` : undefined, raw: p.device ? undefined : '—' }),
+          h('td', { raw: formatLength(timeIn(r, p.id, end)) }),
+        ),
+      ),
+    ),
+  );
+  const chat = r.chat.length
+    ? h(
+        'ol',
+        { class: 'call-chat', attrs: { id: 'call-chat' } },
+        ...r.chat.map((l) =>
+          h(
+            'li',
+            { class: 'call-chat-line' },
+            h('span', { class: 'chat-at', raw: formatLength(l.sent_ms - r.started_ms) }),
+            h('strong', { class: 'chat-who', raw: names.get(l.participant) ?? '?' }),
+            h('span', { class: 'chat-text', raw: l.text }),
+          ),
+        ),
+      )
+    : h('p', { class: 'notice-text', attrs: { id: 'call-chat' }, text: 'calls.no_chat' });
+  const recordings = r.recordings.length
+    ? h(
+        'ul',
+        { class: 'call-recordings', attrs: { id: 'call-recordings' } },
+        ...r.recordings.map((rec) => h('li', {}, h('a', { attrs: { href: '/recordings' }, raw: rec.id }), ' ', h('span', { class: 'plan-meta', raw: formatMoment(rec.started_ms) }))),
+      )
+    : h('p', { class: 'notice-text', attrs: { id: 'call-recordings' }, text: 'calls.no_recordings' });
+  main.append(
+    section('call-summary', 'calls.summary', facts),
+    section('call-who', 'calls.people', h('div', { class: 'table-scroll' }, people), timeline(r, end)),
+    section('call-chat-section', 'calls.chat', chat),
+    section('call-recordings-section', 'calls.recordings', recordings),
+  );
+  main.dataset.call = r.id;
+}
