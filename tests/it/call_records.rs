@@ -1,14 +1,16 @@
 //! Call records from a real `orbita serve` (docs/calls.md): two bots talk and chat, one leaves
 //! and the room empties; the record in the database holds both, their stays, the chat (not a
 //! private message) and the end. A server killed with SIGKILL mid-call leaves the record of
-//! what happened until then, closed when the server starts again.
+//! what happened until then, closed when the server starts again. Connection quality reports
+//! reach the agent live and the record.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use orbita_bot::{Bot, BotOptions};
+use orbita_bot::{Bot, BotOptions, BotStats, RoomEventKind};
 use orbita_coordinator::store::CallRecord;
 use orbita_coordinator::Registry;
+use orbita_protocol::{ClientMsg, ErrorCode, QualityReport, QualitySource};
 use serde_json::json;
 
 use crate::support::{Proc, TempDir, LOOPBACK_MEDIA_ARGS, MEDIA_TIMEOUT};
@@ -147,4 +149,116 @@ async fn a_call_cut_by_sigkill_is_closed_when_the_server_starts_again() {
     assert_eq!(after.presence[0].left_ms, after.ended_ms);
     assert_eq!(after.chat, before.chat);
     again.stop(Duration::from_secs(10));
+}
+
+/// Whether `stats` holds a `quality` of `who` from `source` that says what they send.
+fn told_quality(stats: &BotStats, who: &str, source: QualitySource) -> bool {
+    stats.events.iter().any(|e| {
+        matches!(&e.kind, RoomEventKind::Quality { participant_id, source: s, out_kbps: Some(_), .. }
+            if participant_id == who && *s == source)
+    })
+}
+
+/// Connection quality: the customer's browser figures (`stats`) reach the agent at once, the
+/// server's own view of the customer's connections every 5 s; both go into the call's record.
+/// Figures out of range, and a second report within 2 s, are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quality_reports_reach_the_agent_and_the_record() {
+    let dir = TempDir::new("call-quality");
+    let data = dir.path().join("data");
+    let (mut server, addr) = serve(&data);
+    let room = crate::recording::create_room(&format!("http://{addr}"), json!({})).await;
+    let code = room["code"].as_str().unwrap().to_string();
+    let mut opts = BotOptions::new(format!("ws://{addr}/ws"), &code, "Agent");
+    opts.publish_video = false;
+    opts.key = room["host_key"].as_str().map(str::to_string);
+    let agent = Bot::join(opts).await.expect("the agent joins");
+    let customer = join(&addr, &code, "Customer").await;
+    let who = customer.participant_id().to_string();
+
+    let sent = QualityReport {
+        out_kbps: Some(640.5),
+        in_kbps: Some(1200.0),
+        loss_pct: Some(1.5),
+        rtt_ms: Some(40.0),
+        fps_out: Some(30.0),
+        width: Some(640),
+        height: Some(480),
+        ..QualityReport::default()
+    };
+    customer.send(ClientMsg::Stats(sent.clone())).unwrap();
+    customer.send(ClientMsg::Stats(sent.clone())).unwrap();
+    customer
+        .send_raw(r#"{"type":"stats","loss_pct":101}"#)
+        .unwrap();
+    let refused = customer
+        .wait_for(
+            |s| {
+                s.errors_with(ErrorCode::RateLimited).count() == 1
+                    && s.errors_with(ErrorCode::InvalidValue).count() == 1
+            },
+            MEDIA_TIMEOUT,
+        )
+        .await
+        .expect("a second report in 2 s and a loss of 101 % are refused");
+    let messages: Vec<&str> = refused.errors.iter().map(|e| e.message.as_str()).collect();
+    assert!(
+        messages.iter().any(|m| m.contains("loss_pct")),
+        "{messages:?}"
+    );
+    // The agent sees the customer's figures: the browser's at once, the server's within
+    // two of its 5 s rounds (the first gives a counter, the second a rate).
+    agent
+        .wait_for(
+            |s| told_quality(s, &who, QualitySource::Browser),
+            MEDIA_TIMEOUT,
+        )
+        .await
+        .expect("the agent is told the customer's browser figures");
+    agent
+        .wait_for(
+            |s| told_quality(s, &who, QualitySource::Server),
+            MEDIA_TIMEOUT,
+        )
+        .await
+        .expect("the agent is told the server's view of the customer");
+    // The customer hears the server's view of themself, never the agent's figures.
+    let own = customer
+        .wait_for(
+            |s| told_quality(s, &who, QualitySource::Server),
+            MEDIA_TIMEOUT,
+        )
+        .await
+        .expect("the customer is told their own connection");
+    assert!(!told_quality(
+        &own,
+        agent.participant_id(),
+        QualitySource::Server
+    ));
+
+    let record = record_of(&data, &code, |r| {
+        r.quality
+            .iter()
+            .any(|q| q.source == "server" && q.participant_id == who && q.report.out_kbps.is_some())
+    })
+    .await;
+    let browser: Vec<&QualityReport> = record
+        .quality
+        .iter()
+        .filter(|q| q.source == "browser")
+        .map(|q| &q.report)
+        .collect();
+    assert_eq!(browser, [&sent], "one browser report stored, as sent");
+    let server_view = record
+        .quality
+        .iter()
+        .find(|q| q.source == "server" && q.participant_id == who && q.report.out_kbps.is_some())
+        .expect("a server report with a rate");
+    assert!(
+        server_view.report.out_kbps.unwrap() > 1.0,
+        "{server_view:?}"
+    );
+    drop(customer);
+    drop(agent);
+    server.stop(Duration::from_secs(10));
 }

@@ -2,6 +2,7 @@
 // they publish, chat, the active speaker, control of the session's app, and reconnecting
 // after a network drop.
 
+import { QualityReporter } from './call-quality.js';
 import { Publisher } from './publisher.js';
 import { Subscriber } from './subscriber.js';
 import { ServerError, Signaling, defaultSignalingUrl } from './signaling.js';
@@ -91,6 +92,13 @@ export class RoomSession extends EventTarget {
     this.signaling = null;
     /** @type {Publisher | null} */
     this.publisher = null;
+    /**
+     * The last connection quality reports per participant and source (`quality`).
+     * @type {Map<string, {browser?: {report: import('./call-quality.js').QualityReport, at: number}, server?: {report: import('./call-quality.js').QualityReport, at: number}}>}
+     */
+    this.peerQuality = new Map();
+    /** @type {QualityReporter | null} */
+    this.qualityReporter = null;
     /** @type {Subscriber | null} */
     this.subscriber = null;
     /** @type {string | null} */
@@ -212,6 +220,10 @@ export class RoomSession extends EventTarget {
 
     const publisher = new Publisher(signaling, config);
     this.publisher = publisher;
+    this.qualityReporter ??= new QualityReporter(
+      () => ({ publisher: this.publisher?.pc ?? null, subscriber: this.subscriber?.pc ?? null }),
+      (report) => this.signaling?.send({ type: 'stats', ...report }),
+    );
     publisher.pc.addEventListener('connectionstatechange', () => this.checkMedia());
     publisher.pc.addEventListener('icecandidateerror', (event) => this.onIceCandidateError(event));
 
@@ -249,6 +261,7 @@ export class RoomSession extends EventTarget {
     this.stopScreenTracks();
     this.local.stopAll();
     clearInterval(this.speakerTimer);
+    this.qualityReporter?.stop();
     window.removeEventListener('offline', this.onOffline);
     window.removeEventListener('online', this.onOnline);
     this.setStatus('left');
@@ -404,6 +417,14 @@ export class RoomSession extends EventTarget {
       case 'control':
         this.onControl(msg.holder);
         break;
+      case 'quality': {
+        // Someone's connection quality (the agent's live view), or our own as the server sees it.
+        const known = this.peerQuality.get(msg.participant) ?? {};
+        known[msg.source] = { report: msg.report, at: Date.now() };
+        this.peerQuality.set(msg.participant, known);
+        this.update();
+        break;
+      }
       case 'recording':
         this.recording = msg.state === 'on';
         this.notice(this.recording ? 'notice.recording_on' : 'notice.recording_off', {}, 'info');
@@ -780,6 +801,7 @@ export class RoomSession extends EventTarget {
       controlHolder: this.controlHolder,
       inputsSent: this.inputsSent,
       relayRefused: this.relayRefused,
+      qualitySent: this.qualityReporter?.lastReport ?? null,
     };
   }
 }

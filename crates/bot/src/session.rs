@@ -548,6 +548,11 @@ impl Session {
             ServerMsg::Control { holder } => self.shared.rec().control(now, holder),
             ServerMsg::AppStopped { reason } => self.shared.rec().app_stopped(now, &reason),
             ServerMsg::Recording { state } => self.shared.rec().recording(now, state),
+            ServerMsg::Quality {
+                participant,
+                source,
+                report,
+            } => self.shared.rec().quality(now, participant, source, &report),
         }
     }
 

@@ -366,6 +366,17 @@ pub enum RoomEventKind {
         /// The new state.
         state: RecordingState,
     },
+    /// A connection quality report (`quality`) arrived.
+    Quality {
+        /// Whose.
+        participant_id: String,
+        /// Measured by whom.
+        source: orbita_protocol::QualitySource,
+        /// What it sends, kbit/s (rounded).
+        out_kbps: Option<u64>,
+        /// What it receives, kbit/s (rounded).
+        in_kbps: Option<u64>,
+    },
 }
 
 impl BotStats {
@@ -1148,6 +1159,26 @@ impl Recorder {
     /// `control`: who holds the app now.
     pub fn control(&mut self, now: Instant, holder: Option<String>) {
         self.event(now, RoomEventKind::Control { holder });
+    }
+
+    /// `quality`.
+    pub fn quality(
+        &mut self,
+        now: Instant,
+        participant_id: String,
+        source: orbita_protocol::QualitySource,
+        report: &orbita_protocol::QualityReport,
+    ) {
+        let kbps = |v: Option<f64>| v.map(|k| k.round() as u64);
+        self.event(
+            now,
+            RoomEventKind::Quality {
+                participant_id,
+                source,
+                out_kbps: kbps(report.out_kbps),
+                in_kbps: kbps(report.in_kbps),
+            },
+        );
     }
 
     /// `recording`.

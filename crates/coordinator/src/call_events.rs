@@ -6,7 +6,7 @@ use tracing::warn;
 
 use crate::clock::Millis;
 use crate::devices::describe;
-use crate::store::{CallParticipant, ChatLine, NewCall, StoreError};
+use crate::store::{CallParticipant, ChatLine, NewCall, QualityPoint, StoreError};
 use crate::verbs::CallEvent;
 use crate::Coordinator;
 
@@ -79,6 +79,25 @@ impl Coordinator {
                     body: e.text.unwrap_or_default(),
                 };
                 registry.call_chat(&e.call, &line).await
+            }
+            "quality" => {
+                let source = e.source.as_deref().unwrap_or_default();
+                let report = e.quality.filter(|q| q.check().is_ok());
+                match (source, report) {
+                    ("browser" | "server", Some(report)) => {
+                        let point = QualityPoint {
+                            participant_id: participant.chars().take(64).collect(),
+                            source: source.to_string(),
+                            at_ms: at,
+                            report,
+                        };
+                        registry.call_quality(&e.call, &point).await
+                    }
+                    _ => {
+                        warn!(node, call = %e.call, "quality event without a source or with figures out of range dropped");
+                        Ok(())
+                    }
+                }
             }
             "ended" => {
                 let reason = e.reason.unwrap_or_else(|| "ended".into());

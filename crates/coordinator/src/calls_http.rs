@@ -349,6 +349,17 @@ fn record_json(r: &CallRecord) -> Value {
         .iter()
         .map(|l| json!({"seq": l.seq, "participant": l.participant_id, "sent_ms": l.sent_ms, "text": l.body}))
         .collect();
+    v["quality"] = r
+        .quality
+        .iter()
+        .map(|q| {
+            let mut point = serde_json::to_value(&q.report).unwrap_or_else(|_| json!({}));
+            point["participant"] = json!(q.participant_id);
+            point["source"] = json!(q.source);
+            point["at_ms"] = json!(q.at_ms);
+            point
+        })
+        .collect();
     v["recordings"] = r
         .recordings
         .iter()

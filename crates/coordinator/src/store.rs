@@ -34,7 +34,7 @@ mod calls;
 mod plans_admin;
 pub use calls::{
     CallFilter, CallParticipant, CallRecord, CallSummary, ChatLine, NewCall, Presence,
-    MAX_CALLS_LISTED,
+    QualityPoint, MAX_CALLS_LISTED,
 };
 pub use plans_admin::{PlanChangeError, PlanDetails, PlanEntry, PlanFilter, MAX_PLANS_LISTED};
 
@@ -137,6 +137,7 @@ impl Backend {
             ("recording", per_backend!("0006_recording.sql")),
             ("call_records", per_backend!("0007_call_records.sql")),
             ("call_details", per_backend!("0008_call_details.sql")),
+            ("call_quality", per_backend!("0009_call_quality.sql")),
         ];
         Migrator {
             migrations: Cow::Owned(

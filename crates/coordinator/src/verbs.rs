@@ -715,7 +715,7 @@ pub enum FromNode {
 
 /// What happened in a call (`CALL_EVENT`), for its record: the fields an event needs are
 /// those named with it; the others are absent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct CallEvent {
     /// The call's id (the node's, unique in the cluster).
     pub call: String,
@@ -724,7 +724,7 @@ pub struct CallEvent {
     /// `started` (with `code`, `rc_name`, `owner`), `joined` (`participant`, `name`, `role`,
     /// `user_agent`, `account` when known), `left` (`participant`), `chat` (`seq`,
     /// `participant`, `text`), `recording` (`recording`: the id of a recording of the call
-    /// that started), `ended` (`reason`).
+    /// that started), `quality` (`participant`, `source`, `quality`), `ended` (`reason`).
     pub event: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[allow(missing_docs)]
@@ -762,6 +762,12 @@ pub struct CallEvent {
     /// The id of the recording that started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording: Option<String>,
+    /// Who measured a `quality` report: `browser` or `server`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// A participant's connection quality (`quality`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<orbita_protocol::QualityReport>,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -152,6 +152,97 @@ pub enum RecordingState {
     On,
 }
 
+/// Why a browser sends less video than it would like (`qualityLimitationReason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QualityLimitation {
+    /// Nothing holds it back.
+    None,
+    /// The CPU.
+    Cpu,
+    /// The network.
+    Bandwidth,
+    /// Something else.
+    Other,
+}
+
+/// A participant's connection quality over the last few seconds, as their browser measured it
+/// (`stats`) or as the server saw it (`quality` with `source: server`). Every figure is
+/// optional; all are checked by [`QualityReport::check`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualityReport {
+    /// What the participant sends, in kbit/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_kbps: Option<f64>,
+    /// What the participant receives, in kbit/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_kbps: Option<f64>,
+    /// Packets lost on the way to the participant (browser) or from them (server), in %.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_pct: Option<f64>,
+    /// Jitter of what the participant receives, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_ms: Option<f64>,
+    /// Round-trip time to the server, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+    /// Frames a second of the camera video sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fps_out: Option<f64>,
+    /// Frames a second of the video received (the best of the tracks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fps_in: Option<f64>,
+    /// Width of the camera video sent (the largest layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// Height of the camera video sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Why the video sent is held back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limitation: Option<QualityLimitation>,
+}
+
+impl QualityReport {
+    /// `Err` names the first figure out of its range (kbit/s up to 10,000,000, loss 0 to 100,
+    /// times up to 60,000 ms, frame rates up to 1,000, sizes up to 16,384).
+    pub fn check(&self) -> Result<(), String> {
+        let ranges = [
+            ("out_kbps", self.out_kbps, 10_000_000.0),
+            ("in_kbps", self.in_kbps, 10_000_000.0),
+            ("loss_pct", self.loss_pct, 100.0),
+            ("jitter_ms", self.jitter_ms, 60_000.0),
+            ("rtt_ms", self.rtt_ms, 60_000.0),
+            ("fps_out", self.fps_out, 1_000.0),
+            ("fps_in", self.fps_in, 1_000.0),
+        ];
+        for (name, value, max) in ranges {
+            if let Some(v) = value {
+                if !v.is_finite() || !(0.0..=max).contains(&v) {
+                    return Err(format!("{name} must be a number from 0 to {max}"));
+                }
+            }
+        }
+        for (name, value) in [("width", self.width), ("height", self.height)] {
+            if value.is_some_and(|v| v > 16_384) {
+                return Err(format!("{name} must be at most 16384"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where a [`ServerMsg::Quality`] report comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QualitySource {
+    /// The participant's browser (`stats`).
+    Browser,
+    /// The server's view of the participant's connections.
+    Server,
+}
+
 /// Which outgoing m-line of the subscriber connection carries which track.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubscribedTrack {
@@ -281,6 +372,9 @@ pub enum ClientMsg {
         /// Start (`true`) or stop.
         on: bool,
     },
+    /// The client's connection quality of the last seconds (every 5 s; at most one every
+    /// 2 s), for the call's record and the agent's live view.
+    Stats(QualityReport),
 }
 
 /// Error codes the server sends in [`ServerMsg::Error`].
@@ -448,6 +542,17 @@ pub enum ServerMsg {
     Recording {
         /// The new state.
         state: RecordingState,
+    },
+    /// A participant's connection quality: sent to the call's agents about the others (from
+    /// the browsers' `stats` and the server), and to each participant about themself (the
+    /// server's view).
+    Quality {
+        /// Whose.
+        participant: String,
+        /// Measured by whom.
+        source: QualitySource,
+        /// The figures.
+        report: QualityReport,
     },
 }
 

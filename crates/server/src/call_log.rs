@@ -1,6 +1,6 @@
 //! This media server's calls, as events for their records (docs/calls.md): a call starts with
-//! its room's first participant and ends when the room closes; each join, leave and public
-//! chat line is an event. The node link (`orbita node`, and `orbita serve`'s own) sends them to
+//! its room's first participant and ends when the room closes; each join, leave, public chat
+//! line, recording and connection quality report is an event. The node link (`orbita node`, and `orbita serve`'s own) sends them to
 //! the coordinator, which stores them (`CALL_EVENT`). The queue between is bounded: when the
 //! link cannot keep up, events are dropped and counted, never waited for.
 
@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use orbita_coordinator::verbs::CallEvent;
+use orbita_protocol::{QualityReport, QualitySource};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
@@ -15,6 +16,9 @@ use crate::recording_store::now_ms;
 
 /// Events queued for the coordinator at most.
 pub const QUEUE: usize = 10_000;
+/// Quality reports sent of one call at most (a two-hour call of four people, browsers' and
+/// the server's every 5 s, is 11,520).
+pub const MAX_QUALITY_REPORTS: usize = 20_000;
 
 struct RoomCall {
     id: String,
@@ -22,6 +26,8 @@ struct RoomCall {
     chat_seq: u64,
     /// When the last participant left (the call's end if nobody comes back).
     empty_since_ms: Option<u64>,
+    /// Quality reports sent of it.
+    quality_reports: usize,
 }
 
 /// The calls of this server's rooms.
@@ -91,6 +97,7 @@ impl CallLog {
                 present: 0,
                 chat_seq: 0,
                 empty_since_ms: None,
+                quality_reports: 0,
             });
             call.present += 1;
             call.empty_since_ms = None;
@@ -116,6 +123,45 @@ impl CallLog {
             role: Some(role.to_string()),
             user_agent: Some(user_agent.chars().take(512).collect()),
             account,
+            ..CallEvent::default()
+        });
+    }
+
+    /// `participant`'s connection `quality` in room `code`, measured by `source`; at most
+    /// [`MAX_QUALITY_REPORTS`] a call (beyond, dropped and counted).
+    pub fn quality(
+        &self,
+        code: &str,
+        participant: &str,
+        source: QualitySource,
+        quality: &QualityReport,
+    ) {
+        let call = {
+            let mut calls = self.calls.lock();
+            let Some(call) = calls.get_mut(code) else {
+                return;
+            };
+            if call.quality_reports >= MAX_QUALITY_REPORTS {
+                drop(calls);
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            call.quality_reports += 1;
+            call.id.clone()
+        };
+        self.emit(CallEvent {
+            call,
+            at_ms: now_ms(),
+            event: "quality".into(),
+            participant: Some(participant.to_string()),
+            source: Some(
+                match source {
+                    QualitySource::Browser => "browser",
+                    QualitySource::Server => "server",
+                }
+                .into(),
+            ),
+            quality: Some(quality.clone()),
             ..CallEvent::default()
         });
     }

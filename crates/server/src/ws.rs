@@ -20,7 +20,10 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use orbita_coordinator::accounts::http::client_addr;
-use orbita_protocol::{parse_client_msg, ClientMsg, ErrorCode, Role, ServerMsg, PROTOCOL_VERSION};
+use orbita_protocol::{
+    parse_client_msg, ClientMsg, ErrorCode, QualityReport, QualitySource, Role, ServerMsg,
+    PROTOCOL_VERSION,
+};
 use tokio::sync::{mpsc, watch};
 
 use crate::backend::MediaParticipant;
@@ -124,6 +127,8 @@ struct Joined {
     after_joined: Option<ServerMsg>,
     /// Told when the participant leaves (the call's record).
     call_log: Arc<CallLog>,
+    /// When the participant's last `stats` was taken.
+    last_stats: Option<Instant>,
 }
 
 impl Drop for Joined {
@@ -263,6 +268,7 @@ impl Connection {
                 },
                 Step::Event(Some(msg)) => {
                     self.told_shutdown |= matches!(msg, ServerMsg::ServerShutdown { .. });
+                    self.note_own_quality(&msg);
                     let notice = match (&msg, self.joined.as_mut()) {
                         (ServerMsg::Joined { .. }, Some(joined)) => joined.after_joined.take(),
                         _ => None,
@@ -397,6 +403,7 @@ impl Connection {
             )),
             ClientMsg::Leave => Action::Leave,
             ClientMsg::Record { on } => self.on_record(on),
+            ClientMsg::Stats(report) => self.on_stats(report),
             ClientMsg::Chat { text, .. } if text.chars().count() > max_chat_chars => {
                 Action::Reply(ServerMsg::error(
                     ErrorCode::TooLarge,
@@ -433,6 +440,29 @@ impl Connection {
             msg => {
                 joined.participant.handle(msg);
                 Action::None
+            }
+        }
+    }
+
+    /// The server's view of this participant's connection (`quality` about themself) goes
+    /// into the call's record.
+    fn note_own_quality(&self, msg: &ServerMsg) {
+        let ServerMsg::Quality {
+            participant,
+            source: QualitySource::Server,
+            report,
+        } = msg
+        else {
+            return;
+        };
+        if let Some(joined) = &self.joined {
+            if *participant == joined.participant.id() {
+                self.state.call_log.quality(
+                    joined.seat.code(),
+                    participant,
+                    QualitySource::Server,
+                    report,
+                );
             }
         }
     }
@@ -575,10 +605,45 @@ impl Connection {
                 .filter(|_| role == Role::Agent)
                 .map(|e| recording_refused(&e)),
             call_log: Arc::clone(&self.state.call_log),
+            last_stats: None,
         });
         Action::None
     }
+
+    /// `stats`: the browser's view of its connection, checked, at most one every
+    /// [`STATS_EVERY`]; stored with the call and passed to the SFU (for the agents).
+    fn on_stats(&mut self, report: QualityReport) -> Action {
+        let now = Instant::now();
+        let Some(joined) = self.joined.as_mut() else {
+            return Action::None;
+        };
+        if let Err(e) = report.check() {
+            return Action::Reply(ServerMsg::error(ErrorCode::InvalidValue, e));
+        }
+        if joined
+            .last_stats
+            .is_some_and(|last| now.duration_since(last) < STATS_EVERY)
+        {
+            return Action::Reply(ServerMsg::error(
+                ErrorCode::RateLimited,
+                format!(
+                    "stats at most one every {} s; this one is dropped",
+                    STATS_EVERY.as_secs()
+                ),
+            ));
+        }
+        joined.last_stats = Some(now);
+        let id = joined.participant.id();
+        self.state
+            .call_log
+            .quality(joined.seat.code(), &id, QualitySource::Browser, &report);
+        joined.participant.handle(ClientMsg::Stats(report));
+        Action::None
+    }
 }
+
+/// The shortest time between two `stats` of a participant.
+pub const STATS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The error a participant hears when recording could not start.
 fn recording_refused(e: &StartError) -> ServerMsg {
@@ -624,5 +689,6 @@ fn type_name(msg: &ClientMsg) -> &'static str {
         ClientMsg::Input { .. } => "input",
         ClientMsg::GiveControl { .. } => "give_control",
         ClientMsg::Record { .. } => "record",
+        ClientMsg::Stats(_) => "stats",
     }
 }

@@ -20,6 +20,7 @@ pub mod ice_tcp;
 pub mod layers;
 pub mod net;
 mod participant;
+mod quality;
 pub mod queues;
 mod recording;
 mod room;

@@ -106,6 +106,8 @@ pub(crate) struct Participant {
     pub bwe_bps: u64,
     /// Last desired bitrate told to str0m's BWE (to avoid needless updates).
     pub bwe_desired: u64,
+    /// The server's view of this participant's connections ([`crate::quality`]).
+    pub quality: crate::quality::ServerQuality,
 }
 
 impl Participant {
@@ -137,6 +139,7 @@ impl Participant {
             max_quality: MaxQuality::Auto,
             bwe_bps: initial_bps,
             bwe_desired: 0,
+            quality: crate::quality::ServerQuality::default(),
         }
     }
 

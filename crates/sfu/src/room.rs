@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use orbita_protocol::{
     ClientMsg, ErrorCode, Limits, MaxQuality, MediaKind, ParticipantInfo, PcKind, PublishTrack,
-    RecordingState, Role, ServerMsg, SubscribedTrack, TrackInfo, TrackSource, PROTOCOL_VERSION,
+    QualityReport, QualitySource, RecordingState, Role, ServerMsg, SubscribedTrack, TrackInfo,
+    TrackSource, PROTOCOL_VERSION,
 };
 use orbita_record::RecorderHandle;
 use str0m::bwe::{Bitrate, BweKind};
@@ -439,6 +440,34 @@ impl Room {
             ClientMsg::Leave => {
                 self.send_to(id, ServerMsg::Left);
                 self.leave(id, ctx);
+            }
+            // Checked and rate-limited by the control plane, which also stores it.
+            ClientMsg::Stats(report) => {
+                self.tell_quality(id, QualitySource::Browser, report, false)
+            }
+        }
+    }
+
+    /// Participant `id`'s connection quality `report` goes to the call's agents (but `id`
+    /// themself), and with `to_self` to `id` too.
+    fn tell_quality(
+        &mut self,
+        id: u64,
+        source: QualitySource,
+        report: QualityReport,
+        to_self: bool,
+    ) {
+        let Some(wire_id) = self.participants.get(&id).map(|p| p.wire_id.clone()) else {
+            return;
+        };
+        let msg = ServerMsg::Quality {
+            participant: wire_id,
+            source,
+            report,
+        };
+        for p in self.participants.values_mut() {
+            if (p.id == id && to_self) || (p.id != id && p.role == Role::Agent) {
+                p.send(msg.clone());
             }
         }
     }
@@ -1057,6 +1086,15 @@ impl Room {
                         peer.disconnected_since.get_or_insert(ctx.now);
                     }
                     _ => {}
+                }
+            }
+            Event::PeerStats(stats) => {
+                let Some(p) = self.participants.get_mut(&id) else {
+                    return;
+                };
+                let has_subscriber = p.subscriber.as_ref().is_some_and(|s| s.negotiated);
+                if let Some(report) = p.quality.on_stats(pc, &stats, has_subscriber) {
+                    self.tell_quality(id, QualitySource::Server, report, true);
                 }
             }
             Event::Connected => {

@@ -46,7 +46,7 @@ pub fn peer_config() -> RtcConfig {
 impl RtcPeer {
     /// A new peer connection whose ufrag routes to `worker`.
     pub fn new(kind: PcKind, shared: &Shared, worker: usize, now: Instant) -> RtcPeer {
-        let mut builder = peer_config();
+        let mut builder = peer_config().set_stats_interval(Some(crate::quality::STATS_INTERVAL));
         if kind == PcKind::Subscriber {
             builder = builder.enable_bwe(Some(Bitrate::bps(shared.config.initial_bitrate_bps)));
         }

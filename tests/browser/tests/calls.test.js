@@ -1,7 +1,8 @@
 // The call history in the browser: an agent (logged in, who created the room) and a customer
 // on a phone talk and chat, then leave; the agent finds the call in the history by the
-// customer's name, opens it (both browsers and devices, the chat, the timeline) and exports the
-// list as CSV and Excel with the same filter.
+// customer's name, opens it (both browsers and devices, the chat, the timeline, quality charts
+// from both browsers and the server) and exports the list as CSV and Excel with the same
+// filter. During the call the agent sees the customer's connection figures on their tile.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -54,6 +55,26 @@ describe('the call history', { concurrency: false }, () => {
     await customer.locator('#chat-input').press('Enter');
     await agent.locator('#control-chat').click();
     await agent.locator('.chat-message', { hasText: 'Hello, I see you' }).waitFor({ timeout: 10_000 });
+
+    // Connection quality: the agent sees the customer's figures live on their tile (the
+    // customer's browser reports every 5 s; a rate needs two); each side hears the server's
+    // view of itself.
+    const customerId = await customer.evaluate(() => window.__orbita.session.selfId);
+    const live = agent.locator(`.tile[data-participant="${customerId}"] .tile-quality`);
+    await waitFor(async () => /↑ \d/.test((await live.textContent()) ?? ''), { timeout: 30_000, message: "the customer's figures on the agent's tile" });
+    assert.match((await live.textContent()) ?? '', /RTT \d+ ms/);
+    await screenshot(agent, 'calls-live-quality');
+    assert.equal(await customer.locator('.tile-quality:not([hidden])').count(), 0, 'only the agent sees figures');
+    for (const page of [agent, customer]) {
+      await waitFor(
+        () =>
+          page.evaluate(() => {
+            const s = window.__orbita.session;
+            return s.peerQuality.get(s.selfId)?.server?.report?.out_kbps !== undefined;
+          }),
+        { timeout: 30_000, message: "the server's view of one's own connection" },
+      );
+    }
     await customer.locator('#control-leave').click();
     await agent.locator('#control-leave').click();
 
@@ -112,6 +133,19 @@ describe('the call history', { concurrency: false }, () => {
     assert.equal(await agent.locator('#call-timeline .timeline-row').count(), 2);
     assert.ok((await agent.locator('#call-timeline .timeline-stay').count()) >= 2);
     assert.equal(await agent.locator('#call-timeline .timeline-chat').count(), 1);
+    // Quality charts with points from both browsers and from the server, for both people.
+    const bitrate = agent.locator(`.quality-person[data-participant="${customerId}"] .quality-chart[data-metric="bitrate"]`);
+    const points = async (/** @type {string} */ source) =>
+      Number((await bitrate.locator(`polyline[data-source="${source}"][data-field="out_kbps"]`).getAttribute('data-points')) ?? 0);
+    assert.ok((await points('browser')) >= 1, "the customer's browser's bitrate");
+    assert.ok((await points('server')) >= 1, "the server's view of the customer's bitrate");
+    const charts = await agent.locator('.quality-person').count();
+    assert.equal(charts, 2);
+    for (const person of await agent.locator('.quality-person').all()) {
+      assert.ok((await person.locator('polyline[data-source="browser"]').count()) >= 1, 'a line from the browser');
+      assert.ok((await person.locator('polyline[data-source="server"]').count()) >= 1, 'a line from the server');
+    }
+    await agent.locator('#call-quality').scrollIntoViewIfNeeded();
     await screenshot(agent, 'calls-one');
 
     // Someone else's or no such call: said plainly.

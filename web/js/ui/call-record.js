@@ -18,8 +18,104 @@ import { section } from './page.js';
  * @typedef {{id: string, code: string, rc_name: string, owner_name: string | null,
  *   started_ms: number, ended_ms: number | null, end_reason: string | null,
  *   duration_ms: number | null, participants: Person[], presence: Stay[], chat: Line[],
- *   recordings: {id: string, started_ms: number}[]}} CallRecord
+ *   recordings: {id: string, started_ms: number}[], quality: QualityPoint[]}} CallRecord
+ * @typedef {import('../call-quality.js').QualityReport & {participant: string,
+ *   source: 'browser' | 'server', at_ms: number}} QualityPoint
  */
+
+/** The charts of a person's quality: what each draws, from which figures. */
+const CHARTS = /** @type {const} */ ([
+  { metric: 'bitrate', title: 'calls.chart_bitrate', lines: [['out_kbps', 'calls.line_sent'], ['in_kbps', 'calls.line_received']] },
+  { metric: 'loss', title: 'calls.chart_loss', lines: [['loss_pct', 'calls.line_loss']] },
+  { metric: 'rtt', title: 'calls.chart_rtt', lines: [['rtt_ms', 'calls.line_rtt'], ['jitter_ms', 'calls.line_jitter']] },
+  { metric: 'fps', title: 'calls.chart_fps', lines: [['fps_out', 'calls.line_sent'], ['fps_in', 'calls.line_received']] },
+]);
+
+/**
+ * A small time chart: a line per figure and source (the server's dashed), time across.
+ * @param {string} metric
+ * @param {string} title
+ * @param {{label: string, source: string, field: string, points: [number, number][]}[]} series
+ * @param {number} start
+ * @param {number} end
+ */
+function lineChart(metric, title, series, start, end) {
+  const w = 320;
+  const hgt = 150;
+  const pad = { l: 40, r: 8, t: 8, b: 20 };
+  const max = Math.max(1, ...series.flatMap((s) => s.points.map((p) => p[1]))) * 1.1;
+  const span = Math.max(1000, end - start);
+  const x = (/** @type {number} */ ms) => pad.l + ((ms - start) / span) * (w - pad.l - pad.r);
+  const y = (/** @type {number} */ v) => hgt - pad.b - (v / max) * (hgt - pad.t - pad.b);
+  const lines = series
+    .filter((s) => s.points.length)
+    .map((s) =>
+      svg(
+        'polyline',
+        {
+          class: `chart-line line-${series.findIndex((x) => x.field === s.field) % 2} source-${s.source}`,
+          points: s.points.map(([t_, v]) => `${x(t_).toFixed(1)},${y(v).toFixed(1)}`).join(' '),
+          'data-source': s.source,
+          'data-field': s.field,
+          'data-points': s.points.length,
+        },
+        svg('title', {}, `${s.label} (${t(`calls.source_${s.source}`)})`),
+      ),
+    );
+  const label = (/** @type {number} */ v) => (v >= 100 ? String(Math.round(v)) : String(Math.round(v * 10) / 10));
+  const axis = [
+    svg('text', { x: pad.l - 4, y: pad.t + 8, 'text-anchor': 'end', class: 'timeline-axis' }, label(max)),
+    svg('text', { x: pad.l - 4, y: hgt - pad.b, 'text-anchor': 'end', class: 'timeline-axis' }, '0'),
+    svg('text', { x: pad.l, y: hgt - 4, class: 'timeline-axis' }, '0:00'),
+    svg('text', { x: w - pad.r, y: hgt - 4, 'text-anchor': 'end', class: 'timeline-axis' }, formatLength(span)),
+    svg('line', { x1: pad.l, y1: hgt - pad.b, x2: w - pad.r, y2: hgt - pad.b, class: 'chart-axis' }),
+  ];
+  // A key for each figure drawn (its colour; the source is told by solid or dashed).
+  const drawn = [...new Map(series.filter((s) => s.points.length).map((s) => [s.field, s.label])).entries()];
+  const key = h(
+    'div',
+    { class: 'chart-legend' },
+    ...drawn.map(([field, text]) =>
+      h('span', { class: 'chart-key' }, h('span', { class: `chart-swatch line-${series.findIndex((s) => s.field === field) % 2}` }), text),
+    ),
+  );
+  return h(
+    'figure',
+    { class: 'quality-chart', data: { metric } },
+    h('figcaption', { text: title }),
+    svg('svg', { viewBox: `0 0 ${w} ${hgt}`, role: 'img', 'aria-label': t(title) }, ...axis, ...lines),
+    key,
+  );
+}
+
+/**
+ * A person's quality charts: from their browser (solid) and the server (dashed).
+ * @param {CallRecord} r
+ * @param {Person} p
+ * @param {number} end
+ */
+function qualityCharts(r, p, end) {
+  const points = r.quality.filter((q) => q.participant === p.id);
+  const charts = CHARTS.map(({ metric, title, lines }) => {
+    /** @type {{label: string, source: string, field: string, points: [number, number][]}[]} */
+    const series = [];
+    for (const source of ['browser', 'server']) {
+      for (const [field, label] of lines) {
+        const pts = points
+          .filter((q) => q.source === source && typeof q[/** @type {keyof QualityPoint} */ (field)] === 'number')
+          .map((q) => /** @type {[number, number]} */ ([q.at_ms, Number(q[/** @type {keyof QualityPoint} */ (field)])]));
+        series.push({ label: t(label), source, field, points: pts });
+      }
+    }
+    return lineChart(metric, title, series, r.started_ms, end);
+  });
+  return h(
+    'div',
+    { class: 'quality-person', data: { participant: p.id } },
+    h('h3', { class: 'quality-who', raw: p.name }),
+    points.length ? h('div', { class: 'quality-charts' }, ...charts) : h('p', { class: 'notice-text', text: 'calls.no_quality' }),
+  );
+}
 
 const SVG = 'http://www.w3.org/2000/svg';
 
@@ -158,6 +254,12 @@ export async function renderCallRecord(main, id) {
   main.append(
     section('call-summary', 'calls.summary', facts),
     section('call-who', 'calls.people', h('div', { class: 'table-scroll' }, people), timeline(r, end)),
+    section(
+      'call-quality',
+      'calls.quality',
+      h('p', { class: 'field-hint', text: 'calls.quality_hint' }),
+      ...r.participants.map((p) => qualityCharts(r, p, end)),
+    ),
     section('call-chat-section', 'calls.chat', chat),
     section('call-recordings-section', 'calls.recordings', recordings),
   );

@@ -1,6 +1,7 @@
 // The call page: the video grid, the controls, chat and people, the reconnecting banner; in
 // an app session the app's video large, who holds control, and a banner when the app stops.
 
+import { describeQuality } from '../call-quality.js';
 import { setAttrText, setText, t } from '../i18n.js';
 import { canShareScreen, isFrontCamera } from '../media.js';
 import { QUALITIES } from '../quality.js';
@@ -230,6 +231,19 @@ export class CallView {
   }
 
   /** @returns {TileModel[]} in display order: the app, screens (others' first), cameras, our camera */
+  /**
+   * The agent's live view of a participant's connection: their browser's last report (the
+   * server's when the browser sent none lately), in a line; null for everyone else.
+   * @param {string} id
+   */
+  qualityOf(id) {
+    const q = this.session.peerQuality.get(id);
+    if (!q || this.session.role !== 'agent') return null;
+    const fresh = (/** @type {{at: number} | undefined} */ r) => r && Date.now() - r.at < 15_000;
+    const report = fresh(q.browser) ? q.browser : fresh(q.server) ? q.server : null;
+    return report ? describeQuality(report.report, t) : null;
+  }
+
   models() {
     const s = this.session;
     const selfId = s.selfId ?? 'self';
@@ -268,6 +282,7 @@ export class CallView {
         micMuted: !mic || mic.muted,
         self: false,
         mirrored: false,
+        quality: this.qualityOf(p.id),
       });
       if (screen) {
         screens.push({

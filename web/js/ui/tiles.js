@@ -17,6 +17,7 @@ import { icon } from './icons.js';
  * @property {boolean} micMuted
  * @property {boolean} self
  * @property {boolean} mirrored
+ * @property {string | null} [quality] the connection's figures (the agent's live view)
  */
 
 export class Tile {
@@ -28,12 +29,14 @@ export class Tile {
     this.avatar = h('div', { class: 'avatar' });
     this.nameEl = h('span', { class: 'tile-name' });
     this.micBadge = h('span', { class: 'mic-badge', html: icon('micOff') });
+    this.qualityEl = h('span', { class: 'tile-quality', attrs: { hidden: true } });
     this.el = h(
       'div',
       { class: 'tile', data: { participant: model.participantId, source: model.source } },
       this.video,
       this.avatar,
       h('div', { class: 'tile-label' }, this.micBadge, this.nameEl),
+      this.qualityEl,
     );
     /** @type {MediaStreamTrack | null} */
     this.track = null;
@@ -73,6 +76,8 @@ export class Tile {
       this.video.srcObject = model.track ? new MediaStream([model.track]) : null;
       if (model.track) this.video.play().catch(() => {});
     }
+    this.qualityEl.hidden = !model.quality;
+    this.qualityEl.textContent = model.quality ?? '';
     el.classList.toggle('video-off', !model.track);
     el.dataset.video = model.track ? 'on' : 'off';
     this.video.classList.toggle('mirrored', model.mirrored);

@@ -6,6 +6,8 @@
 
 use sqlx::Row;
 
+use orbita_protocol::{QualityLimitation, QualityReport};
+
 use super::{Registry, Result};
 use crate::clock::Millis;
 
@@ -80,8 +82,24 @@ pub struct ChatLine {
     pub body: String,
 }
 
+/// A participant's connection quality at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QualityPoint {
+    /// Whose.
+    pub participant_id: String,
+    /// `browser` or `server`.
+    pub source: String,
+    /// When.
+    pub at_ms: Millis,
+    /// The figures.
+    pub report: QualityReport,
+}
+
+/// The most quality points [`Registry::call`] reads back.
+pub const MAX_QUALITY_READ: usize = 20_000;
+
 /// A call as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CallRecord {
     /// How it started.
     pub call: NewCall,
@@ -99,6 +117,8 @@ pub struct CallRecord {
     pub recordings: Vec<(String, Millis)>,
     /// The name of the account that created or planned it.
     pub owner_name: Option<String>,
+    /// Its people's connection quality, in order of time.
+    pub quality: Vec<QualityPoint>,
 }
 
 /// An insert that may have been made before (an event sent again): its key taken is fine.
@@ -252,6 +272,84 @@ impl Registry {
         self.call_event_at(call_id, at).await
     }
 
+    /// `point` of call `call_id` (one of that participant, source and moment stored already:
+    /// nothing changes).
+    pub async fn call_quality(&self, call_id: &str, point: &QualityPoint) -> Result<()> {
+        let q = self.sql(
+            "INSERT INTO call_quality (call_id, participant_id, source, at_ms, out_kbps, in_kbps, loss_pct, \
+             jitter_ms, rtt_ms, fps_out, fps_in, width, height, limitation) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        );
+        let r = &point.report;
+        let limitation = r.limitation.map(|l| {
+            serde_json::to_value(l)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        });
+        once(
+            sqlx::query(&q)
+                .bind(call_id.to_string())
+                .bind(cut(&point.participant_id, 64))
+                .bind(cut(&point.source, 8))
+                .bind(point.at_ms)
+                .bind(r.out_kbps)
+                .bind(r.in_kbps)
+                .bind(r.loss_pct)
+                .bind(r.jitter_ms)
+                .bind(r.rtt_ms)
+                .bind(r.fps_out)
+                .bind(r.fps_in)
+                .bind(r.width.map(i64::from))
+                .bind(r.height.map(i64::from))
+                .bind(limitation)
+                .execute(&self.pool)
+                .await,
+        )?;
+        self.call_event_at(call_id, point.at_ms).await
+    }
+
+    /// The quality points of call `id`, in order of time (at most [`MAX_QUALITY_READ`]).
+    async fn quality_of(&self, id: &str) -> Result<Vec<QualityPoint>> {
+        let q = self.sql(&format!(
+            "SELECT participant_id, source, at_ms, out_kbps, in_kbps, loss_pct, jitter_ms, rtt_ms, \
+             fps_out, fps_in, width, height, limitation FROM call_quality WHERE call_id = ? \
+             ORDER BY at_ms, participant_id, source LIMIT {MAX_QUALITY_READ}"
+        ));
+        let size = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
+        sqlx::query(&q)
+            .bind(id.to_string())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                let limitation: Option<String> = r.try_get(12)?;
+                Ok(QualityPoint {
+                    participant_id: r.try_get(0)?,
+                    source: r.try_get(1)?,
+                    at_ms: r.try_get(2)?,
+                    report: QualityReport {
+                        out_kbps: r.try_get(3)?,
+                        in_kbps: r.try_get(4)?,
+                        loss_pct: r.try_get(5)?,
+                        jitter_ms: r.try_get(6)?,
+                        rtt_ms: r.try_get(7)?,
+                        fps_out: r.try_get(8)?,
+                        fps_in: r.try_get(9)?,
+                        width: size(r.try_get(10)?),
+                        height: size(r.try_get(11)?),
+                        limitation: limitation.and_then(|l| {
+                            serde_json::from_value::<QualityLimitation>(serde_json::Value::String(
+                                l,
+                            ))
+                            .ok()
+                        }),
+                    },
+                })
+            })
+            .collect()
+    }
+
     /// Call `call_id` ended at `at` for `reason`: so does every stay still open. An ended call
     /// keeps its first end.
     pub async fn call_ended(&self, call_id: &str, at: Millis, reason: &str) -> Result<()> {
@@ -383,6 +481,7 @@ impl Registry {
             .bind(id.to_string())
             .fetch_all(&self.pool)
             .await?;
+        let quality = self.quality_of(id).await?;
         Ok(Some(CallRecord {
             call,
             ended_ms,
@@ -392,6 +491,7 @@ impl Registry {
             chat,
             recordings,
             owner_name,
+            quality,
         }))
     }
 

@@ -234,6 +234,38 @@ async fn nodes_record_only_their_own_calls(url: String) {
         },
     )
     .await;
+    let quality = orbita_protocol::QualityReport {
+        out_kbps: Some(812.5),
+        loss_pct: Some(0.25),
+        width: Some(1280),
+        height: Some(720),
+        limitation: Some(orbita_protocol::QualityLimitation::Bandwidth),
+        ..Default::default()
+    };
+    for (source, report) in [
+        ("browser", quality.clone()),
+        ("browser", quality.clone()),
+        ("server", quality.clone()),
+        ("martian", quality.clone()),
+        (
+            "server",
+            orbita_protocol::QualityReport {
+                loss_pct: Some(250.0),
+                ..Default::default()
+            },
+        ),
+    ] {
+        send(
+            "a",
+            CallEvent {
+                participant: Some("p1".into()),
+                source: Some(source.into()),
+                quality: Some(report),
+                ..event("call-a", "quality", T0 + 2 * SECOND)
+            },
+        )
+        .await;
+    }
     send("b", joined("intruder")).await;
     send("b", event("call-a", "ended", T0 + 2 * SECOND)).await;
     send("a", event("call-a", "teleported", T0 + 2 * SECOND)).await;
@@ -262,6 +294,16 @@ async fn nodes_record_only_their_own_calls(url: String) {
     );
     assert_eq!(got.participants[0].account_id, Some(7));
     assert_eq!(got.participants[1].account_id, None);
+    // Quality: once per participant, source and moment; an unknown source or a figure out of
+    // range is dropped.
+    let sources: Vec<(&str, &str)> = got
+        .quality
+        .iter()
+        .map(|q| (q.participant_id.as_str(), q.source.as_str()))
+        .collect();
+    assert_eq!(sources, [("p1", "browser"), ("p1", "server")]);
+    assert_eq!(got.quality[0].report, quality, "every figure reads back");
+    assert_eq!(got.quality[0].at_ms, T0 + 2 * SECOND);
     assert_eq!(
         got.recordings,
         [("20301503T120001Z-4821-beef".to_string(), T0 + SECOND)],
@@ -271,7 +313,11 @@ async fn nodes_record_only_their_own_calls(url: String) {
     // A registering again without it (a restart) closes it.
     register(&c, "a", 2, &["Demo"], T0 + 10 * SECOND).await;
     let closed = r.call("call-a").await.unwrap().unwrap();
-    assert_eq!(closed.ended_ms, Some(T0 + SECOND));
+    assert_eq!(
+        closed.ended_ms,
+        Some(T0 + 2 * SECOND),
+        "at its last event, a quality report"
+    );
     assert_eq!(closed.end_reason.as_deref(), Some("server_restart"));
 }
 

@@ -41,7 +41,7 @@ fn every_client_message_has_a_valid_example() {
     }
     assert_eq!(
         seen,
-        names("answer candidate chat give_control input join leave mute offer ping record set_quality")
+        names("answer candidate chat give_control input join leave mute offer ping record set_quality stats")
     );
 }
 
@@ -58,7 +58,7 @@ fn every_server_message_has_a_valid_example() {
         seen,
         names(
             "answer app_stopped candidate chat control error joined left offer participant_joined \
-             participant_left pong recording server_shutdown track_muted track_published \
+             participant_left pong quality recording server_shutdown track_muted track_published \
              track_unpublished"
         )
     );
