@@ -407,6 +407,43 @@ mod tests {
         }
     }
 
+    /// Two tracks added and all their packets queued before the writer first runs: each track
+    /// is added before its packets are handled, so both are recorded.
+    #[test]
+    fn packets_queued_before_the_writer_runs_keep_their_tracks() {
+        for round in 0..20 {
+            let dir = temp_dir(&format!("queued-first-{round}"));
+            let (open_gate, gate) = crossbeam_channel::bounded(1);
+            let recorder =
+                Recorder::start_gated(RecorderConfig::new(&dir, "r5", "room"), Some(gate)).unwrap();
+            let t0 = Instant::now();
+            let second = TrackMeta {
+                participant: "p2".into(),
+                ..mic()
+            };
+            let taps = [
+                recorder.add_track(mic(), t0),
+                recorder.add_track(second, t0),
+            ];
+            for i in 0..50u64 {
+                let at = t0 + Duration::from_millis(20 * i);
+                for tap in &taps {
+                    assert!(tap.packet(at, i, 960 * i as u32, false, &[0xFC, 0xFF, 0xFE]));
+                }
+            }
+            open_gate.send(()).unwrap();
+            recorder.stop(t0 + Duration::from_secs(1));
+            let manifest = recorder.wait().unwrap();
+            let who: Vec<&str> = manifest
+                .tracks
+                .iter()
+                .map(|t| t.participant.as_str())
+                .collect();
+            assert_eq!(who, ["p1", "p2"], "round {round}: {manifest:?}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
     #[test]
     fn a_full_queue_drops_and_counts_without_blocking() {
         let dir = temp_dir("queue-full");

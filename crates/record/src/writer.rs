@@ -100,6 +100,13 @@ impl Writer {
                 Some(control) => control,
                 None => self.next_control(),
             };
+            // A track's addition comes before its packets (they cannot have been sent before
+            // it): add it now, or the packets drained next would find no track and be lost.
+            // Ends and the stop come after the packets sent before them.
+            if matches!(control, Control::AddTrack { .. }) {
+                self.apply(control);
+                continue;
+            }
             while let Ok(msg) = self.data_rx.try_recv() {
                 self.on_packet(msg);
             }
