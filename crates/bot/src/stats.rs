@@ -54,6 +54,8 @@ pub struct BotStats {
     pub warnings: Vec<String>,
     /// Chat messages received.
     pub chat: Vec<ChatMessage>,
+    /// The call's id and the bot's survey token (`call_info`).
+    pub call: Option<(String, String)>,
     /// How many subscriber offers the server sent (1 + renegotiations).
     pub subscriber_offers: u64,
     /// Frames received on an m-line that no subscriber offer mapped to a track.
@@ -784,6 +786,7 @@ pub struct Recorder {
     errors: Vec<ServerError>,
     warnings: Vec<String>,
     chat: Vec<ChatMessage>,
+    call: Option<(String, String)>,
     subscriber_offers: u64,
     unmapped_frames: u64,
     /// Every participant ever seen: id → name (so totals keep names after they leave).
@@ -819,6 +822,7 @@ impl Recorder {
             errors: vec![],
             warnings: vec![],
             chat: vec![],
+            call: None,
             subscriber_offers: 0,
             unmapped_frames: 0,
             names: HashMap::new(),
@@ -1161,6 +1165,11 @@ impl Recorder {
         self.event(now, RoomEventKind::Control { holder });
     }
 
+    /// `call_info`.
+    pub fn call_info(&mut self, call_id: String, token: String) {
+        self.call = Some((call_id, token));
+    }
+
     /// `quality`.
     pub fn quality(
         &mut self,
@@ -1331,6 +1340,7 @@ impl Recorder {
             errors: self.errors.clone(),
             warnings: self.warnings.clone(),
             chat: self.chat.clone(),
+            call: self.call.clone(),
             subscriber_offers: self.subscriber_offers,
             unmapped_frames: self.unmapped_frames,
         }

@@ -4,6 +4,7 @@
 
 use tracing::warn;
 
+use crate::accounts::tokens;
 use crate::clock::Millis;
 use crate::devices::describe;
 use crate::store::{CallParticipant, ChatLine, NewCall, QualityPoint, StoreError};
@@ -61,7 +62,19 @@ impl Coordinator {
                     os: device.os,
                     device: device.kind,
                 };
-                registry.call_joined(&e.call, &p, at).await
+                registry.call_joined(&e.call, &p, at).await?;
+                match e.token.as_deref().filter(|t| tokens::well_formed(t)) {
+                    Some(token) => {
+                        registry
+                            .set_participant_token(
+                                &e.call,
+                                &p.participant_id,
+                                &tokens::token_hash(token),
+                            )
+                            .await
+                    }
+                    None => Ok(()),
+                }
             }
             "left" => registry.call_left(&e.call, &participant, at).await,
             "recording" => match e.recording.as_deref().filter(|r| valid_call_id(r)) {

@@ -80,6 +80,9 @@ struct ListQuery {
     max_duration_s: Option<String>,
     /// `yes` or `no`.
     recorded: Option<String>,
+    /// 1 to 5: calls with a survey rating at least / at most this.
+    min_rating: Option<String>,
+    max_rating: Option<String>,
 }
 
 /// `value`, unless absent or empty.
@@ -179,6 +182,17 @@ fn filter_of(q: &ListQuery, user: &User) -> Result<CallFilter, ApiError> {
             ));
         }
     }
+    for (field, value, slot) in [
+        ("min_rating", &q.min_rating, &mut f.min_rating),
+        ("max_rating", &q.max_rating, &mut f.max_rating),
+    ] {
+        if let Some(v) = given(value) {
+            *slot = Some(match v.parse::<i64>() {
+                Ok(r @ 1..=5) => r,
+                _ => return Err(ApiError::bad_request(format!("{field} is 1 to 5"))),
+            });
+        }
+    }
     f.recorded = match given(&q.recorded) {
         None => None,
         Some("yes" | "true") => Some(true),
@@ -193,6 +207,7 @@ fn summary_json(s: &CallSummary) -> Value {
     v["participants"] = json!(s.participants);
     v["owner_name"] = json!(s.owner_name);
     v["recordings"] = json!(s.recordings);
+    v["rating"] = json!(s.rating);
     v
 }
 
@@ -389,5 +404,25 @@ async fn one(
             return Err(not_found());
         }
     }
-    Ok(Json(record_json(&record)).into_response())
+    let registry = c.registry();
+    let forms = registry
+        .forms_for_app(&record.call.rc_name)
+        .await
+        .map_err(ApiError::internal)?;
+    let fields = registry
+        .field_values(&id)
+        .await
+        .map_err(ApiError::internal)?;
+    let answers = registry
+        .survey_answers(&id)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut v = record_json(&record);
+    v["forms"] = json!(forms);
+    v["fields"] = json!(fields);
+    v["survey"] = answers
+        .iter()
+        .map(|a| json!({"participant": a.participant_id, "question": a.question_id, "value": a.value, "rating": a.rating, "answered_ms": a.answered_ms}))
+        .collect();
+    Ok(Json(v).into_response())
 }

@@ -22,6 +22,8 @@
 pub mod accounts;
 pub mod auth;
 pub mod call_events;
+pub mod call_forms;
+pub mod call_forms_http;
 pub mod calls_export;
 pub mod calls_http;
 pub mod clock;

@@ -153,6 +153,7 @@ impl Hub {
             .merge(crate::planning::http::router())
             .merge(crate::recordings_http::router())
             .merge(crate::calls_http::router())
+            .merge(crate::call_forms_http::router())
             .layer(axum::middleware::from_fn_with_state(
                 self.coordinator.clone(),
                 crate::accounts::csrf::guard,

@@ -30,7 +30,9 @@ use crate::config::{Plan, ServersFileEntry};
 use crate::logic;
 use crate::verbs::{Heartbeat, RcInfo, Registration, ServerEntry};
 
+mod call_forms;
 mod calls;
+pub use call_forms::SurveyAnswer;
 mod plans_admin;
 pub use calls::{
     CallFilter, CallParticipant, CallRecord, CallSummary, ChatLine, NewCall, Presence,
@@ -138,6 +140,7 @@ impl Backend {
             ("call_records", per_backend!("0007_call_records.sql")),
             ("call_details", per_backend!("0008_call_details.sql")),
             ("call_quality", per_backend!("0009_call_quality.sql")),
+            ("call_forms", per_backend!("0010_call_forms.sql")),
         ];
         Migrator {
             migrations: Cow::Owned(

@@ -722,7 +722,7 @@ pub struct CallEvent {
     /// When (ms since the epoch).
     pub at_ms: u64,
     /// `started` (with `code`, `rc_name`, `owner`), `joined` (`participant`, `name`, `role`,
-    /// `user_agent`, `account` when known), `left` (`participant`), `chat` (`seq`,
+    /// `user_agent`, `token`, `account` when known), `left` (`participant`), `chat` (`seq`,
     /// `participant`, `text`), `recording` (`recording`: the id of a recording of the call
     /// that started), `quality` (`participant`, `source`, `quality`), `ended` (`reason`).
     pub event: String,
@@ -762,6 +762,9 @@ pub struct CallEvent {
     /// The id of the recording that started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording: Option<String>,
+    /// The survey token the participant who joined was given (the coordinator keeps its hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
     /// Who measured a `quality` report: `browser` or `server`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,

@@ -543,6 +543,14 @@ pub enum ServerMsg {
         /// The new state.
         state: RecordingState,
     },
+    /// The call's id and this participant's survey token, right after `joined`: with them the
+    /// participant answers the call's survey when it ends (`/api/calls/{call_id}/survey`).
+    CallInfo {
+        /// The call's id (its record's).
+        call_id: String,
+        /// The participant's survey token (64 hex digits).
+        token: String,
+    },
     /// A participant's connection quality: sent to the call's agents about the others (from
     /// the browsers' `stats` and the server), and to each participant about themself (the
     /// server's view).

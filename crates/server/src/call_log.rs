@@ -75,7 +75,8 @@ impl CallLog {
 
     /// `participant` (`name`, `role`, browser `user_agent`) joined room `code` (app
     /// `rc_name`, created by account `owner`); the room's first join starts its call. The
-    /// agent (who holds the room's host key) is taken to be its owner's account.
+    /// agent (who holds the room's host key) is taken to be its owner's account. Returns the
+    /// call's id and the participant's survey token (the coordinator keeps its hash).
     #[allow(clippy::too_many_arguments)]
     pub fn joined(
         &self,
@@ -86,8 +87,11 @@ impl CallLog {
         name: &str,
         role: &str,
         user_agent: &str,
-    ) {
+    ) -> (String, String) {
         let account = (role == "agent").then(|| owner.clone()).flatten();
+        let token: String = (0..32)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect();
         let at_ms = now_ms();
         let (call, started) = {
             let mut calls = self.calls.lock();
@@ -115,7 +119,7 @@ impl CallLog {
             });
         }
         self.emit(CallEvent {
-            call,
+            call: call.clone(),
             at_ms,
             event: "joined".into(),
             participant: Some(participant.to_string()),
@@ -123,8 +127,10 @@ impl CallLog {
             role: Some(role.to_string()),
             user_agent: Some(user_agent.chars().take(512).collect()),
             account,
+            token: Some(token.clone()),
             ..CallEvent::default()
         });
+        (call, token)
     }
 
     /// `participant`'s connection `quality` in room `code`, measured by `source`; at most

@@ -125,6 +125,8 @@ struct Joined {
     role: Role,
     /// Sent right after the SFU's `joined` (a recording the policy wanted could not start).
     after_joined: Option<ServerMsg>,
+    /// Sent right after the SFU's `joined`: the call's id and the survey token.
+    call_info: Option<ServerMsg>,
     /// Told when the participant leaves (the call's record).
     call_log: Arc<CallLog>,
     /// When the participant's last `stats` was taken.
@@ -269,13 +271,19 @@ impl Connection {
                 Step::Event(Some(msg)) => {
                     self.told_shutdown |= matches!(msg, ServerMsg::ServerShutdown { .. });
                     self.note_own_quality(&msg);
-                    let notice = match (&msg, self.joined.as_mut()) {
-                        (ServerMsg::Joined { .. }, Some(joined)) => joined.after_joined.take(),
-                        _ => None,
+                    let after: Vec<ServerMsg> = match (&msg, self.joined.as_mut()) {
+                        (ServerMsg::Joined { .. }, Some(joined)) => joined
+                            .call_info
+                            .take()
+                            .into_iter()
+                            .chain(joined.after_joined.take())
+                            .collect(),
+                        _ => Vec::new(),
                     };
-                    match notice {
-                        Some(notice) => Action::Replies(vec![msg, notice]),
-                        None => Action::Reply(msg),
+                    if after.is_empty() {
+                        Action::Reply(msg)
+                    } else {
+                        Action::Replies(std::iter::once(msg).chain(after).collect())
                     }
                 }
                 // The SFU dropped the participant (room closed, ICE failed, shutdown).
@@ -579,7 +587,7 @@ impl Connection {
             Role::Customer => "customer",
             Role::Participant => "participant",
         };
-        self.state.call_log.joined(
+        let (call_id, token) = self.state.call_log.joined(
             code,
             info.as_ref().map_or(PLAIN_ROOM_APP, |r| r.app.as_str()),
             owner.clone(),
@@ -604,6 +612,7 @@ impl Connection {
             after_joined: refused
                 .filter(|_| role == Role::Agent)
                 .map(|e| recording_refused(&e)),
+            call_info: Some(ServerMsg::CallInfo { call_id, token }),
             call_log: Arc::clone(&self.state.call_log),
             last_stats: None,
         });

@@ -386,6 +386,20 @@ impl Registry {
             .await?)
     }
 
+    /// How call `id` started, if it is stored.
+    pub async fn call_start(&self, id: &str) -> Result<Option<NewCall>> {
+        let q = self.sql(
+            "SELECT id, code, rc_name, node_name, owner_id, started_ms FROM call_records WHERE id = ?",
+        );
+        sqlx::query(&q)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(new_call_of)
+            .transpose()
+    }
+
     /// The node that holds call `id`, if it is stored.
     pub async fn call_node(&self, id: &str) -> Result<Option<String>> {
         let q = self.sql("SELECT node_name FROM call_records WHERE id = ?");
@@ -559,6 +573,8 @@ pub struct CallSummary {
     pub owner_name: Option<String>,
     /// How many recordings were made of it.
     pub recordings: i64,
+    /// The lowest survey rating given (1 to 5), if any.
+    pub rating: Option<i64>,
 }
 
 /// Which calls a list or an export holds; every condition given must hold.
@@ -580,6 +596,10 @@ pub struct CallFilter {
     pub max_duration_ms: Option<Millis>,
     /// Only those recorded (`true`) or not (`false`).
     pub recorded: Option<bool>,
+    /// Only those with a survey rating at least this.
+    pub min_rating: Option<i64>,
+    /// Only those with a survey rating at most this.
+    pub max_rating: Option<i64>,
 }
 
 /// A bound value of a filter.
@@ -632,6 +652,14 @@ impl CallFilter {
             sql.push("(c.ended_ms IS NOT NULL AND c.ended_ms - c.started_ms <= ?)");
             binds.push(Bound::Int(max));
         }
+        if let Some(min) = self.min_rating {
+            sql.push("EXISTS (SELECT 1 FROM call_survey_answers a WHERE a.call_id = c.id AND a.rating >= ?)");
+            binds.push(Bound::Int(min));
+        }
+        if let Some(max) = self.max_rating {
+            sql.push("EXISTS (SELECT 1 FROM call_survey_answers a WHERE a.call_id = c.id AND a.rating <= ?)");
+            binds.push(Bound::Int(max));
+        }
         match self.recorded {
             Some(true) => {
                 sql.push("EXISTS (SELECT 1 FROM call_recordings r WHERE r.call_id = c.id)")
@@ -672,7 +700,8 @@ impl Registry {
         let q = self.sql(&format!(
             "SELECT c.id, c.code, c.rc_name, c.node_name, c.owner_id, c.started_ms, c.ended_ms, c.end_reason, \
              (SELECT COUNT(*) FROM call_participants p WHERE p.call_id = c.id), u.name, \
-             (SELECT COUNT(*) FROM call_recordings r WHERE r.call_id = c.id) \
+             (SELECT COUNT(*) FROM call_recordings r WHERE r.call_id = c.id), \
+             (SELECT MIN(a.rating) FROM call_survey_answers a WHERE a.call_id = c.id) \
              FROM call_records c LEFT JOIN acc_users u ON u.id = c.owner_id \
              {filter} ORDER BY c.started_ms DESC, c.id DESC LIMIT {limit}"
         ));
@@ -695,6 +724,7 @@ impl Registry {
                     participants: r.try_get(8)?,
                     owner_name: r.try_get(9)?,
                     recordings: r.try_get(10)?,
+                    rating: r.try_get(11)?,
                 })
             })
             .collect()

@@ -4,6 +4,7 @@
 mod support;
 
 mod accounts;
+mod call_forms;
 mod call_history;
 mod call_records;
 mod docs;

@@ -112,6 +112,21 @@ impl World {
         a.body["plan"]["code"].as_str().unwrap().to_string()
     }
 
+    /// A call of the owner's, as its node told it; its id.
+    async fn owners_call(&self) -> String {
+        let id = format!("matrix-call-{}", self.next());
+        let call = orbita_coordinator::store::NewCall {
+            id: id.clone(),
+            code: "4821".into(),
+            rc_name: "Demo".into(),
+            node: "node-a".into(),
+            owner_id: Some(self.owner.id),
+            started_ms: now_ms(),
+        };
+        self.c().registry().call_started(&call).await.unwrap();
+        id
+    }
+
     async fn admin_auth(&self) -> Auth {
         self.auth("admin").await
     }
@@ -208,6 +223,71 @@ impl World {
             ),
             "`GET /api/plans?scope=mine`" => (Method::GET, "/api/plans?scope=mine".into(), None),
             "`GET /api/plans?scope=all`" => (Method::GET, "/api/plans?scope=all".into(), None),
+            "`GET /api/call-forms`" => (Method::GET, "/api/call-forms".into(), None),
+            "`PUT /api/call-forms/{scope}`" => (
+                Method::PUT,
+                format!("/api/call-forms/app-{}", self.next()),
+                Some(json!({"survey": [{"id": "r", "kind": "rating", "label": "How was it?"}]})),
+            ),
+            "`DELETE /api/call-forms/{scope}`" => {
+                let scope = format!("app-{}", self.next());
+                let forms = serde_json::from_value(
+                    json!({"fields": [{"id": "f", "kind": "text", "label": "F"}]}),
+                )
+                .unwrap();
+                self.c()
+                    .registry()
+                    .set_call_forms(&scope, &forms, now_ms())
+                    .await
+                    .unwrap();
+                (Method::DELETE, format!("/api/call-forms/{scope}"), None)
+            }
+            "`PUT /api/calls/{id}/fields` (someone else's call)" => {
+                let id = self.owners_call().await;
+                (
+                    Method::PUT,
+                    format!("/api/calls/{id}/fields"),
+                    Some(json!({"values": {}})),
+                )
+            }
+            "`GET /api/calls/{id}/survey` (with the participant's token)"
+            | "`POST /api/calls/{id}/survey` (with the participant's token)" => {
+                // A call whose participant was given a token, of an app with a survey.
+                let id = self.owners_call().await;
+                let r = self.c().registry();
+                let forms = serde_json::from_value(
+                    json!({"survey": [{"id": "r", "kind": "rating", "label": "How was it?"}]}),
+                )
+                .unwrap();
+                r.set_call_forms("Demo", &forms, now_ms()).await.unwrap();
+                let who = orbita_coordinator::store::CallParticipant {
+                    participant_id: "p1".into(),
+                    name: "Customer".into(),
+                    role: "customer".into(),
+                    account_id: None,
+                    user_agent: String::new(),
+                    browser: String::new(),
+                    os: String::new(),
+                    device: String::new(),
+                };
+                r.call_joined(&id, &who, now_ms()).await.unwrap();
+                let token = "ab".repeat(32);
+                let hash = orbita_coordinator::accounts::tokens::token_hash(&token);
+                r.set_participant_token(&id, "p1", &hash).await.unwrap();
+                if call.starts_with("`GET") {
+                    (
+                        Method::GET,
+                        format!("/api/calls/{id}/survey?participant=p1&token={token}"),
+                        None,
+                    )
+                } else {
+                    (
+                        Method::POST,
+                        format!("/api/calls/{id}/survey"),
+                        Some(json!({"participant": "p1", "token": token, "answers": {"r": "5"}})),
+                    )
+                }
+            }
             "`GET /api/calls`" => (Method::GET, "/api/calls".into(), None),
             "`GET /api/calls/agents`" => (Method::GET, "/api/calls/agents".into(), None),
             "`GET /api/calls/export.csv`" | "`GET /api/calls/export.xlsx`" => {
@@ -221,17 +301,7 @@ impl World {
                 return status.as_u16().to_string();
             }
             "`GET /api/calls/{id}` (someone else's call)" => {
-                // A call of the owner's, as its node told it.
-                let id = format!("matrix-call-{}", self.next());
-                let call = orbita_coordinator::store::NewCall {
-                    id: id.clone(),
-                    code: "4821".into(),
-                    rc_name: "Demo".into(),
-                    node: "node-a".into(),
-                    owner_id: Some(self.owner.id),
-                    started_ms: now_ms(),
-                };
-                self.c().registry().call_started(&call).await.unwrap();
+                let id = self.owners_call().await;
                 (Method::GET, format!("/api/calls/{id}"), None)
             }
             "`PATCH /api/plans/{code}` (own plan)" | "`DELETE /api/plans/{code}` (own plan)" => {

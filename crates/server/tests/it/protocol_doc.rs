@@ -57,7 +57,7 @@ fn every_server_message_has_a_valid_example() {
     assert_eq!(
         seen,
         names(
-            "answer app_stopped candidate chat control error joined left offer participant_joined \
+            "answer app_stopped call_info candidate chat control error joined left offer participant_joined \
              participant_left pong quality recording server_shutdown track_muted track_published \
              track_unpublished"
         )
