@@ -16,7 +16,12 @@ async fn expect_error(ws: &mut Ws, send: Message, want: ErrorCode) {
         other => format!("{:?}", other).chars().take(60).collect(),
     };
     ws.send(send).await.expect("send");
-    match next_server_msg(ws).await {
+    let mut msg = next_server_msg(ws).await;
+    // `call_info` follows a successful join: not what this waits for.
+    while matches!(msg, ServerMsg::CallInfo { .. }) {
+        msg = next_server_msg(ws).await;
+    }
+    match msg {
         ServerMsg::Error { code, message } => {
             assert_eq!(code, want, "for {label:?}: {message}");
             assert!(!message.is_empty());

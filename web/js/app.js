@@ -22,6 +22,7 @@ import { renderRecordings } from './ui/recordings.js';
 import { renderCalls } from './ui/calls.js';
 import { explainLaunchError } from './ui/launch-errors.js';
 import { renderPrejoin } from './ui/prejoin.js';
+import { offerSurvey } from './ui/survey.js';
 
 const root = /** @type {HTMLElement} */ (document.getElementById('app'));
 
@@ -200,6 +201,10 @@ function showPrejoin(code, local, participants, recorded, error) {
         onLeave: () => {
           stopWatching();
           showLeft(code);
+          // The survey of the call, when its app has one (not for the agent).
+          const info = session.callInfo;
+          const card = document.getElementById('end-screen');
+          if (info && card && session.role !== 'agent') offerSurvey(card, info);
         },
         onFailed: (failure) => {
           stopWatching();

@@ -99,6 +99,8 @@ export class RoomSession extends EventTarget {
     this.peerQuality = new Map();
     /** @type {QualityReporter | null} */
     this.qualityReporter = null;
+    /** @type {{callId: string, token: string, participant: string} | null} the call and our survey token */
+    this.callInfo = null;
     /** @type {Subscriber | null} */
     this.subscriber = null;
     /** @type {string | null} */
@@ -416,6 +418,10 @@ export class RoomSession extends EventTarget {
       }
       case 'control':
         this.onControl(msg.holder);
+        break;
+      case 'call_info':
+        // The call's id and our survey token (the survey after the call).
+        this.callInfo = { callId: msg.call_id, token: msg.token, participant: this.selfId ?? '' };
         break;
       case 'quality': {
         // Someone's connection quality (the agent's live view), or our own as the server sees it.

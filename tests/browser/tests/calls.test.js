@@ -2,7 +2,8 @@
 // on a phone talk and chat, then leave; the agent finds the call in the history by the
 // customer's name, opens it (both browsers and devices, the chat, the timeline, quality charts
 // from both browsers and the server) and exports the list as CSV and Excel with the same
-// filter. During the call the agent sees the customer's connection figures on their tile.
+// filter. During the call the agent sees the customer's connection figures on their tile; after
+// it the customer answers the administrator's survey and the agent fills a required field.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -39,6 +40,17 @@ describe('the call history', { concurrency: false }, () => {
     await agent.locator('#login-password').fill(AGENT.password);
     await agent.locator('#login-submit').click();
     await agent.locator('#create-room').waitFor({ timeout: 20_000 });
+    // The administrator's survey and fields for every app.
+    const forms = await agent.request.put(`${server.base}/api/call-forms/default`, {
+      data: {
+        survey: [
+          { id: 'rating', kind: 'rating', label: 'How was the call?', required: true },
+          { id: 'again', kind: 'choice', label: 'Would you call again?', choices: ['yes', 'no'] },
+        ],
+        fields: [{ id: 'contract', kind: 'text', label: 'Contract number', required: true }],
+      },
+    });
+    assert.equal(forms.status(), 200, await forms.text());
     await agent.locator('#create-room').click();
     await agent.waitForURL(/\/r\/\d+$/, { timeout: 20_000 });
     const code = new URL(agent.url()).pathname.split('/').pop() ?? '';
@@ -76,6 +88,15 @@ describe('the call history', { concurrency: false }, () => {
       );
     }
     await customer.locator('#control-leave').click();
+    // The customer answers the survey (a required rating first forgotten).
+    await customer.locator('#survey').waitFor({ timeout: 20_000 });
+    await customer.locator('#survey-send').click();
+    await customer.locator('#survey-error', { hasText: 'How was the call?' }).waitFor();
+    await customer.locator('[data-question="rating"] input[value="4"]').check();
+    await customer.locator('[data-question="again"] input[value="yes"]').check();
+    await screenshot(customer, 'calls-survey');
+    await customer.locator('#survey-send').click();
+    await customer.locator('#survey-thanks').waitFor({ timeout: 20_000 });
     await agent.locator('#control-leave').click();
 
     // The history: found by part of the customer's name in another case.
@@ -147,6 +168,22 @@ describe('the call history', { concurrency: false }, () => {
     }
     await agent.locator('#call-quality').scrollIntoViewIfNeeded();
     await screenshot(agent, 'calls-one');
+    // The customer's answers, and the agent's required field.
+    assert.equal(await agent.locator('.survey-answer[data-question="rating"] dd').innerText(), '4 ★');
+    assert.equal(await agent.locator('.survey-answer[data-question="again"] dd').innerText(), 'yes');
+    await agent.locator('#call-fields-save').click();
+    await agent.locator('#call-fields-error', { hasText: 'Contract number is required' }).waitFor({ timeout: 10_000 });
+    await agent.locator('#field-contract').fill('A-17');
+    await agent.locator('#call-fields-save').click();
+    await agent.locator('#call-fields-saved', { hasText: 'Saved' }).waitFor({ timeout: 10_000 });
+    await agent.reload();
+    await agent.locator('#field-contract').waitFor({ timeout: 20_000 });
+    assert.equal(await agent.locator('#field-contract').inputValue(), 'A-17');
+    // The history shows the rating and filters by it.
+    await agent.goto(`${server.base}/api/calls?min_rating=4`);
+    const rated = JSON.parse(await agent.locator('body').innerText());
+    assert.equal(rated.calls.length, 1);
+    assert.equal(rated.calls[0].rating, 4);
 
     // Someone else's or no such call: said plainly.
     await agent.goto(`${server.base}/calls?id=no-such-call`);

@@ -7,7 +7,7 @@ import { ApiError } from '../api.js';
 import { has, t } from '../i18n.js';
 import { formatLength, formatMoment } from './calls.js';
 import { h } from './dom.js';
-import { showApiError } from './forms.js';
+import { busy, say, showApiError } from './forms.js';
 import { section } from './page.js';
 
 /**
@@ -18,7 +18,10 @@ import { section } from './page.js';
  * @typedef {{id: string, code: string, rc_name: string, owner_name: string | null,
  *   started_ms: number, ended_ms: number | null, end_reason: string | null,
  *   duration_ms: number | null, participants: Person[], presence: Stay[], chat: Line[],
- *   recordings: {id: string, started_ms: number}[], quality: QualityPoint[]}} CallRecord
+ *   recordings: {id: string, started_ms: number}[], quality: QualityPoint[],
+ *   forms: {survey: FormItem[], fields: FormItem[]}, fields: Record<string, string>,
+ *   survey: {participant: string, question: string, value: string, rating: number | null}[]}} CallRecord
+ * @typedef {{id: string, kind: string, label: string, choices?: string[], required?: boolean}} FormItem
  * @typedef {import('../call-quality.js').QualityReport & {participant: string,
  *   source: 'browser' | 'server', at_ms: number}} QualityPoint
  */
@@ -178,6 +181,63 @@ function timeIn(r, id, end) {
 }
 
 /**
+ * The call's fields as a form (its agent, supervisors and administrators fill them in).
+ * @param {CallRecord} r
+ */
+function fieldsForm(r) {
+  const error = h('p', { class: 'form-error', attrs: { role: 'alert', id: 'call-fields-error' } });
+  const saved = h('p', { class: 'notice-text', attrs: { id: 'call-fields-saved', role: 'status' } });
+  const inputs = r.forms.fields.map((f) => {
+    const id = `field-${f.id}`;
+    const attrs = { id, name: f.id, required: Boolean(f.required), value: r.fields[f.id] ?? '' };
+    const input =
+      f.kind === 'choice'
+        ? h('select', { attrs: { id, name: f.id } }, h('option', { attrs: { value: '' }, raw: '—' }), ...(f.choices ?? []).map((c) => h('option', { attrs: { value: c, selected: r.fields[f.id] === c }, raw: c })))
+        : h('input', { attrs: { ...attrs, type: f.kind === 'number' ? 'number' : f.kind === 'date' ? 'date' : 'text', maxlength: 2000, step: f.kind === 'number' ? 'any' : undefined } });
+    return h('div', { class: 'field' }, h('label', { class: 'field-label', attrs: { for: id }, raw: f.required ? `${f.label} *` : f.label }), input);
+  });
+  const save = h('button', { class: 'button primary', attrs: { type: 'submit', id: 'call-fields-save' }, text: 'calls.fields_save' });
+  const form = h('form', { class: 'inline-form', attrs: { id: 'call-fields', novalidate: true } }, ...inputs, save);
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    /** @type {Record<string, string>} */
+    const values = {};
+    for (const f of r.forms.fields) {
+      const input = /** @type {HTMLInputElement | HTMLSelectElement} */ (form.elements.namedItem(f.id));
+      if (input.value.trim()) values[f.id] = input.value.trim();
+    }
+    busy(save, async () => {
+      say(error, null);
+      say(saved, null);
+      try {
+        await call('PUT', `/api/calls/${encodeURIComponent(r.id)}/fields`, { values });
+        say(saved, 'calls.fields_saved');
+      } catch (e) {
+        showApiError(error, e);
+      }
+    });
+  });
+  return h('div', {}, form, error, saved);
+}
+
+/**
+ * The survey's answers, by person.
+ * @param {CallRecord} r
+ * @param {Map<string, string>} names
+ */
+function surveyAnswers(r, names) {
+  if (!r.survey.length) return h('p', { class: 'notice-text', attrs: { id: 'call-survey' }, text: r.forms.survey.length ? 'calls.no_answers' : 'calls.no_survey' });
+  const label = (/** @type {string} */ q) => r.forms.survey.find((x) => x.id === q)?.label ?? q;
+  return h(
+    'dl',
+    { class: 'call-facts', attrs: { id: 'call-survey' } },
+    ...r.survey.map((a) =>
+      h('div', { class: 'call-fact survey-answer', data: { question: a.question } }, h('dt', { raw: `${names.get(a.participant) ?? a.participant}: ${label(a.question)}` }), h('dd', { raw: a.rating ? `${a.rating} ★` : a.value })),
+    ),
+  );
+}
+
+/**
  * Shows call `id` in `main`.
  * @param {HTMLElement} main
  * @param {string} id
@@ -260,6 +320,8 @@ export async function renderCallRecord(main, id) {
       h('p', { class: 'field-hint', text: 'calls.quality_hint' }),
       ...r.participants.map((p) => qualityCharts(r, p, end)),
     ),
+    section('call-survey-section', 'calls.survey', surveyAnswers(r, names)),
+    r.forms.fields.length ? section('call-fields-section', 'calls.fields', fieldsForm(r)) : null,
     section('call-chat-section', 'calls.chat', chat),
     section('call-recordings-section', 'calls.recordings', recordings),
   );

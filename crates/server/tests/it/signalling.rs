@@ -57,7 +57,11 @@ async fn recv(ws: &mut Ws) -> Value {
 
 /// Expect an `error` with this code; returns its message.
 async fn expect_error(ws: &mut Ws, code: &str) -> String {
-    let msg = recv(ws).await;
+    let mut msg = recv(ws).await;
+    // `call_info` follows a successful join: not what this waits for.
+    while msg["type"] == "call_info" {
+        msg = recv(ws).await;
+    }
     assert_eq!(msg["type"], "error", "{msg}");
     assert_eq!(msg["code"], code, "{msg}");
     msg["message"].as_str().unwrap().to_string()
