@@ -612,17 +612,34 @@ impl CallFilter {
     /// The SQL conditions (on `call_records c`) and the values they bind, in order.
     fn conditions(&self) -> (Vec<&'static str>, Vec<Bound>) {
         let (mut sql, mut binds) = (Vec::new(), Vec::new());
-        for owner in [self.scope, self.agent].into_iter().flatten() {
-            sql.push("c.owner_id = ?");
-            binds.push(Bound::Int(owner));
-        }
-        if let Some(from) = self.from_ms {
-            sql.push("c.started_ms >= ?");
-            binds.push(Bound::Int(from));
-        }
-        if let Some(to) = self.to_ms {
-            sql.push("c.started_ms < ?");
-            binds.push(Bound::Int(to));
+        // The conditions on one number each.
+        let numbers = [
+            ("c.owner_id = ?", self.scope),
+            ("c.owner_id = ?", self.agent),
+            ("c.started_ms >= ?", self.from_ms),
+            ("c.started_ms < ?", self.to_ms),
+            (
+                "(c.ended_ms IS NOT NULL AND c.ended_ms - c.started_ms >= ?)",
+                self.min_duration_ms,
+            ),
+            (
+                "(c.ended_ms IS NOT NULL AND c.ended_ms - c.started_ms <= ?)",
+                self.max_duration_ms,
+            ),
+            (
+                "EXISTS (SELECT 1 FROM call_survey_answers a WHERE a.call_id = c.id AND a.rating >= ?)",
+                self.min_rating,
+            ),
+            (
+                "EXISTS (SELECT 1 FROM call_survey_answers a WHERE a.call_id = c.id AND a.rating <= ?)",
+                self.max_rating,
+            ),
+        ];
+        for (condition, value) in numbers {
+            if let Some(value) = value {
+                sql.push(condition);
+                binds.push(Bound::Int(value));
+            }
         }
         if let Some(name) = self
             .customer
@@ -643,22 +660,6 @@ impl CallFilter {
                 })
                 .collect();
             binds.push(Bound::Text(format!("%{escaped}%")));
-        }
-        if let Some(min) = self.min_duration_ms {
-            sql.push("(c.ended_ms IS NOT NULL AND c.ended_ms - c.started_ms >= ?)");
-            binds.push(Bound::Int(min));
-        }
-        if let Some(max) = self.max_duration_ms {
-            sql.push("(c.ended_ms IS NOT NULL AND c.ended_ms - c.started_ms <= ?)");
-            binds.push(Bound::Int(max));
-        }
-        if let Some(min) = self.min_rating {
-            sql.push("EXISTS (SELECT 1 FROM call_survey_answers a WHERE a.call_id = c.id AND a.rating >= ?)");
-            binds.push(Bound::Int(min));
-        }
-        if let Some(max) = self.max_rating {
-            sql.push("EXISTS (SELECT 1 FROM call_survey_answers a WHERE a.call_id = c.id AND a.rating <= ?)");
-            binds.push(Bound::Int(max));
         }
         match self.recorded {
             Some(true) => {
