@@ -50,6 +50,7 @@ async fn a_chat_flood_from_one_guest_leaves_the_others_connected_and_receiving()
         code: code.clone(),
         name: "Flooder".into(),
         key: None,
+        consent: None,
     };
     tx.send(Message::Text(serde_json::to_string(&join).unwrap().into()))
         .await

@@ -803,7 +803,7 @@ fn media_server_matrix() -> Vec<(String, Vec<String>)> {
 
 /// `orbita serve` on a fresh data directory whose first administrator was made with
 /// `orbita admin create-user`; returns it, its address and the administrator's password.
-fn serve_with_admin(extra: &[&str]) -> (Proc, String, PathBuf) {
+pub(crate) fn serve_with_admin(extra: &[&str]) -> (Proc, String, PathBuf) {
     let dir = std::env::temp_dir().join(format!(
         "orbita-roles-{}-{}",
         std::process::id(),
@@ -1017,6 +1017,20 @@ async fn media_server_roles_matrix() {
                 }
                 "WebSocket `/ws` `join` by code" => {
                     ws_join(&addr, &code, tokens[i].as_deref()).await
+                }
+                "`GET /api/branding`" => {
+                    status_as(
+                        http.get(format!("{base}/api/branding")),
+                        tokens[i].as_deref(),
+                    )
+                    .await
+                }
+                "`GET /api/branding/logo` (none set)" => {
+                    status_as(
+                        http.get(format!("{base}/api/branding/logo")),
+                        tokens[i].as_deref(),
+                    )
+                    .await
                 }
                 "`GET /api/recordings`" => {
                     status_as(

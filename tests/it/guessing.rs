@@ -215,6 +215,7 @@ async fn join(ws_url: &str, code: &str) -> ServerMsg {
         code: code.to_string(),
         name: "Guesser".into(),
         key: None,
+        consent: None,
     };
     let text = serde_json::to_string(&join).unwrap();
     ws.send(Message::Text(text.into())).await.expect("send");

@@ -61,6 +61,7 @@ async fn join_raw(url: &str, code: &str, name: &str) -> (Ws, String) {
             code: code.into(),
             name: name.into(),
             key: None,
+            consent: None,
         },
     )
     .await;

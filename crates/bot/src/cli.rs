@@ -51,6 +51,10 @@ pub struct BotArgs {
     /// built-in 440 Hz tone.
     #[arg(long, value_name = "FILE")]
     pub audio_file: Option<std::path::PathBuf>,
+    /// The consent text accepted (`consent_id` of `GET /api/branding`), where guests must
+    /// accept one.
+    #[arg(long, value_name = "ID")]
+    pub consent: Option<String>,
 }
 
 impl BotArgs {
@@ -68,6 +72,7 @@ impl BotArgs {
             relay_only: self.relay_only,
             key: self.key.clone(),
             audio_file: self.audio_file.clone(),
+            consent: self.consent.clone(),
         }
     }
 }

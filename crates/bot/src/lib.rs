@@ -88,6 +88,9 @@ pub struct BotOptions {
     /// Publish the Opus packets of this Ogg Opus file (20 ms frames, looped) instead of the
     /// embedded 440 Hz tone (tests that tell participants apart by their sound).
     pub audio_file: Option<std::path::PathBuf>,
+    /// The consent text accepted (its `consent_id` from `GET /api/branding`), for servers
+    /// whose organisation asks guests to accept one.
+    pub consent: Option<String>,
 }
 
 impl Default for BotOptions {
@@ -104,6 +107,7 @@ impl Default for BotOptions {
             relay_only: false,
             key: None,
             audio_file: None,
+            consent: None,
         }
     }
 }
@@ -213,6 +217,7 @@ impl Bot {
             code: opts.code.clone(),
             name: opts.name.clone(),
             key: opts.key.clone(),
+            consent: opts.consent.clone(),
         };
         ws.send(Message::text(serde_json::to_string(&join)?))
             .await

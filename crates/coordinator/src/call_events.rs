@@ -61,6 +61,10 @@ impl Coordinator {
                     browser: device.browser,
                     os: device.os,
                     device: device.kind,
+                    consent_id: e
+                        .consent
+                        .filter(|c| tokens::well_formed(c))
+                        .unwrap_or_default(),
                 };
                 registry.call_joined(&e.call, &p, at).await?;
                 match e.token.as_deref().filter(|t| tokens::well_formed(t)) {

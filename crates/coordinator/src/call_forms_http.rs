@@ -53,7 +53,8 @@ async fn all_forms(
     Ok(Json(json!({ "forms": forms })).into_response())
 }
 
-fn scope_of(scope: &str) -> Result<&str, ApiError> {
+/// `scope` when it is `default` or an app's name; else `400`.
+pub(crate) fn scope_of(scope: &str) -> Result<&str, ApiError> {
     valid_scope(scope).then_some(scope).ok_or_else(|| {
         ApiError::bad_request(
             "the scope is default or an app's name (1 to 64 letters, digits, spaces, _ - .)",

@@ -351,6 +351,7 @@ fn record_json(r: &CallRecord) -> Value {
                 "browser": p.browser,
                 "os": p.os,
                 "device": p.device,
+                "consent": (!p.consent_id.is_empty()).then(|| json!({"id": p.consent_id})),
             })
         })
         .collect();
@@ -418,6 +419,17 @@ async fn one(
         .await
         .map_err(ApiError::internal)?;
     let mut v = record_json(&record);
+    // The consent texts the guests accepted, as they read them.
+    for (i, p) in record.participants.iter().enumerate() {
+        if p.consent_id.is_empty() {
+            continue;
+        }
+        let text = registry
+            .consent_text(&p.consent_id)
+            .await
+            .map_err(ApiError::internal)?;
+        v["participants"][i]["consent"]["text"] = json!(text);
+    }
     v["forms"] = json!(forms);
     v["fields"] = json!(fields);
     v["survey"] = answers

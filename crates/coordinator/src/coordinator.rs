@@ -106,6 +106,10 @@ pub struct Coordinator {
     /// plain room, not a coordinator session): asked about it, the coordinator answers
     /// `SESSION_NOT_EXIST` without counting a miss, since the code is right.
     local_rooms: std::sync::OnceLock<LocalRooms>,
+    /// The version of the call settings this process last changed (docs/calls.md): its node
+    /// links send the new settings at once; other coordinators' links notice within a
+    /// heartbeat.
+    call_settings_changed: tokio::sync::watch::Sender<i64>,
 }
 
 /// Whether a code is a live room of the media server in this process ([`Coordinator::set_local_rooms`]).
@@ -150,6 +154,16 @@ impl Coordinator {
         Ok(coordinator)
     }
 
+    /// Tells this process's node links that the call settings changed (to `version`).
+    pub fn call_settings_changed(&self, version: i64) {
+        self.call_settings_changed.send_replace(version);
+    }
+
+    /// Wakes when this process changes the call settings.
+    pub fn watch_call_settings(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.call_settings_changed.subscribe()
+    }
+
     /// A coordinator over an opened registry (files are not read; see [`Coordinator::open`]).
     pub fn with_registry(mut settings: Settings, registry: Registry) -> Coordinator {
         if settings.coordinator_id.is_empty() {
@@ -172,6 +186,7 @@ impl Coordinator {
             clock: Clock::system(),
             first_run: FirstRun::default(),
             local_rooms: std::sync::OnceLock::new(),
+            call_settings_changed: tokio::sync::watch::channel(0).0,
         }
     }
 

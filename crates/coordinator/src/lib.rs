@@ -24,6 +24,8 @@ pub mod auth;
 pub mod call_events;
 pub mod call_forms;
 pub mod call_forms_http;
+pub mod call_settings;
+pub mod call_settings_http;
 pub mod calls_export;
 pub mod calls_http;
 pub mod clock;

@@ -154,6 +154,7 @@ impl Hub {
             .merge(crate::recordings_http::router())
             .merge(crate::calls_http::router())
             .merge(crate::call_forms_http::router())
+            .merge(crate::call_settings_http::router())
             .layer(axum::middleware::from_fn_with_state(
                 self.coordinator.clone(),
                 crate::accounts::csrf::guard,
@@ -525,6 +526,34 @@ async fn node_ws(
         .on_upgrade(move |socket| node_session(hub, socket, ip))
 }
 
+/// How often a node link looks whether the call settings changed (another coordinator may have
+/// changed them).
+const SETTINGS_POLL: Duration = Duration::from_secs(5);
+
+/// `CALL_SETTINGS` when the stored settings are newer than `sent` (which then moves on).
+async fn newer_settings(coordinator: &Coordinator, sent: &mut i64) -> Option<String> {
+    let version = match coordinator.registry().call_settings_version().await {
+        Ok(v) => v,
+        Err(e) => {
+            warn!(error = %e, "cannot read the call settings' version");
+            return None;
+        }
+    };
+    if version == *sent {
+        return None;
+    }
+    match coordinator.registry().call_settings().await {
+        Ok(settings) => {
+            *sent = settings.version;
+            Some(ToNode::CallSettings(Box::new(settings)).to_json())
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot read the call settings");
+            None
+        }
+    }
+}
+
 fn node_error(code: &str, message: &str) -> String {
     ToNode::Error {
         code: code.into(),
@@ -613,9 +642,29 @@ async fn node_session(hub: Arc<Hub>, mut socket: WebSocket, ip: IpAddr) {
     hub.nodes.lock().insert(name.clone(), tx.clone());
     info!(node = %name, %ip, "node linked");
     let mut shutdown = hub.shutdown.clone();
+    // The call settings: now, when this process changes them, and when another coordinator
+    // did (looked at every few seconds).
+    let mut settings_sent = -1;
+    let mut settings_changed = coordinator.watch_call_settings();
+    let mut settings_poll = tokio::time::interval(SETTINGS_POLL);
+    settings_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     if send_text(&mut socket, registered.to_json()).await {
         loop {
             tokio::select! {
+                _ = settings_poll.tick() => {
+                    if let Some(text) = newer_settings(&coordinator, &mut settings_sent).await {
+                        if !send_text(&mut socket, text).await {
+                            break;
+                        }
+                    }
+                }
+                Ok(()) = settings_changed.changed() => {
+                    if let Some(text) = newer_settings(&coordinator, &mut settings_sent).await {
+                        if !send_text(&mut socket, text).await {
+                            break;
+                        }
+                    }
+                }
                 incoming = socket.recv() => {
                     let Some(Ok(msg)) = incoming else { break };
                     match msg {

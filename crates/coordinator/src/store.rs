@@ -31,6 +31,7 @@ use crate::logic;
 use crate::verbs::{Heartbeat, RcInfo, Registration, ServerEntry};
 
 mod call_forms;
+mod call_settings;
 mod calls;
 pub use call_forms::SurveyAnswer;
 mod plans_admin;
@@ -141,6 +142,7 @@ impl Backend {
             ("call_details", per_backend!("0008_call_details.sql")),
             ("call_quality", per_backend!("0009_call_quality.sql")),
             ("call_forms", per_backend!("0010_call_forms.sql")),
+            ("call_settings", per_backend!("0011_call_settings.sql")),
         ];
         Migrator {
             migrations: Cow::Owned(

@@ -722,7 +722,7 @@ pub struct CallEvent {
     /// When (ms since the epoch).
     pub at_ms: u64,
     /// `started` (with `code`, `rc_name`, `owner`), `joined` (`participant`, `name`, `role`,
-    /// `user_agent`, `token`, `account` when known), `left` (`participant`), `chat` (`seq`,
+    /// `user_agent`, `token`, `account` and `consent` when known), `left` (`participant`), `chat` (`seq`,
     /// `participant`, `text`), `recording` (`recording`: the id of a recording of the call
     /// that started), `quality` (`participant`, `source`, `quality`), `ended` (`reason`).
     pub event: String,
@@ -765,6 +765,9 @@ pub struct CallEvent {
     /// The survey token the participant who joined was given (the coordinator keeps its hash).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// The consent text the participant who joined accepted (its id, docs/calls.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<String>,
     /// Who measured a `quality` report: `browser` or `server`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
@@ -947,6 +950,10 @@ pub enum ToNode {
         /// Why (see [`EndReason`]).
         reason: String,
     },
+    /// `{"verb":"CALL_SETTINGS","version":...,"features":{...},"branding":{...},"logo":{...}}`
+    /// (an addition): the call settings administrators set (docs/calls.md), after
+    /// `REGISTERED` and whenever they change.
+    CallSettings(Box<crate::call_settings::CallSettings>),
     /// `{"msg":"ERROR","code":"AUTH_FAILED","message":"..."}`: a bad node message; after
     /// `AUTH_FAILED` the link is closed.
     Error {
@@ -989,6 +996,8 @@ enum ToNodeVerb {
     ConnectUserToSession { code: String, user_id: String },
     #[serde(rename = "END_SESSION")]
     EndSession { code: String, reason: String },
+    #[serde(rename = "CALL_SETTINGS")]
+    CallSettings(Box<crate::call_settings::CallSettings>),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -1035,6 +1044,7 @@ impl From<ToNode> for ToNodeWire {
             ToNode::EndSession { code, reason } => {
                 ToNodeWire::Verb(ToNodeVerb::EndSession { code, reason })
             }
+            ToNode::CallSettings(s) => ToNodeWire::Verb(ToNodeVerb::CallSettings(s)),
             ToNode::Error { code, message } => ToNodeWire::Msg(ToNodeMsg::Error { code, message }),
         }
     }
@@ -1071,6 +1081,7 @@ impl From<ToNodeWire> for ToNode {
             ToNodeWire::Verb(ToNodeVerb::EndSession { code, reason }) => {
                 ToNode::EndSession { code, reason }
             }
+            ToNodeWire::Verb(ToNodeVerb::CallSettings(s)) => ToNode::CallSettings(s),
         }
     }
 }

@@ -495,6 +495,7 @@ async fn run_node(
                         forget(&code, &mut sessions);
                         Vec::new()
                     }
+                    ToNode::CallSettings(_) => Vec::new(),
                     ToNode::Error { code, message } => {
                         shared.node_error(format!("coordinator ERROR {code} to a node: {}", short(&message)));
                         Vec::new()

@@ -212,6 +212,7 @@ async fn connect_and_join(plan: &Plan) -> anyhow::Result<(Ws, Instant, Duration,
         code: plan.code.clone(),
         name: plan.name.clone(),
         key: None,
+        consent: None,
     };
     ws.send(Message::text(serde_json::to_string(&join)?))
         .await

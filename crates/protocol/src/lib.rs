@@ -152,6 +152,65 @@ pub enum RecordingState {
     On,
 }
 
+/// What a participant may do in a call: set per role in the call (agent, customer) and per app
+/// by administrators, given in `joined`, and enforced by the server (a refused action gets
+/// `not_allowed`). A room without a host gives its participants the customers' switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallFeatures {
+    /// Publish a camera.
+    #[serde(default = "on")]
+    pub camera: bool,
+    /// Publish a microphone.
+    #[serde(default = "on")]
+    pub microphone: bool,
+    /// Share a screen (and its audio).
+    #[serde(default = "on")]
+    pub screen: bool,
+    /// Send chat messages.
+    #[serde(default = "on")]
+    pub chat: bool,
+    /// Send files.
+    #[serde(default = "on")]
+    pub files: bool,
+    /// Start and stop the call's recording (agents only in any case).
+    #[serde(default = "on")]
+    pub record: bool,
+}
+
+fn on() -> bool {
+    true
+}
+
+impl Default for CallFeatures {
+    fn default() -> Self {
+        CallFeatures {
+            camera: true,
+            microphone: true,
+            screen: true,
+            chat: true,
+            files: true,
+            record: true,
+        }
+    }
+}
+
+impl CallFeatures {
+    /// Whether everything is on (left out of `joined`).
+    pub fn all_on(&self) -> bool {
+        *self == CallFeatures::default()
+    }
+
+    /// Whether publishing `source` is on.
+    pub fn may_publish(&self, source: TrackSource) -> bool {
+        match source {
+            TrackSource::Camera => self.camera,
+            TrackSource::Microphone => self.microphone,
+            TrackSource::Screen | TrackSource::ScreenAudio => self.screen,
+        }
+    }
+}
+
 /// Why a browser sends less video than it would like (`qualityLimitationReason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -298,6 +357,11 @@ pub enum ClientMsg {
         /// participant joins as the call's agent. Absent for guests.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         key: Option<String>,
+        /// The consent text the guest accepted, as the `consent_id` of `GET /api/branding`
+        /// (SHA-256 of the text, hex). Required of guests while the organisation has a
+        /// consent text (else `consent_required`); kept with the call's record.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        consent: Option<String>,
     },
     /// An SDP offer on the publisher connection, with what each sending m-line carries.
     /// Tracks missing from `tracks` that were published before are unpublished.
@@ -411,6 +475,9 @@ pub enum ErrorCode {
     /// The call cannot be recorded here (recording is off on this server, or its files could
     /// not be made).
     RecordingUnavailable,
+    /// The organisation asks guests to accept its consent text before joining (`join` without
+    /// the `consent` of the current text); fetch `GET /api/branding` and ask again.
+    ConsentRequired,
 }
 
 /// Messages from the server to a client.
@@ -437,6 +504,9 @@ pub enum ServerMsg {
         /// Whether the call is being recorded now.
         #[serde(default)]
         recording: RecordingState,
+        /// What the joiner may do in this call (left out when everything is on).
+        #[serde(default, skip_serializing_if = "CallFeatures::all_on")]
+        features: CallFeatures,
     },
     /// Someone joined.
     ParticipantJoined {
@@ -664,6 +734,7 @@ mod tests {
                 code: "4821".into(),
                 name: "Alice".into(),
                 key: None,
+                consent: None,
             }
         );
         assert_eq!(serde_json::to_string(&msg).unwrap(), text);

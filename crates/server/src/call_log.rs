@@ -77,6 +77,7 @@ impl CallLog {
     /// `rc_name`, created by account `owner`); the room's first join starts its call. The
     /// agent (who holds the room's host key) is taken to be its owner's account. Returns the
     /// call's id and the participant's survey token (the coordinator keeps its hash).
+    /// `consent`: the id of the consent text they accepted before joining.
     #[allow(clippy::too_many_arguments)]
     pub fn joined(
         &self,
@@ -87,6 +88,7 @@ impl CallLog {
         name: &str,
         role: &str,
         user_agent: &str,
+        consent: Option<String>,
     ) -> (String, String) {
         let account = (role == "agent").then(|| owner.clone()).flatten();
         let token: String = (0..32)
@@ -128,6 +130,7 @@ impl CallLog {
             user_agent: Some(user_agent.chars().take(512).collect()),
             account,
             token: Some(token.clone()),
+            consent,
             ..CallEvent::default()
         });
         (call, token)

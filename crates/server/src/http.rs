@@ -52,6 +52,8 @@ pub fn router(state: AppState) -> Router {
             "/api/recordings/{id}/{file}",
             get(recording_files::download),
         )
+        .route("/api/branding", get(crate::call_settings::branding))
+        .route("/api/branding/logo", get(crate::call_settings::logo))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_page))
         .route("/", get(index_page))

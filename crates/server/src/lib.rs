@@ -33,6 +33,7 @@
 
 pub mod backend;
 pub mod call_log;
+pub mod call_settings;
 pub mod chat_limit;
 pub mod cluster;
 pub mod config;

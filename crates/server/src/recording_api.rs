@@ -132,6 +132,22 @@ pub async fn set(
         )
         .into_response();
     };
+    let app = state
+        .registry
+        .get(&code)
+        .map_or_else(|| crate::rooms::PLAIN_ROOM_APP.to_string(), |r| r.app);
+    if !state
+        .call_settings
+        .features(&app, orbita_protocol::Role::Agent)
+        .record
+    {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_allowed",
+            "recording by hand is switched off for the agent in this call (set by the administrators)",
+        )
+        .into_response();
+    }
     if !on {
         state.recordings.stop(&code);
         return Json(StateBody {

@@ -230,6 +230,11 @@ impl RunningServer {
         &self.state.call_log
     }
 
+    /// Branding, consent and feature switches, as the coordinator gave them.
+    pub fn call_settings(&self) -> &Arc<crate::call_settings::CallSettingsCache> {
+        &self.state.call_settings
+    }
+
     /// The call recordings (slots, those in progress).
     pub fn recordings(&self) -> &Arc<crate::recordings::Recordings> {
         &self.state.recordings

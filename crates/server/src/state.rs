@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::backend::MediaBackend;
 use crate::call_log::CallLog;
+use crate::call_settings::CallSettingsCache;
 use crate::connections::Connections;
 use crate::guesses::CodeGuesses;
 use crate::post_processing::PostProcessing;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub recordings: Arc<Recordings>,
     /// The calls, as events for their records.
     pub call_log: Arc<CallLog>,
+    /// Branding, consent and feature switches, as the coordinator gave them.
+    pub call_settings: Arc<CallSettingsCache>,
 }
 
 impl AppState {
@@ -77,6 +80,7 @@ impl AppState {
             chat_dropped: Arc::new(AtomicU64::new(0)),
             recordings,
             call_log,
+            call_settings: Arc::new(CallSettingsCache::default()),
         }
     }
 }

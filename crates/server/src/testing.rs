@@ -114,6 +114,7 @@ impl MediaBackend for FakeBackend {
             limits,
             role,
             recording: RecordingState::Off,
+            features: Default::default(),
         };
         let _ = sink.try_send(joined);
         state.participants.insert(id, (room, name, sink));

@@ -21,8 +21,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use orbita_coordinator::accounts::http::client_addr;
 use orbita_protocol::{
-    parse_client_msg, ClientMsg, ErrorCode, QualityReport, QualitySource, Role, ServerMsg,
-    PROTOCOL_VERSION,
+    parse_client_msg, CallFeatures, ClientMsg, ErrorCode, QualityReport, QualitySource, Role,
+    ServerMsg, TrackSource, PROTOCOL_VERSION,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -131,6 +131,9 @@ struct Joined {
     call_log: Arc<CallLog>,
     /// When the participant's last `stats` was taken.
     last_stats: Option<Instant>,
+    /// What the participant may do (the switches of the call's app for their role, as they
+    /// were when they joined; told in `joined`).
+    features: CallFeatures,
 }
 
 impl Drop for Joined {
@@ -271,6 +274,12 @@ impl Connection {
                 Step::Event(Some(msg)) => {
                     self.told_shutdown |= matches!(msg, ServerMsg::ServerShutdown { .. });
                     self.note_own_quality(&msg);
+                    let mut msg = msg;
+                    if let (ServerMsg::Joined { features, .. }, Some(joined)) =
+                        (&mut msg, self.joined.as_ref())
+                    {
+                        *features = joined.features;
+                    }
                     let after: Vec<ServerMsg> = match (&msg, self.joined.as_mut()) {
                         (ServerMsg::Joined { .. }, Some(joined)) => joined
                             .call_info
@@ -390,9 +399,13 @@ impl Connection {
         let Some(joined) = &self.joined else {
             return match msg {
                 ClientMsg::Ping { id } => Action::Reply(ServerMsg::Pong { id }),
-                ClientMsg::Join { v, code, name, key } => {
-                    self.join(v, &code, &name, key.as_deref())
-                }
+                ClientMsg::Join {
+                    v,
+                    code,
+                    name,
+                    key,
+                    consent,
+                } => self.join(v, &code, &name, key.as_deref(), consent.as_deref()),
                 other => Action::Reply(ServerMsg::error(
                     ErrorCode::OutOfOrder,
                     format!("`{}` before `join`; join a room first", type_name(&other)),
@@ -410,6 +423,23 @@ impl Connection {
                 ),
             )),
             ClientMsg::Leave => Action::Leave,
+            ClientMsg::Offer { tracks, .. }
+                if tracks
+                    .iter()
+                    .any(|t| !joined.features.may_publish(t.source)) =>
+            {
+                let off = tracks
+                    .iter()
+                    .find(|t| !joined.features.may_publish(t.source))
+                    .map_or("that", |t| source_name(t.source));
+                Action::Reply(switched_off(joined.role, &format!("publishing a {off}")))
+            }
+            ClientMsg::Chat { .. } if !joined.features.chat => {
+                Action::Reply(switched_off(joined.role, "chat"))
+            }
+            ClientMsg::Record { .. } if joined.role == Role::Agent && !joined.features.record => {
+                Action::Reply(switched_off(joined.role, "recording by hand"))
+            }
             ClientMsg::Record { on } => self.on_record(on),
             ClientMsg::Stats(report) => self.on_stats(report),
             ClientMsg::Chat { text, .. } if text.chars().count() > max_chat_chars => {
@@ -501,7 +531,14 @@ impl Connection {
     }
 
     /// Check a `join` and enter the room. The SFU answers with `joined` through the sink.
-    fn join(&mut self, v: u32, code: &str, name: &str, key: Option<&str>) -> Action {
+    fn join(
+        &mut self,
+        v: u32,
+        code: &str,
+        name: &str,
+        key: Option<&str>,
+        consent: Option<&str>,
+    ) -> Action {
         let refuse =
             |code: ErrorCode, message: String| Action::Reply(ServerMsg::error(code, message));
         if self.state.connections.is_refusing() {
@@ -523,6 +560,18 @@ impl Connection {
                 format!("name must be 1 to {MAX_NAME_CHARS} characters without control characters"),
             );
         }
+        // Asked of every guest before the code is looked at, so it tells nothing about codes.
+        let consent_id = self.state.call_settings.consent_id();
+        if let Some(id) = &consent_id {
+            if key.is_none() && consent != Some(id.as_str()) {
+                return refuse(
+                    ErrorCode::ConsentRequired,
+                    "accept the consent text first (GET /api/branding: join with its consent_id)"
+                        .into(),
+                );
+            }
+        }
+        let consent = consent_id.filter(|id| consent == Some(id.as_str()));
         let code = code.trim();
         let registry = &self.state.registry;
         let entered = self.state.guesses.attempt(
@@ -587,14 +636,17 @@ impl Connection {
             Role::Customer => "customer",
             Role::Participant => "participant",
         };
+        let app = info.as_ref().map_or(PLAIN_ROOM_APP, |r| r.app.as_str());
+        let features = self.state.call_settings.features(app, role);
         let (call_id, token) = self.state.call_log.joined(
             code,
-            info.as_ref().map_or(PLAIN_ROOM_APP, |r| r.app.as_str()),
+            app,
             owner.clone(),
             &participant.id().to_string(),
             name,
             role_name,
             &self.user_agent,
+            consent,
         );
         let recordings = &self.state.recordings;
         let refused =
@@ -615,6 +667,7 @@ impl Connection {
             call_info: Some(ServerMsg::CallInfo { call_id, token }),
             call_log: Arc::clone(&self.state.call_log),
             last_stats: None,
+            features,
         });
         Action::None
     }
@@ -648,6 +701,28 @@ impl Connection {
             .quality(joined.seat.code(), &id, QualitySource::Browser, &report);
         joined.participant.handle(ClientMsg::Stats(report));
         Action::None
+    }
+}
+
+/// The refusal of something the call's switches turn off for `role` (docs/calls.md).
+fn switched_off(role: Role, what: &str) -> ServerMsg {
+    let whose = match role {
+        Role::Agent => "the agent",
+        Role::Customer | Role::Participant => "customers",
+    };
+    ServerMsg::error(
+        ErrorCode::NotAllowed,
+        format!("{what} is switched off for {whose} in this call (set by the administrators)"),
+    )
+}
+
+/// A source as people say it.
+fn source_name(source: TrackSource) -> &'static str {
+    match source {
+        TrackSource::Camera => "camera",
+        TrackSource::Microphone => "microphone",
+        TrackSource::Screen => "screen",
+        TrackSource::ScreenAudio => "screen's sound",
     }
 }
 

@@ -144,6 +144,8 @@ impl Room {
             limits,
             role,
             recording: self.recording_state(),
+            // The control plane, which enforces them, fills in the joiner's switches.
+            features: orbita_protocol::CallFeatures::default(),
         });
         let info = ParticipantInfo {
             participant_id: p.wire_id.clone(),

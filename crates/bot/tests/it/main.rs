@@ -143,6 +143,7 @@ async fn serve(stream: TcpStream) {
                 max_participants: 50,
             },
             role: orbita_protocol::Role::Customer,
+            features: Default::default(),
             recording: orbita_protocol::RecordingState::Off,
         },
     )
@@ -482,6 +483,7 @@ async fn cli_runs_for_its_duration_and_reports() {
         relay_only: false,
         key: None,
         audio_file: None,
+        consent: None,
     };
     let mut out = Vec::new();
     orbita_bot::cli::run_to(args, &mut out).await.unwrap();
@@ -521,6 +523,7 @@ async fn cli_runs_for_its_duration_and_reports() {
         relay_only: false,
         key: None,
         audio_file: None,
+        consent: None,
     };
     let mut out = Vec::new();
     let err = orbita_bot::cli::run_to(args_err.clone(), &mut out)

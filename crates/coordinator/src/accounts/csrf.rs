@@ -3,8 +3,10 @@
 //! act with the browser's login cookie, nor log the browser in as the attacker (login CSRF).
 //!
 //! * Its body is JSON: `Content-Type: application/json` (`415 unsupported_media_type`
-//!   otherwise). A request without a body needs none (an HTML form always sends one of its
-//!   own types, and a body-less request carries nothing to forge).
+//!   otherwise), or a picture (`image/...`: the logo's upload). Neither type is one an HTML
+//!   form or a cross-site `fetch` may send without the browser asking the site first. A
+//!   request without a body needs none (an HTML form always sends one of its own types, and
+//!   a body-less request carries nothing to forge).
 //! * An `Origin` header, when present, names this site: its host (and port) is the request's
 //!   `Host` (with `trust_proxy_headers`, the proxy's `X-Forwarded-Host` when it sends one), and
 //!   a request that came over HTTPS has an `https` origin (`403 bad_origin` otherwise).
@@ -41,7 +43,7 @@ pub fn check(
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            "send the request body as JSON, with Content-Type: application/json",
+            "send the request body as JSON, with Content-Type: application/json (a picture as image/...)",
         ));
     }
     let program = tokens::bearer(headers).is_some() && tokens::cookie(headers).is_none();
@@ -55,14 +57,16 @@ pub fn check(
     Ok(())
 }
 
-/// `Content-Type: application/json` (any parameters), or no content type and no body.
+/// `Content-Type: application/json` or `image/...` (any parameters), or no content type and
+/// no body.
 fn json_or_empty(headers: &HeaderMap) -> bool {
     match headers.get(header::CONTENT_TYPE) {
         Some(v) => v
             .to_str()
             .ok()
             .and_then(|v| v.split(';').next())
-            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")),
+            .map(|t| t.trim().to_ascii_lowercase())
+            .is_some_and(|t| t == "application/json" || t.starts_with("image/")),
         None => {
             headers.get(header::TRANSFER_ENCODING).is_none()
                 && headers

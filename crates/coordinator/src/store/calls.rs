@@ -56,6 +56,8 @@ pub struct CallParticipant {
     pub os: String,
     /// Their kind of device, from it (`desktop`, `mobile`, `tablet`, ...; empty: unknown).
     pub device: String,
+    /// The consent text they accepted before joining (its id; empty: none asked or accepted).
+    pub consent_id: String,
 }
 
 /// One stay of a participant in the call.
@@ -184,8 +186,8 @@ impl Registry {
     /// `p` joined call `call_id` at `at` (their details are kept from their first join).
     pub async fn call_joined(&self, call_id: &str, p: &CallParticipant, at: Millis) -> Result<()> {
         let q = self.sql(
-            "INSERT INTO call_participants (call_id, participant_id, name, role, account_id, user_agent, browser, os, device, name_fold, first_joined_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO call_participants (call_id, participant_id, name, role, account_id, user_agent, browser, os, device, name_fold, first_joined_ms, consent_id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         );
         once(
             sqlx::query(&q)
@@ -200,6 +202,7 @@ impl Registry {
                 .bind(cut(&p.device, 16))
                 .bind(cut(&p.name, MAX_NAME_CHARS).to_lowercase())
                 .bind(at)
+                .bind(cut(&p.consent_id, 64))
                 .execute(&self.pool)
                 .await,
         )?;
@@ -518,7 +521,7 @@ impl Registry {
         }
         let marks = vec!["?"; ids.len()].join(", ");
         let q = self.sql(&format!(
-            "SELECT call_id, participant_id, name, role, account_id, user_agent, browser, os, device \
+            "SELECT call_id, participant_id, name, role, account_id, user_agent, browser, os, device, consent_id \
              FROM call_participants WHERE call_id IN ({marks}) \
              ORDER BY call_id, first_joined_ms, participant_id LIMIT {}",
             MAX_PARTICIPANTS_READ * ids.len()
@@ -543,6 +546,7 @@ impl Registry {
                         browser: r.try_get(6)?,
                         os: r.try_get(7)?,
                         device: r.try_get(8)?,
+                        consent_id: r.try_get(9)?,
                     },
                 ))
             })

@@ -40,6 +40,7 @@ fn person(id: &str, name: &str, role: &str, ua: &str, account: Option<i64>) -> C
         browser: d.browser,
         os: d.os,
         device: d.kind,
+        consent_id: String::new(),
     }
 }
 

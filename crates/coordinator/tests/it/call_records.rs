@@ -46,6 +46,7 @@ fn person(id: &str, name: &str, role: &str, account: Option<i64>) -> CallPartici
         browser: "Firefox 133".into(),
         os: "Linux".into(),
         device: "desktop".into(),
+        consent_id: String::new(),
     }
 }
 

@@ -215,7 +215,7 @@ fn every_example_in_the_doc_round_trips_as_its_message() {
     );
     assert_eq!(
         seen[3],
-        names("CONNECT_USER_TO_SESSION CREATE_SESSION END_SESSION ERROR"),
+        names("CALL_SETTINGS CONNECT_USER_TO_SESSION CREATE_SESSION END_SESSION ERROR"),
         "messages to nodes with an example"
     );
     assert_eq!(

@@ -7,6 +7,7 @@ mod accounts;
 mod call_forms;
 mod call_history;
 mod call_records;
+mod call_settings;
 mod docs;
 mod login_limits;
 mod login_sockets;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use axum::http::{Method, StatusCode};
+use base64::Engine;
 use orbita_coordinator::accounts::{AccountError, Role, User};
 use orbita_coordinator::clock::{format_date_time, MINUTE};
 use orbita_coordinator::verbs::{FromNode, ToClient, ToNode};
@@ -269,6 +270,7 @@ impl World {
                     browser: String::new(),
                     os: String::new(),
                     device: String::new(),
+                    consent_id: String::new(),
                 };
                 r.call_joined(&id, &who, now_ms()).await.unwrap();
                 let token = "ab".repeat(32);
@@ -287,6 +289,51 @@ impl World {
                         Some(json!({"participant": "p1", "token": token, "answers": {"r": "5"}})),
                     )
                 }
+            }
+            "`GET /api/settings/calls`" => (Method::GET, "/api/settings/calls".into(), None),
+            "`PUT /api/settings/branding`" => (
+                Method::PUT,
+                "/api/settings/branding".into(),
+                Some(json!({"company": "Acme", "primary_color": "#1a73e8"})),
+            ),
+            "`PUT /api/settings/logo`" => {
+                // The picture itself is the body.
+                let png = base64::engine::general_purpose::STANDARD
+                    .decode(crate::call_settings::PNG_B64)
+                    .unwrap();
+                let a = self
+                    .api
+                    .raw(
+                        Method::PUT,
+                        "/api/settings/logo",
+                        Some(png),
+                        &auth,
+                        &[("content-type", "image/png")],
+                    )
+                    .await;
+                if !a.status.is_success() {
+                    assert!(a.body["error"].is_string(), "{call} as {caller}: {a:?}");
+                }
+                return a.status.as_u16().to_string();
+            }
+            "`DELETE /api/settings/logo`" => (Method::DELETE, "/api/settings/logo".into(), None),
+            "`PUT /api/settings/features/{scope}`" => (
+                Method::PUT,
+                format!("/api/settings/features/app-{}", self.next()),
+                Some(json!({"agent": {"camera": false}})),
+            ),
+            "`DELETE /api/settings/features/{scope}`" => {
+                let scope = format!("app-{}", self.next());
+                self.c()
+                    .registry()
+                    .set_features(&scope, &Default::default(), now_ms())
+                    .await
+                    .unwrap();
+                (
+                    Method::DELETE,
+                    format!("/api/settings/features/{scope}"),
+                    None,
+                )
             }
             "`GET /api/calls`" => (Method::GET, "/api/calls".into(), None),
             "`GET /api/calls/agents`" => (Method::GET, "/api/calls/agents".into(), None),

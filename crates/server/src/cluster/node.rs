@@ -361,6 +361,7 @@ pub struct Node {
     registry: Arc<RoomRegistry>,
     recordings: Arc<Recordings>,
     call_log: Arc<crate::call_log::CallLog>,
+    call_settings: Arc<crate::call_settings::CallSettingsCache>,
     call_rx: Mutex<Option<mpsc::Receiver<orbita_coordinator::verbs::CallEvent>>>,
     public_url: String,
     whip_base: String,
@@ -403,6 +404,7 @@ impl Node {
             registry: Arc::clone(server.registry()),
             recordings: Arc::clone(server.recordings()),
             call_log: Arc::clone(server.call_log()),
+            call_settings: Arc::clone(server.call_settings()),
             call_rx: Mutex::new(Some(server.call_log().subscribe())),
             public_url,
             whip_base,
@@ -765,6 +767,10 @@ impl Node {
             ToNode::EndSession { code, reason } => {
                 info!(%code, %reason, "the coordinator ends the session");
                 self.end_session(&code, &reason, false);
+                None
+            }
+            ToNode::CallSettings(settings) => {
+                self.call_settings.set(*settings);
                 None
             }
             ToNode::Error { code, message } => {

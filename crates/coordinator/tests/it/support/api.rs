@@ -106,7 +106,11 @@ impl Api {
         for (k, v) in extra {
             req = req.header(*k, *v);
         }
+        let typed = extra
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
         let req = match body {
+            Some(b) if typed => req.body(Body::from(b)),
             Some(b) => req
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(Body::from(b)),

@@ -157,9 +157,28 @@ pub async fn client(url: &str, tls: Option<Arc<rustls::ClientConfig>>) -> (Ws, S
 }
 
 /// The next message the coordinator sends a node link (10 s at most).
+/// The node's next message but `CALL_SETTINGS` (sent after `REGISTERED` and on changes).
 pub async fn node_recv(link: &mut NodeLink) -> ToNode {
-    tokio::time::timeout(Duration::from_secs(10), link.recv())
-        .await
-        .expect("node got nothing in 10 s")
-        .expect("link closed")
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), link.recv())
+            .await
+            .expect("node got nothing in 10 s")
+            .expect("link closed");
+        if !matches!(msg, ToNode::CallSettings(_)) {
+            return msg;
+        }
+    }
+}
+
+/// The node's next `CALL_SETTINGS`.
+pub async fn node_settings(link: &mut NodeLink) -> orbita_coordinator::call_settings::CallSettings {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), link.recv())
+            .await
+            .expect("node got nothing in 10 s")
+            .expect("link closed");
+        if let ToNode::CallSettings(s) = msg {
+            return *s;
+        }
+    }
 }

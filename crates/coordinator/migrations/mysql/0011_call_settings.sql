@@ -1,0 +1,14 @@
+-- Call records, fifth part (docs/calls.md): what administrators set for calls, handed to every
+-- media server: the branding (kind 'branding'), the logo ('logo', base64 in JSON), the feature
+-- switches per app ('features', scope: an app or 'default'), every consent text ever set
+-- ('consent', scope: its SHA-256), and when anything last changed ('version'); and the
+-- consent text each participant accepted before joining.
+-- Keep in step with the other backends' 0011. MEDIUMTEXT: a logo is up to 350 KB of base64; a text collation (sqlx reads _bin TEXT as BLOB).
+ALTER TABLE call_participants ADD COLUMN consent_id VARCHAR(64) NOT NULL DEFAULT '';
+CREATE TABLE call_settings (
+    kind VARCHAR(16) NOT NULL,
+    scope VARCHAR(64) NOT NULL,
+    body MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NOT NULL,
+    updated_ms BIGINT NOT NULL,
+    PRIMARY KEY (kind, scope)
+);
