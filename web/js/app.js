@@ -1,7 +1,8 @@
 // Orbita's browser client: the entry point. Shows the home page at `/`, and at `/r/{code}`
 // the pre-join page, the call, and what follows it.
 
-import { rememberHostKey } from './host-key.js';
+import { hostKey, rememberHostKey } from './host-key.js';
+import { branding, loadBranding } from './branding.js';
 import { ApiError, lookupRoom } from './api.js';
 import { Launcher } from './launch.js';
 import { initI18n, loadAll, has } from './i18n.js';
@@ -106,6 +107,8 @@ async function main() {
  * @param {string} code
  */
 async function showRoom(code) {
+  // The organisation's look and consent text, before anything is shown.
+  await loadBranding();
   let participants = null;
   let recorded = false;
   try {
@@ -176,9 +179,10 @@ function showPrejoin(code, local, participants, recorded, error) {
     local,
     participants,
     recorded,
-    onJoin: async ({ name, micMuted, cameraOff }) => {
+    askConsent: hostKey(code) === null,
+    onJoin: async ({ name, micMuted, cameraOff, consent }) => {
       view.setBusy(true);
-      const session = new RoomSession({ code, name, local, micMuted, cameraOff });
+      const session = new RoomSession({ code, name, local, micMuted, cameraOff, consent });
       debug.session = session;
       try {
         await session.join();
@@ -202,9 +206,10 @@ function showPrejoin(code, local, participants, recorded, error) {
           stopWatching();
           showLeft(code);
           // The survey of the call, when its app has one (not for the agent).
+          // Then on to the organisation's page, when it set one.
           const info = session.callInfo;
           const card = document.getElementById('end-screen');
-          if (info && card && session.role !== 'agent') offerSurvey(card, info);
+          if (card && session.role !== 'agent') afterCall(card, info);
         },
         onFailed: (failure) => {
           stopWatching();
@@ -214,6 +219,26 @@ function showPrejoin(code, local, participants, recorded, error) {
     },
   });
   if (error) view.showError(error.key, error.args, error.detail);
+}
+
+/** How long the end screen shows before a customer is sent on (with a link to go at once). */
+const REDIRECT_DELAY_MS = 3000;
+
+/**
+ * What a customer gets when they left: the survey when there is one, then the organisation's
+ * page (`redirect_url`), once the survey is answered or at once without one.
+ * @param {HTMLElement} card
+ * @param {{callId: string, token: string, participant: string} | null} info
+ */
+async function afterCall(card, info) {
+  const url = branding().redirect_url;
+  const goOn = () => {
+    if (!url) return;
+    card.append(h('a', { class: 'button primary wide', attrs: { href: url, id: 'redirect-link' }, text: 'left.continue' }));
+    setTimeout(() => location.assign(url), REDIRECT_DELAY_MS);
+  };
+  const shown = info ? await offerSurvey(card, info, goOn) : false;
+  if (!shown) goOn();
 }
 
 /**

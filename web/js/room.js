@@ -30,7 +30,10 @@ import { hostKey } from './host-key.js';
 /** @typedef {'idle' | 'joining' | 'connected' | 'reconnecting' | 'left' | 'failed'} Status */
 
 /** Join errors that retrying cannot fix. */
-const FATAL_JOIN_ERRORS = new Set(['unknown_code', 'room_full', 'unsupported_version', 'invalid_value']);
+const FATAL_JOIN_ERRORS = new Set(['unknown_code', 'room_full', 'unsupported_version', 'invalid_value', 'consent_required']);
+
+/** @type {import('./signaling.js').Features} everything on: what `joined` without `features` means */
+const ALL_FEATURES = Object.freeze({ camera: true, microphone: true, screen: true, chat: true, files: true, record: true });
 /** ICE `disconnected` often heals by itself: wait this long before restarting. */
 const DISCONNECT_GRACE_MS = 2_000;
 /** A `not_allowed` this soon after our last input is that input crossing a control change. */
@@ -56,11 +59,15 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 export class RoomSession extends EventTarget {
   /**
-   * @param {{code: string, name: string, local: LocalMedia, micMuted?: boolean, cameraOff?: boolean, url?: string}} options
+   * @param {{code: string, name: string, local: LocalMedia, micMuted?: boolean, cameraOff?: boolean, consent?: string | null, url?: string}} options
    */
-  constructor({ code, name, local, micMuted = false, cameraOff = false, url = defaultSignalingUrl() }) {
+  constructor({ code, name, local, micMuted = false, cameraOff = false, consent = null, url = defaultSignalingUrl() }) {
     super();
     this.code = code;
+    /** the consent text the guest accepted (its id), sent with every join */
+    this.consent = consent;
+    /** @type {import('./signaling.js').Features} what we may do in this call (`joined`) */
+    this.features = { ...ALL_FEATURES };
     this.name = name;
     this.local = local;
     this.url = url;
@@ -176,7 +183,7 @@ export class RoomSession extends EventTarget {
     this.signaling = signaling;
     let joined;
     try {
-      joined = await signaling.join(this.code, this.name, hostKey(this.code));
+      joined = await signaling.join(this.code, this.name, hostKey(this.code), this.consent);
     } catch (error) {
       signaling.close(false);
       this.signaling = null;
@@ -186,6 +193,14 @@ export class RoomSession extends EventTarget {
     this.limits = joined.limits;
     this.role = joined.role ?? 'participant';
     this.recording = joined.recording === 'on';
+    this.features = { ...ALL_FEATURES, ...(joined.features ?? {}) };
+    // What the administrators switched off for us is not sent (the server would refuse it).
+    if (!this.features.camera) {
+      this.cameraOff = true;
+      this.local.stopCamera();
+    }
+    if (!this.features.microphone) this.micMuted = true;
+    if (!this.features.screen) this.stopScreenTracks();
     this.controlHolder = null; // an app session says who holds it right after joining
     this.participants = new Map();
     for (const p of joined.participants) this.addParticipant(p);
@@ -238,8 +253,8 @@ export class RoomSession extends EventTarget {
   async publishAll() {
     const publisher = /** @type {Publisher} */ (this.publisher);
     const { mic, camera } = this.local;
-    if (mic) await publisher.publish('microphone', { track: mic, muted: this.micMuted, negotiate: false });
-    if (camera && !this.cameraOff) {
+    if (mic && this.features.microphone) await publisher.publish('microphone', { track: mic, muted: this.micMuted, negotiate: false });
+    if (camera && !this.cameraOff && this.features.camera) {
       await publisher.publish('camera', { track: camera, layers: this.layersFor(camera), negotiate: false });
     }
     if (this.screen) {
@@ -563,6 +578,7 @@ export class RoomSession extends EventTarget {
 
   /** @param {boolean} muted */
   async setMicMuted(muted) {
+    if (!muted && !this.features.microphone) return;
     if (!muted && !this.local.mic) {
       await this.local.start({ audio: true, video: false });
       if (!this.local.mic) {
@@ -588,6 +604,7 @@ export class RoomSession extends EventTarget {
       this.update();
       return;
     }
+    if (!this.features.camera) return;
     await this.local.start({ audio: false, video: true });
     if (!this.local.camera) {
       this.notice(`device.camera.${this.local.cameraProblem ?? 'other'}`, {}, 'error');
@@ -639,7 +656,7 @@ export class RoomSession extends EventTarget {
 
   /** Share the screen as its own track (and its audio, where the browser gives it). */
   async startScreenShare() {
-    if (this.screen) return;
+    if (this.screen || !this.features.screen) return;
     let captured;
     try {
       captured = await captureScreen();
@@ -685,6 +702,7 @@ export class RoomSession extends EventTarget {
    * @param {boolean} on
    */
   setRecording(on) {
+    if (!this.features.record) return;
     this.signaling?.send({ type: 'record', on });
   }
 
@@ -695,7 +713,7 @@ export class RoomSession extends EventTarget {
    */
   sendChat(text) {
     const trimmed = text.trim();
-    if (!trimmed) return false;
+    if (!trimmed || !this.features.chat) return false;
     if (Array.from(trimmed).length > this.limits.max_chat_chars) {
       this.notice('chat.too_long', { max: this.limits.max_chat_chars }, 'error');
       return false;

@@ -13,7 +13,8 @@
 /** @typedef {{max_message_bytes: number, max_chat_chars: number, max_participants: number}} Limits */
 
 /**
- * @typedef {{type: 'joined', v: number, participant_id: string, code: string, participants: ParticipantInfo[], ice_servers: IceServer[], limits: Limits, role?: Role, recording: RecordingState}} JoinedMsg
+ * @typedef {{type: 'joined', v: number, participant_id: string, code: string, participants: ParticipantInfo[], ice_servers: IceServer[], limits: Limits, role?: Role, recording: RecordingState, features?: Partial<Features>}} JoinedMsg
+ * @typedef {{camera: boolean, microphone: boolean, screen: boolean, chat: boolean, files: boolean, record: boolean}} Features
  * @typedef {'agent' | 'customer' | 'participant'} Role
  * @typedef {'on' | 'off'} RecordingState
  * @typedef {{type: 'offer', pc: 'subscriber', sdp: string, tracks: SubscribedTrack[]}} ServerOfferMsg
@@ -156,9 +157,10 @@ export class Signaling extends EventTarget {
    * @param {string} code
    * @param {string} name
    * @param {string | null} [key] the room's host key: join as the call's agent
+   * @param {string | null} [consent] the id of the consent text the guest accepted
    * @returns {Promise<JoinedMsg>}
    */
-  join(code, name, key = null) {
+  join(code, name, key = null, consent = null) {
     return new Promise((resolve, reject) => {
       const done = () => {
         clearTimeout(timer);
@@ -186,7 +188,11 @@ export class Signaling extends EventTarget {
       }, CONNECT_TIMEOUT_MS);
       this.addEventListener('message', onMessage);
       this.addEventListener('close', onClose);
-      this.send(key ? { type: 'join', v: PROTOCOL_VERSION, code, name, key } : { type: 'join', v: PROTOCOL_VERSION, code, name });
+      /** @type {Record<string, unknown>} */
+      const join = { type: 'join', v: PROTOCOL_VERSION, code, name };
+      if (key) join.key = key;
+      else if (consent) join.consent = consent;
+      this.send(join);
     });
   }
 

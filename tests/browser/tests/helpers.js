@@ -168,6 +168,24 @@ export async function joinRoom(page, base, code, name) {
 }
 
 /**
+ * Log in as `who` on the login page, make a room from the home page and open it; resolves with
+ * the room's code (the pre-join page is up, the host key kept by the tab).
+ * @param {import('playwright-core').Page} page
+ * @param {string} base
+ * @param {{email: string, password: string}} who
+ */
+export async function loginAndCreateRoom(page, base, who) {
+  await page.goto(`${base}/login`);
+  await page.locator('#login-email').fill(who.email);
+  await page.locator('#login-password').fill(who.password);
+  await page.locator('#login-submit').click();
+  await page.locator('#create-room').waitFor({ timeout: 20_000 });
+  await page.locator('#create-room').click();
+  await page.waitForURL(/\/r\/\d+$/, { timeout: 20_000 });
+  return new URL(page.url()).pathname.split('/').pop() ?? '';
+}
+
+/**
  * Poll until `check` returns something truthy; returns it.
  * @template T
  * @param {() => Promise<T> | T} check

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { joinRoom, launchBrowser, newPerson, screenshot, startServer, waitFor } from './helpers.js';
+import { joinRoom, launchBrowser, loginAndCreateRoom, newPerson, screenshot, startServer, waitFor } from './helpers.js';
 
 const AGENT = { email: 'agent-admin@orbita.test', password: 'agent-admin-password-1' };
 
@@ -34,14 +34,7 @@ describe('recording a call', { concurrency: false }, () => {
   test('the agent records, the guest is told before and during the call, the merged file is listed and downloads', async () => {
     // The agent logs in and creates the room from the home page: their tab holds the host key.
     const { page: agent } = await newPerson(browser, server.base);
-    await agent.goto(`${server.base}/login`);
-    await agent.locator('#login-email').fill(AGENT.email);
-    await agent.locator('#login-password').fill(AGENT.password);
-    await agent.locator('#login-submit').click();
-    await agent.locator('#create-room').waitFor({ timeout: 20_000 });
-    await agent.locator('#create-room').click();
-    await agent.waitForURL(/\/r\/\d+$/, { timeout: 20_000 });
-    const code = new URL(agent.url()).pathname.split('/').pop() ?? '';
+    const code = await loginAndCreateRoom(agent, server.base, AGENT);
     assert.ok(!agent.url().includes('key'), 'the address bar never shows the host key');
     await agent.locator('#name').fill('Agent');
     await agent.locator('#join-button').click();

@@ -8,6 +8,7 @@ import { browserTimeZone, formatInstant, parseLimit } from '../plan-time.js';
 import { clear, h } from './dom.js';
 import { busy, field, say, showApiError } from './forms.js';
 import { accountPage, section } from './page.js';
+import { callSettingsSections } from './call-settings.js';
 
 /** @typedef {import('../accounts.js').User} User */
 /** @typedef {import('../accounts.js').Quota} Quota */
@@ -87,6 +88,7 @@ export async function renderAdmin(root) {
     section('pending', 'admin.pending', pendingStatus, pendingList),
     section('users', 'admin.users', h('p', { class: 'notice-text', text: 'admin.quota_hint' }), usersStatus, usersList),
     section('quota-defaults', 'admin.defaults', defaults),
+    ...callSettingsSections(),
   );
 
   /** @param {string} iso */

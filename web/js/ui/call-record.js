@@ -12,7 +12,8 @@ import { section } from './page.js';
 
 /**
  * @typedef {{id: string, name: string, role: string, account_id: number | null,
- *   user_agent: string, browser: string, os: string, device: string}} Person
+ *   user_agent: string, browser: string, os: string, device: string,
+ *   consent: {id: string, text: string | null} | null}} Person
  * @typedef {{participant: string, joined_ms: number, left_ms: number | null}} Stay
  * @typedef {{seq: number, participant: string, sent_ms: number, text: string}} Line
  * @typedef {{id: string, code: string, rc_name: string, owner_name: string | null,
@@ -271,7 +272,7 @@ export async function renderCallRecord(main, id) {
   const people = h(
     'table',
     { class: 'calls-table', attrs: { id: 'call-people' } },
-    h('thead', {}, h('tr', {}, head('calls.person'), head('calls.role'), head('calls.browser'), head('calls.os'), head('calls.device'), head('calls.time_in'))),
+    h('thead', {}, h('tr', {}, head('calls.person'), head('calls.role'), head('calls.browser'), head('calls.os'), head('calls.device'), head('calls.time_in'), head('calls.consent'))),
     h(
       'tbody',
       {},
@@ -285,6 +286,12 @@ export async function renderCallRecord(main, id) {
           h('td', { class: 'person-os', raw: p.os || '—' }),
           h('td', { class: 'person-device', text: p.device ? `calls.device_${p.device}` : undefined, raw: p.device ? undefined : '—' }),
           h('td', { raw: formatLength(timeIn(r, p.id, end)) }),
+          // The text they accepted before joining, as they read it.
+          h(
+            'td',
+            { class: 'person-consent' },
+            p.consent ? h('details', {}, h('summary', { text: 'calls.consent_accepted' }), h('p', { class: 'consent-text', raw: p.consent.text ?? '' })) : '—',
+          ),
         ),
       ),
     ),

@@ -51,6 +51,24 @@ function controlButton(id, iconName, labelKey, onClick) {
   };
 }
 
+/**
+ * A control that the call's switches turn off for us: disabled, its label and title saying so
+ * (docs/calls.md, "Branding, consent and feature switches").
+ * @param {ReturnType<typeof controlButton>} control
+ * @param {boolean} off
+ * @param {string} iconName
+ * @param {string} whyKey
+ */
+function switchedOff(control, off, iconName, whyKey) {
+  control.button.disabled = off;
+  control.button.classList.toggle('switched-off', off);
+  if (!off) return;
+  // A short label under the button; the whole reason as its title and accessible name.
+  control.set(iconName, `${whyKey}_short`);
+  setAttrText(control.button, 'title', whyKey);
+  setAttrText(control.button, 'aria-label', whyKey);
+}
+
 export class CallView {
   /**
    * @param {HTMLElement} root
@@ -394,9 +412,14 @@ export class CallView {
     this.camera.set(camOn ? 'cam' : 'camOff', camOn ? 'call.camera_off' : 'call.camera_on');
     this.camera.button.classList.toggle('off', !camOn);
     this.camera.button.setAttribute('aria-pressed', String(!camOn));
+    // What the administrators switched off for us: the button is off and says why.
+    const f = s.features;
+    switchedOff(this.camera, !f.camera, 'camOff', 'call.camera_switched_off');
+    switchedOff(this.mic, !f.microphone, 'micOff', 'call.mic_switched_off');
     this.switchCam.button.hidden = s.local.cameras.length < 2;
     this.screen.set(s.screen ? 'screenStop' : 'screen', s.screen ? 'call.stop_sharing' : 'call.share_screen');
     this.screen.button.classList.toggle('on', Boolean(s.screen));
+    switchedOff(this.screen, !f.screen, 'screen', 'call.screen_switched_off');
     this.quality.button.dataset.quality = s.quality;
     setText(this.count, 'call.count', { count: s.peopleCount() });
     this.peopleButton.badge.hidden = false;
@@ -407,7 +430,7 @@ export class CallView {
     this.peopleButton.button.classList.toggle('on', this.panel === 'people');
     this.recordingChip.hidden = !s.recording;
     // Only the call's agent records; the button says what pressing it does.
-    this.recordButton.button.hidden = s.role !== 'agent';
+    this.recordButton.button.hidden = s.role !== 'agent' || !f.record;
     this.recordButton.set('record', s.recording ? 'call.record_stop' : 'call.record_start');
     this.recordButton.button.classList.toggle('on', s.recording);
     this.recordButton.button.setAttribute('aria-pressed', String(s.recording));

@@ -14,14 +14,17 @@ export class ChatPanel {
     this.session = session;
     this.list = h('ol', { class: 'chat-list', attrs: { 'aria-live': 'polite', id: 'chat-list' } });
     this.empty = h('p', { class: 'chat-empty', text: 'chat.empty' });
+    // Chat the administrators switched off for us: read only, and said so.
+    const off = !session.features.chat;
+    const hint = off ? 'chat.switched_off' : 'chat.placeholder';
     this.input = h('textarea', {
       class: 'chat-input',
-      attrs: { id: 'chat-input', rows: 1, maxlength: session.limits.max_chat_chars },
-      t: { placeholder: 'chat.placeholder', 'aria-label': 'chat.placeholder' },
+      attrs: { id: 'chat-input', rows: 1, maxlength: session.limits.max_chat_chars, disabled: off },
+      t: { placeholder: hint, 'aria-label': hint, title: hint },
     });
     const send = h('button', {
       class: 'icon-button send-button',
-      attrs: { type: 'submit', id: 'chat-send' },
+      attrs: { type: 'submit', id: 'chat-send', disabled: off },
       html: icon('send'),
       t: { 'aria-label': 'chat.send', title: 'chat.send' },
     });

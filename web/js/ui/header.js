@@ -1,5 +1,6 @@
 // The language switch and the page header of the home and pre-join pages.
 
+import { branding } from '../branding.js';
 import { LANGUAGES, language, languageName, setLanguage } from '../i18n.js';
 import { h } from './dom.js';
 import { icon } from './icons.js';
@@ -24,15 +25,24 @@ export function languageSwitch() {
  * @param {HTMLElement | null} [extra] shown before the language switch
  */
 export function pageHeader(extra = null) {
-  return h(
-    'header',
-    { class: 'page-header' },
-    h(
+  return h('header', { class: 'page-header' }, brandMark(), h('div', { class: 'header-tools' }, extra, languageSwitch()));
+}
+
+/** Orbita's mark, or the organisation's logo and name where it set them (the room pages). */
+function brandMark() {
+  const b = branding();
+  if (!b.company && !b.logo) {
+    return h(
       'a',
       { class: 'brand', attrs: { href: '/' } },
       h('img', { attrs: { src: '/assets/img/icon.svg', alt: '', width: 28, height: 28 } }),
       h('span', { class: 'brand-name', text: 'app.name' }),
-    ),
-    h('div', { class: 'header-tools' }, extra, languageSwitch()),
+    );
+  }
+  return h(
+    'span',
+    { class: 'brand brand-custom', attrs: { id: 'brand' } },
+    b.logo ? h('img', { class: 'brand-logo', attrs: { src: b.logo, alt: b.company, height: 32, id: 'brand-logo' } }) : null,
+    b.company ? h('span', { class: 'brand-name', raw: b.company, attrs: { id: 'brand-company' } }) : null,
   );
 }

@@ -1,6 +1,7 @@
 // The pre-join page: camera and microphone preview, device pickers, display name; missing
 // or refused devices are explained, and joining without them (receive only) is allowed.
 
+import { branding, paragraphs } from '../branding.js';
 import { setText, t } from '../i18n.js';
 import { isFrontCamera } from '../media.js';
 import { clear, h } from './dom.js';
@@ -35,10 +36,12 @@ export function nameProblem(name) {
 
 /**
  * @param {HTMLElement} root
- * @param {{code: string, local: LocalMedia, participants: number | null, recorded?: boolean, onJoin: (choice: {name: string, micMuted: boolean, cameraOff: boolean}) => void}} options
+ * @param {{code: string, local: LocalMedia, participants: number | null, recorded?: boolean, askConsent?: boolean,
+ *   onJoin: (choice: {name: string, micMuted: boolean, cameraOff: boolean, consent: string | null}) => void}} options
+ *   `askConsent`: a guest, who must accept the organisation's consent text (when it has one)
  * @returns {PrejoinView}
  */
-export function renderPrejoin(root, { code, local, participants, recorded = false, onJoin }) {
+export function renderPrejoin(root, { code, local, participants, recorded = false, askConsent = false, onJoin }) {
   let micMuted = !local.micWanted;
   let cameraOff = !local.cameraWanted;
 
@@ -84,12 +87,34 @@ export function renderPrejoin(root, { code, local, participants, recorded = fals
     h('span', { text: 'prejoin.recorded' }),
   );
 
+  // The organisation's consent text: joining stays off until the guest accepts it.
+  const consentId = askConsent ? branding().consent_id : null;
+  const consentBox = h('input', { attrs: { type: 'checkbox', id: 'consent-accept', required: true } });
+  const consent = consentId
+    ? h(
+        'fieldset',
+        { class: 'consent', attrs: { id: 'consent' } },
+        h('legend', { class: 'field-label', text: 'prejoin.consent_title' }),
+        h('div', { class: 'consent-text', attrs: { id: 'consent-text', tabindex: 0 } }, ...paragraphs(branding().consent_text).map((p) => h('p', { raw: p }))),
+        h('label', { class: 'consent-accept' }, consentBox, h('span', { text: 'prejoin.consent_accept' })),
+      )
+    : null;
+  const syncJoin = () => {
+    joinButton.disabled = Boolean(consentId) && !consentBox.checked;
+  };
+  consentBox.addEventListener('change', () => {
+    error.textContent = '';
+    syncJoin();
+  });
+  syncJoin();
+
   const form = h(
     'form',
     { class: 'card prejoin-form', attrs: { novalidate: true } },
     h('h1', { class: 'card-title', text: 'prejoin.title', args: { code } }),
     count,
     recordedNotice,
+    consent,
     h('div', { class: 'field' }, h('label', { class: 'field-label', attrs: { for: 'name' }, text: 'prejoin.name' }), nameInput),
     cameraField,
     micField,
@@ -235,8 +260,12 @@ export function renderPrejoin(root, { code, local, participants, recorded = fals
       nameInput.focus();
       return;
     }
+    if (consentId && !consentBox.checked) {
+      setText(error, 'prejoin.consent_needed');
+      return;
+    }
     saveName(name);
-    onJoin({ name, micMuted: micMuted || !local.mic, cameraOff: cameraOff || !local.camera });
+    onJoin({ name, micMuted: micMuted || !local.mic, cameraOff: cameraOff || !local.camera, consent: consentId });
   });
 
   render();
@@ -245,6 +274,7 @@ export function renderPrejoin(root, { code, local, participants, recorded = fals
   return {
     setBusy(busy) {
       joinButton.disabled = busy;
+      if (!busy) syncJoin();
       setText(joinButton, busy ? 'prejoin.joining' : 'prejoin.join');
       if (busy) error.textContent = '';
     },

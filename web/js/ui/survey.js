@@ -61,11 +61,13 @@ function questionInput(q) {
 }
 
 /**
- * Shows the survey of `callId` in `where` when there is one to answer.
+ * Shows the survey of `callId` in `where` when there is one to answer; whether it did.
  * @param {HTMLElement} where
  * @param {{callId: string, token: string, participant: string}} info
+ * @param {() => void} [onAnswered] called once the answers are stored
+ * @returns {Promise<boolean>}
  */
-export async function offerSurvey(where, { callId, token, participant }) {
+export async function offerSurvey(where, { callId, token, participant }, onAnswered = () => {}) {
   const base = `/api/calls/${encodeURIComponent(callId)}/survey`;
   /** @type {{survey: Question[], answered: boolean}} */
   let s;
@@ -73,9 +75,9 @@ export async function offerSurvey(where, { callId, token, participant }) {
     s = await ask('GET', `${base}?participant=${encodeURIComponent(participant)}&token=${encodeURIComponent(token)}`);
   } catch (e) {
     console.warn('orbita: no survey', e);
-    return;
+    return false;
   }
-  if (!s.survey.length || s.answered) return;
+  if (!s.survey.length || s.answered) return false;
   const error = h('p', { class: 'form-error', attrs: { role: 'alert', id: 'survey-error' } });
   const send = h('button', { class: 'button primary wide', attrs: { type: 'submit', id: 'survey-send' }, text: 'survey.send' });
   const form = h('form', { class: 'survey-form', attrs: { id: 'survey', novalidate: true } }, h('h2', { class: 'section-title', text: 'survey.title' }), ...s.survey.map(questionInput), error, send);
@@ -101,10 +103,12 @@ export async function offerSurvey(where, { callId, token, participant }) {
         await ask('POST', base, { participant, token, answers });
         clear(form);
         form.append(h('p', { class: 'notice-text', attrs: { id: 'survey-thanks' }, text: 'survey.thanks' }));
+        onAnswered();
       } catch (e) {
         error.textContent = e instanceof ApiError && e.message ? e.message : t('error.generic');
       }
     });
   });
   where.append(form);
+  return true;
 }

@@ -8,6 +8,7 @@ mod call_forms;
 mod call_history;
 mod call_records;
 mod call_settings;
+mod calls_bench;
 mod docs;
 mod login_limits;
 mod login_sockets;
