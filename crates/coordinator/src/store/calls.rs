@@ -693,7 +693,9 @@ impl Registry {
     ) -> Result<Vec<CallSummary>> {
         let (mut conditions, mut binds) = filter.conditions();
         if let Some((ms, id)) = before {
-            conditions.push("(c.started_ms < ? OR (c.started_ms = ? AND c.id < ?))");
+            // The first condition alone is a range of the (started_ms, id) index, so a deep
+            // page starts where the cursor is instead of filtering every call before it.
+            conditions.push("c.started_ms <= ? AND (c.started_ms < ? OR c.id < ?)");
             binds.extend([Bound::Int(ms), Bound::Int(ms), Bound::Text(id)]);
         }
         let filter = if conditions.is_empty() {
