@@ -1,6 +1,6 @@
 // Branding, consent and one-way video in the browser (docs/calls.md): the administrator sets
-// the company, a colour, a logo, the consent text, the page after the call and "video customer
-// to agent only" on /admin; the agent's camera button is off and says why, and the agent sends
+// the company, a colour, a logo, the consent text, the page after the call, "video customer
+// to agent only" and the survey on /admin; the agent's camera button is off and says why, and the agent sends
 // no picture; the customer's page is branded before it shows anything, joining waits for the
 // consent, the customer's picture reaches the agent, the customer chats, leaves, answers the
 // survey and is sent to the organisation's page; the call's page shows the acceptance.
@@ -57,11 +57,27 @@ describe('branding, consent and one-way video', { concurrency: false }, () => {
     await agent.locator('#features-save').click();
     await agent.locator('#features-saved', { hasText: 'Saved' }).waitFor();
     await screenshot(agent, 'admin-call-settings');
-    // A survey, so the customer answers before going on.
-    const forms = await agent.request.put(`${server.base}/api/call-forms/default`, {
-      data: { survey: [{ id: 'rating', kind: 'rating', label: 'How was the call?', required: true }] },
-    });
-    assert.equal(forms.status(), 200, await forms.text());
+    // A survey, made in the editor, so the customer answers before going on: a choice
+    // without choices is refused by the server, and said.
+    await agent.locator('#survey-add').click();
+    await agent.locator('#survey-items .form-item').nth(0).locator('.item-id').fill('rating');
+    await agent.locator('#survey-items .form-item').nth(0).locator('.item-label').fill('How was the call?');
+    await agent.locator('#survey-items .form-item').nth(0).locator('input[type="checkbox"]').check();
+    await agent.locator('#survey-add').click();
+    const second = agent.locator('#survey-items .form-item').nth(1);
+    await second.locator('.item-id').fill('again');
+    await second.locator('.item-kind').selectOption('choice');
+    await second.locator('.item-label').fill('Would you call again?');
+    await agent.locator('#forms-save').click();
+    await agent.locator('#forms-error', { hasText: 'choices' }).waitFor();
+    await second.locator('.item-choices').fill('yes, no');
+    await agent.locator('#forms-save').click();
+    await agent.locator('#forms-saved', { hasText: 'Saved' }).waitFor();
+    const stored = await (await agent.request.get(`${server.base}/api/call-forms`)).json();
+    assert.deepEqual(stored.forms.default.survey, [
+      { id: 'rating', kind: 'rating', label: 'How was the call?', required: true },
+      { id: 'again', kind: 'choice', label: 'Would you call again?', choices: ['yes', 'no'], required: false },
+    ]);
 
     // The agent joins: no consent asked of them, and their camera is switched off, saying why.
     await agent.goto(`${server.base}/r/${code}`);

@@ -9,6 +9,7 @@ import { clear, h } from './dom.js';
 import { busy, field, say, showApiError } from './forms.js';
 import { accountPage, section } from './page.js';
 import { callSettingsSections } from './call-settings.js';
+import { callFormsSection } from './call-forms-editor.js';
 
 /** @typedef {import('../accounts.js').User} User */
 /** @typedef {import('../accounts.js').Quota} Quota */
@@ -89,6 +90,7 @@ export async function renderAdmin(root) {
     section('users', 'admin.users', h('p', { class: 'notice-text', text: 'admin.quota_hint' }), usersStatus, usersList),
     section('quota-defaults', 'admin.defaults', defaults),
     ...callSettingsSections(),
+    callFormsSection(),
   );
 
   /** @param {string} iso */
