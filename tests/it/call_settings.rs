@@ -191,6 +191,13 @@ async fn branding_consent_and_one_way_video_are_served_and_enforced() {
         .await
         .unwrap();
     assert_eq!(next_error(&mut guest_ws).await.0, ErrorCode::NotAllowed);
+    // Device labels are checked.
+    let long = json!({"type": "devices", "camera": "x".repeat(201)});
+    guest_ws
+        .send(Message::Text(long.to_string().into()))
+        .await
+        .unwrap();
+    assert_eq!(next_error(&mut guest_ws).await.0, ErrorCode::InvalidValue);
     drop(guest_ws);
 
     // The agent talks (microphone only) and the customer, who accepted, hears them.
@@ -211,6 +218,13 @@ async fn branding_consent_and_one_way_video_are_served_and_enforced() {
         .wait_for_media_from(customer.participant_id(), MEDIA_TIMEOUT)
         .await
         .expect("the customer's sound and picture reach the agent");
+    // The customer's browser names its devices (kept with the call).
+    customer
+        .send(orbita_protocol::ClientMsg::Devices {
+            camera: Some("Integrated Camera (04f2:b6dd)".into()),
+            microphone: Some("Built-in Audio Analog Stereo".into()),
+        })
+        .unwrap();
     let customer_id = customer.participant_id().to_string();
     customer.leave().await.unwrap();
     agent.leave().await.unwrap();
@@ -232,10 +246,15 @@ async fn branding_consent_and_one_way_video_are_served_and_enforced() {
             )
             .await;
             let people = record["participants"].as_array().unwrap();
-            let who = people.iter().find(|p| p["id"] == customer_id.as_str());
+            // Once the devices event is written too (it follows the join).
+            let who = people
+                .iter()
+                .find(|p| p["id"] == customer_id.as_str() && p["camera"] != "");
             if let Some(who) = who {
                 assert_eq!(who["consent"]["id"], consent.as_str(), "{record}");
                 assert_eq!(who["consent"]["text"], consent_text);
+                assert_eq!(who["camera"], "Integrated Camera (04f2:b6dd)", "{record}");
+                assert_eq!(who["microphone"], "Built-in Audio Analog Stereo");
                 let agent_row = people.iter().find(|p| p["role"] == "agent").unwrap();
                 assert!(agent_row["consent"].is_null(), "{record}");
                 break;

@@ -246,6 +246,7 @@ export class RoomSession extends EventTarget {
 
     if (this.quality !== 'auto') signaling.send({ type: 'set_quality', max: this.quality });
     await this.publishAll();
+    this.sendDevices();
     this.update();
   }
 
@@ -262,6 +263,20 @@ export class RoomSession extends EventTarget {
       if (this.screen.audio) await publisher.publish('screen_audio', { track: this.screen.audio, negotiate: false });
     }
     if (publisher.publishing) await publisher.negotiate();
+  }
+
+  /** The names of our camera and microphone, for the call's record (once granted, browsers give them). */
+  sendDevices() {
+    const label = (/** @type {MediaStreamTrack | null | undefined} */ track) =>
+      // eslint-disable-next-line no-control-regex
+      Array.from((track?.label ?? '').replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ')).slice(0, 200).join('').trim();
+    /** @type {Record<string, string>} */
+    const msg = { type: 'devices' };
+    const camera = label(this.cameraOff ? null : this.local.camera);
+    const microphone = label(this.local.mic);
+    if (camera) msg.camera = camera;
+    if (microphone) msg.microphone = microphone;
+    if (camera || microphone) this.signaling?.send(msg);
   }
 
   /** @param {MediaStreamTrack} camera */
@@ -612,6 +627,7 @@ export class RoomSession extends EventTarget {
     }
     this.cameraOff = false;
     await this.syncCamera();
+    this.sendDevices();
     this.update();
   }
 

@@ -65,6 +65,8 @@ impl Coordinator {
                         .consent
                         .filter(|c| tokens::well_formed(c))
                         .unwrap_or_default(),
+                    camera: String::new(),
+                    microphone: String::new(),
                 };
                 registry.call_joined(&e.call, &p, at).await?;
                 match e.token.as_deref().filter(|t| tokens::well_formed(t)) {
@@ -81,6 +83,20 @@ impl Coordinator {
                 }
             }
             "left" => registry.call_left(&e.call, &participant, at).await,
+            "devices" => {
+                let label = |l: Option<String>| {
+                    l.filter(|l| orbita_protocol::valid_device_label(l))
+                        .unwrap_or_default()
+                };
+                registry
+                    .call_devices(
+                        &e.call,
+                        &participant,
+                        &label(e.camera),
+                        &label(e.microphone),
+                    )
+                    .await
+            }
             "recording" => match e.recording.as_deref().filter(|r| valid_call_id(r)) {
                 Some(recording) => registry.call_recording(&e.call, recording, at).await,
                 None => {

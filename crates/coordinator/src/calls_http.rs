@@ -352,6 +352,8 @@ fn record_json(r: &CallRecord) -> Value {
                 "os": p.os,
                 "device": p.device,
                 "consent": (!p.consent_id.is_empty()).then(|| json!({"id": p.consent_id})),
+                "camera": p.camera,
+                "microphone": p.microphone,
             })
         })
         .collect();

@@ -722,7 +722,8 @@ pub struct CallEvent {
     /// When (ms since the epoch).
     pub at_ms: u64,
     /// `started` (with `code`, `rc_name`, `owner`), `joined` (`participant`, `name`, `role`,
-    /// `user_agent`, `token`, `account` and `consent` when known), `left` (`participant`), `chat` (`seq`,
+    /// `user_agent`, `token`, `account` and `consent` when known), `devices` (`participant`,
+    /// `camera`, `microphone`: their labels), `left` (`participant`), `chat` (`seq`,
     /// `participant`, `text`), `recording` (`recording`: the id of a recording of the call
     /// that started), `quality` (`participant`, `source`, `quality`), `ended` (`reason`).
     pub event: String,
@@ -768,6 +769,12 @@ pub struct CallEvent {
     /// The consent text the participant who joined accepted (its id, docs/calls.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent: Option<String>,
+    /// The label of the participant's camera (`devices`; empty: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera: Option<String>,
+    /// The label of the participant's microphone (`devices`; empty: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub microphone: Option<String>,
     /// Who measured a `quality` report: `browser` or `server`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,

@@ -211,6 +211,14 @@ impl CallFeatures {
     }
 }
 
+/// The longest device label in `devices`, in characters.
+pub const MAX_DEVICE_LABEL_CHARS: usize = 200;
+
+/// Whether `label` may be a device's label in `devices`.
+pub fn valid_device_label(label: &str) -> bool {
+    label.chars().count() <= MAX_DEVICE_LABEL_CHARS && !label.chars().any(char::is_control)
+}
+
 /// Why a browser sends less video than it would like (`qualityLimitationReason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -420,6 +428,17 @@ pub enum ClientMsg {
     },
     /// Leave the room; the server closes the connection after `left`.
     Leave,
+    /// The names (labels) of the camera and microphone the participant uses, which browsers
+    /// give once the devices are granted, for the call's record; sent again after a switch.
+    /// Each at most [`MAX_DEVICE_LABEL_CHARS`] characters, no control characters.
+    Devices {
+        /// The camera's label; absent: none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        camera: Option<String>,
+        /// The microphone's label; absent: none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        microphone: Option<String>,
+    },
     /// Input for the session's app (pointer, keyboard, touch), as the app expects it. Only the
     /// participant holding control may send it; others get a `not_allowed` error.
     Input {

@@ -175,6 +175,22 @@ impl CallLog {
         });
     }
 
+    /// `participant` of room `code` uses the camera and microphone of these labels.
+    pub fn devices(&self, code: &str, participant: &str, camera: &str, microphone: &str) {
+        let Some(call) = self.calls.lock().get(code).map(|c| c.id.clone()) else {
+            return;
+        };
+        self.emit(CallEvent {
+            call,
+            at_ms: now_ms(),
+            event: "devices".into(),
+            participant: Some(participant.to_string()),
+            camera: Some(camera.to_string()),
+            microphone: Some(microphone.to_string()),
+            ..CallEvent::default()
+        });
+    }
+
     /// Recording `recording` of room `code` started.
     pub fn recording(&self, code: &str, recording: &str) {
         let Some(call) = self.calls.lock().get(code).map(|c| c.id.clone()) else {

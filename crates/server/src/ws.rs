@@ -131,6 +131,8 @@ struct Joined {
     call_log: Arc<CallLog>,
     /// When the participant's last `stats` was taken.
     last_stats: Option<Instant>,
+    /// How many `devices` the participant sent.
+    devices_sent: u32,
     /// What the participant may do (the switches of the call's app for their role, as they
     /// were when they joined; told in `joined`).
     features: CallFeatures,
@@ -442,6 +444,7 @@ impl Connection {
             }
             ClientMsg::Record { on } => self.on_record(on),
             ClientMsg::Stats(report) => self.on_stats(report),
+            ClientMsg::Devices { camera, microphone } => self.on_devices(camera, microphone),
             ClientMsg::Chat { text, .. } if text.chars().count() > max_chat_chars => {
                 Action::Reply(ServerMsg::error(
                     ErrorCode::TooLarge,
@@ -667,8 +670,47 @@ impl Connection {
             call_info: Some(ServerMsg::CallInfo { call_id, token }),
             call_log: Arc::clone(&self.state.call_log),
             last_stats: None,
+            devices_sent: 0,
             features,
         });
+        Action::None
+    }
+
+    /// `devices`: the labels of the participant's camera and microphone, checked, for the
+    /// call's record (at most [`MAX_DEVICES_MESSAGES`] a connection).
+    fn on_devices(&mut self, camera: Option<String>, microphone: Option<String>) -> Action {
+        let Some(joined) = self.joined.as_mut() else {
+            return Action::None;
+        };
+        if [&camera, &microphone]
+            .into_iter()
+            .flatten()
+            .any(|l| !orbita_protocol::valid_device_label(l))
+        {
+            return Action::Reply(ServerMsg::error(
+                ErrorCode::InvalidValue,
+                format!(
+                    "a device label is at most {} characters, without control characters",
+                    orbita_protocol::MAX_DEVICE_LABEL_CHARS
+                ),
+            ));
+        }
+        if joined.devices_sent >= MAX_DEVICES_MESSAGES {
+            return Action::Reply(ServerMsg::error(
+                ErrorCode::RateLimited,
+                format!(
+                    "at most {MAX_DEVICES_MESSAGES} `devices` a connection; this one is dropped"
+                ),
+            ));
+        }
+        joined.devices_sent += 1;
+        let id = joined.participant.id().to_string();
+        self.state.call_log.devices(
+            joined.seat.code(),
+            &id,
+            camera.as_deref().unwrap_or_default(),
+            microphone.as_deref().unwrap_or_default(),
+        );
         Action::None
     }
 
@@ -726,6 +768,9 @@ fn source_name(source: TrackSource) -> &'static str {
     }
 }
 
+/// The most `devices` a participant sends in a call (a device switch sends one).
+pub const MAX_DEVICES_MESSAGES: u32 = 50;
+
 /// The shortest time between two `stats` of a participant.
 pub const STATS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -774,5 +819,6 @@ fn type_name(msg: &ClientMsg) -> &'static str {
         ClientMsg::GiveControl { .. } => "give_control",
         ClientMsg::Record { .. } => "record",
         ClientMsg::Stats(_) => "stats",
+        ClientMsg::Devices { .. } => "devices",
     }
 }

@@ -443,6 +443,8 @@ impl Room {
                 self.send_to(id, ServerMsg::Left);
                 self.leave(id, ctx);
             }
+            // The control plane stores it with the call; nothing for the media.
+            ClientMsg::Devices { .. } => {}
             // Checked and rate-limited by the control plane, which also stores it.
             ClientMsg::Stats(report) => {
                 self.tell_quality(id, QualitySource::Browser, report, false)

@@ -146,6 +146,9 @@ describe('branding, consent and one-way video', { concurrency: false }, () => {
     await consent.locator('summary').click();
     await agent.locator('.person-consent .consent-text', { hasText: 'kept for 90 days' }).waitFor();
     assert.equal(await agent.locator('.call-person[data-role="agent"] .person-consent details').count(), 0);
+    // The customer's camera and microphone as their browser named them (Chromium's fake ones).
+    const media = await agent.locator('.call-person[data-role="customer"] .person-media').allTextContents();
+    assert.ok(media.some((m) => /fake/i.test(m)), `the customer's devices: ${media}`);
     await screenshot(agent, 'call-record-consent');
   });
 });

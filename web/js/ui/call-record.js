@@ -13,7 +13,7 @@ import { section } from './page.js';
 /**
  * @typedef {{id: string, name: string, role: string, account_id: number | null,
  *   user_agent: string, browser: string, os: string, device: string,
- *   consent: {id: string, text: string | null} | null}} Person
+ *   consent: {id: string, text: string | null} | null, camera: string, microphone: string}} Person
  * @typedef {{participant: string, joined_ms: number, left_ms: number | null}} Stay
  * @typedef {{seq: number, participant: string, sent_ms: number, text: string}} Line
  * @typedef {{id: string, code: string, rc_name: string, owner_name: string | null,
@@ -284,7 +284,14 @@ export async function renderCallRecord(main, id) {
           h('td', { text: `calls.role_${p.role}` }),
           h('td', { class: 'person-browser', raw: p.browser || '—', attrs: { title: p.user_agent } }),
           h('td', { class: 'person-os', raw: p.os || '—' }),
-          h('td', { class: 'person-device', text: p.device ? `calls.device_${p.device}` : undefined, raw: p.device ? undefined : '—' }),
+          h(
+            'td',
+            { class: 'person-devices' },
+            h('span', { class: 'person-device', text: p.device ? `calls.device_${p.device}` : undefined, raw: p.device ? undefined : '—' }),
+            // The camera and microphone their browser named.
+            p.camera ? h('span', { class: 'person-media', attrs: { title: p.camera }, raw: `📷 ${p.camera}` }) : null,
+            p.microphone ? h('span', { class: 'person-media', attrs: { title: p.microphone }, raw: `🎤 ${p.microphone}` }) : null,
+          ),
           h('td', { raw: formatLength(timeIn(r, p.id, end)) }),
           // The text they accepted before joining, as they read it.
           h(

@@ -58,6 +58,10 @@ pub struct CallParticipant {
     pub device: String,
     /// The consent text they accepted before joining (its id; empty: none asked or accepted).
     pub consent_id: String,
+    /// The label of their camera, as their browser named it (empty: none or not granted).
+    pub camera: String,
+    /// The label of their microphone (empty: none or not granted).
+    pub microphone: String,
 }
 
 /// One stay of a participant in the call.
@@ -217,6 +221,28 @@ impl Registry {
                 .await,
         )?;
         self.call_event_at(call_id, at).await
+    }
+
+    /// Participant `participant_id` of call `call_id` uses the camera and microphone of these
+    /// labels (checked before).
+    pub async fn call_devices(
+        &self,
+        call_id: &str,
+        participant_id: &str,
+        camera: &str,
+        microphone: &str,
+    ) -> Result<()> {
+        let q = self.sql(
+            "UPDATE call_participants SET camera = ?, microphone = ? WHERE call_id = ? AND participant_id = ?",
+        );
+        sqlx::query(&q)
+            .bind(cut(camera, 200))
+            .bind(cut(microphone, 200))
+            .bind(call_id.to_string())
+            .bind(participant_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Participant `participant_id` left call `call_id` at `at`: their open stay ends.
@@ -521,7 +547,7 @@ impl Registry {
         }
         let marks = vec!["?"; ids.len()].join(", ");
         let q = self.sql(&format!(
-            "SELECT call_id, participant_id, name, role, account_id, user_agent, browser, os, device, consent_id \
+            "SELECT call_id, participant_id, name, role, account_id, user_agent, browser, os, device, consent_id, camera, microphone \
              FROM call_participants WHERE call_id IN ({marks}) \
              ORDER BY call_id, first_joined_ms, participant_id LIMIT {}",
             MAX_PARTICIPANTS_READ * ids.len()
@@ -547,6 +573,8 @@ impl Registry {
                         os: r.try_get(7)?,
                         device: r.try_get(8)?,
                         consent_id: r.try_get(9)?,
+                        camera: r.try_get(10)?,
+                        microphone: r.try_get(11)?,
                     },
                 ))
             })

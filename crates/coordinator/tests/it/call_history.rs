@@ -41,6 +41,8 @@ fn person(id: &str, name: &str, role: &str, ua: &str, account: Option<i64>) -> C
         os: d.os,
         device: d.kind,
         consent_id: String::new(),
+        camera: String::new(),
+        microphone: String::new(),
     }
 }
 

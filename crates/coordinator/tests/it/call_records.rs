@@ -47,6 +47,8 @@ fn person(id: &str, name: &str, role: &str, account: Option<i64>) -> CallPartici
         os: "Linux".into(),
         device: "desktop".into(),
         consent_id: String::new(),
+        camera: String::new(),
+        microphone: String::new(),
     }
 }
 

@@ -240,6 +240,12 @@ async fn administrators_set_branding_logo_and_switches_and_nodes_get_them(url: S
             ..event("joined")
         },
         CallEvent {
+            participant: Some("p2".into()),
+            camera: Some("FaceTime HD Camera".into()),
+            microphone: Some("MacBook Pro Microphone".into()),
+            ..event("devices")
+        },
+        CallEvent {
             participant: Some("p3".into()),
             name: Some("Agent".into()),
             role: Some("agent".into()),
@@ -260,6 +266,10 @@ async fn administrators_set_branding_logo_and_switches_and_nodes_get_them(url: S
         "This call is recorded.\n\nDo you agree?"
     );
     assert!(people[1]["consent"].is_null(), "{record:?}");
+    // The devices the customer's browser named.
+    assert_eq!(people[0]["camera"], "FaceTime HD Camera");
+    assert_eq!(people[0]["microphone"], "MacBook Pro Microphone");
+    assert_eq!(people[1]["camera"], "");
 
     // Removing: the logo and the app's switches (a second time: 404).
     let a = api

@@ -271,6 +271,8 @@ impl World {
                     os: String::new(),
                     device: String::new(),
                     consent_id: String::new(),
+                    camera: String::new(),
+                    microphone: String::new(),
                 };
                 r.call_joined(&id, &who, now_ms()).await.unwrap();
                 let token = "ab".repeat(32);

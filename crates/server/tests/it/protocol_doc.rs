@@ -41,7 +41,7 @@ fn every_client_message_has_a_valid_example() {
     }
     assert_eq!(
         seen,
-        names("answer candidate chat give_control input join leave mute offer ping record set_quality stats")
+        names("answer candidate chat devices give_control input join leave mute offer ping record set_quality stats")
     );
 }
 
