@@ -143,18 +143,12 @@ async fn set_features(
     require(&c, &headers, ADMIN).await?;
     let scope = scope_of(&scope)?;
     let registry = c.registry();
-    let known = registry
-        .call_settings()
+    // A new app's switches only while fewer than the most are stored (changing one always).
+    if registry
+        .other_feature_scopes(scope)
         .await
         .map_err(ApiError::internal)?
-        .features
-        .contains_key(scope);
-    if !known
-        && registry
-            .feature_scopes()
-            .await
-            .map_err(ApiError::internal)?
-            >= MAX_FEATURE_SCOPES as i64
+        >= MAX_FEATURE_SCOPES as i64
     {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -178,18 +172,11 @@ async fn delete_features(
 ) -> Result<Response, ApiError> {
     require(&c, &headers, ADMIN).await?;
     let scope = scope_of(&scope)?;
-    if !c
+    let version = c
         .registry()
         .delete_features(scope, c.now())
         .await
         .map_err(ApiError::internal)?
-    {
-        return Err(ApiError::not_found(format!("no switches for {scope}")));
-    }
-    let version = c
-        .registry()
-        .call_settings_version()
-        .await
-        .map_err(ApiError::internal)?;
+        .ok_or_else(|| ApiError::not_found(format!("no switches for {scope}")))?;
     changed(&c, version).await
 }

@@ -18,27 +18,35 @@ use serde_json::json;
 
 use crate::state::AppState;
 
-/// The settings in force; cheap to read on every join and action.
+/// The settings in force, with the id of their consent text (its SHA-256, hashed once when they
+/// arrive rather than at every guest's join); cheap to read on every join and action.
 #[derive(Debug, Default)]
 pub struct CallSettingsCache {
-    current: RwLock<Arc<CallSettings>>,
+    current: RwLock<(Arc<CallSettings>, Option<String>)>,
 }
 
 impl CallSettingsCache {
     /// Takes the coordinator's settings.
     pub fn set(&self, settings: CallSettings) {
         tracing::info!(version = settings.version, "call settings received");
-        *self.current.write() = Arc::new(settings);
+        let consent_id = settings.branding.consent_id();
+        *self.current.write() = (Arc::new(settings), consent_id);
     }
 
     /// The settings in force.
     pub fn get(&self) -> Arc<CallSettings> {
-        Arc::clone(&self.current.read())
+        Arc::clone(&self.current.read().0)
+    }
+
+    /// The settings in force and their consent text's id, read together.
+    pub fn with_consent_id(&self) -> (Arc<CallSettings>, Option<String>) {
+        let current = self.current.read();
+        (Arc::clone(&current.0), current.1.clone())
     }
 
     /// What a participant of `role` may do in a call of app `rc_name`.
     pub fn features(&self, rc_name: &str, role: Role) -> CallFeatures {
-        let f = self.current.read().features_for(rc_name);
+        let f = self.current.read().0.features_for(rc_name);
         match role {
             Role::Agent => f.agent,
             Role::Customer | Role::Participant => f.customer,
@@ -47,21 +55,21 @@ impl CallSettingsCache {
 
     /// The id of the consent text guests must accept, when there is one.
     pub fn consent_id(&self) -> Option<String> {
-        self.current.read().branding.consent_id()
+        self.current.read().1.clone()
     }
 }
 
 /// `GET /api/branding`: what the customer's page shows before anything else. Public: the same
 /// for every room, so it tells nothing about codes.
 pub async fn branding(State(state): State<AppState>) -> Response {
-    let s = state.call_settings.get();
+    let (s, consent_id) = state.call_settings.with_consent_id();
     let b = &s.branding;
     let body = json!({
         "company": b.company,
         "primary_color": b.primary_color,
         "accent_color": b.accent_color,
         "consent_text": b.consent_text,
-        "consent_id": b.consent_id(),
+        "consent_id": consent_id,
         "redirect_url": b.redirect_url,
         "logo": s.logo.as_ref().map(|_| format!("/api/branding/logo?v={}", s.version)),
     });

@@ -6,7 +6,8 @@
 import { call } from '../accounts.js';
 import { setText } from '../i18n.js';
 import { clear, h } from './dom.js';
-import { busy, field, say, showApiError } from './forms.js';
+import { busy, say, showApiError } from './forms.js';
+import { scopeField } from './call-settings.js';
 import { section } from './page.js';
 
 const QUESTION_KINDS = ['rating', 'choice', 'text'];
@@ -45,9 +46,7 @@ export function callFormsSection() {
  * @param {() => Promise<void>} reload
  */
 function editor(all, status, reload) {
-  const scope = field({ id: 'forms-scope', label: 'settings.scope', hint: 'settings.scope_hint', attrs: { list: 'forms-scopes', maxlength: 64 } });
-  scope.input.value = 'default';
-  scope.wrap.append(h('datalist', { attrs: { id: 'forms-scopes' } }, ...[...new Set(['default', 'video-room', ...Object.keys(all)])].map((name) => h('option', { attrs: { value: name } }))));
+  const scope = scopeField('forms-scope', Object.keys(all));
   const questions = itemList('survey', QUESTION_KINDS, MAX_QUESTIONS);
   const fields = itemList('fields', FIELD_KINDS, MAX_FIELDS);
   const save = h('button', { class: 'button primary', attrs: { type: 'submit', id: 'forms-save' }, text: 'settings.save' });

@@ -178,18 +178,26 @@ function logoField(s, status, reload) {
 }
 
 /**
+ * The app whose settings are edited: any name may be typed (`default` at first), `default`,
+ * plain rooms and the apps that have some offered.
+ * @param {string} id
+ * @param {string[]} known the apps with settings of their own
+ */
+export function scopeField(id, known) {
+  const scope = field({ id, label: 'settings.scope', hint: 'settings.scope_hint', attrs: { list: `${id}s`, maxlength: 64 } });
+  scope.input.value = 'default';
+  scope.wrap.append(h('datalist', { attrs: { id: `${id}s` } }, ...[...new Set(['default', 'video-room', ...known])].map((name) => h('option', { attrs: { value: name } }))));
+  return scope;
+}
+
+/**
  * The switches of one app (or every app): a checkbox per feature and role.
  * @param {CallSettings} s
  * @param {HTMLElement} status
  * @param {() => Promise<void>} reload
  */
 function featuresForm(s, status, reload) {
-  // Every app by its name (any may be typed), the known ones offered.
-  const scope = field({ id: 'features-scope', label: 'settings.scope', hint: 'settings.scope_hint', attrs: { list: 'features-scopes', maxlength: 64 } });
-  scope.input.value = 'default';
-  scope.wrap.append(
-    h('datalist', { attrs: { id: 'features-scopes' } }, ...[...new Set(['default', 'video-room', ...Object.keys(s.features)])].map((name) => h('option', { attrs: { value: name } }))),
-  );
+  const scope = scopeField('features-scope', Object.keys(s.features));
   const table = h('table', { class: 'features-table', attrs: { id: 'features-table' } });
   /** @type {Record<string, Record<string, HTMLInputElement>>} */
   const boxes = {};

@@ -73,12 +73,7 @@ impl Registry {
         body: &str,
         now: Millis,
     ) -> Result<()> {
-        let q = self.sql("DELETE FROM call_settings WHERE kind = ? AND scope = ?");
-        sqlx::query(&q)
-            .bind(kind.to_string())
-            .bind(scope.to_string())
-            .execute(&mut **tx)
-            .await?;
+        self.delete_setting(tx, kind, scope).await?;
         let q = self
             .sql("INSERT INTO call_settings (kind, scope, body, updated_ms) VALUES (?, ?, ?, ?)");
         sqlx::query(&q)
@@ -158,23 +153,23 @@ impl Registry {
         self.bump_and_commit(tx, now).await
     }
 
-    /// How many scopes have switches of their own.
-    pub async fn feature_scopes(&self) -> Result<i64> {
-        let q = self.sql("SELECT COUNT(*) FROM call_settings WHERE kind = ?");
+    /// How many scopes but `scope` have switches of their own.
+    pub async fn other_feature_scopes(&self, scope: &str) -> Result<i64> {
+        let q = self.sql("SELECT COUNT(*) FROM call_settings WHERE kind = ? AND scope <> ?");
         Ok(sqlx::query_scalar(&q)
             .bind(FEATURES.to_string())
+            .bind(scope.to_string())
             .fetch_one(&self.pool)
             .await?)
     }
 
-    /// Removes the switches of `scope`; whether it had some.
-    pub async fn delete_features(&self, scope: &str, now: Millis) -> Result<bool> {
+    /// Removes the switches of `scope`: the new version, or none when it had none.
+    pub async fn delete_features(&self, scope: &str, now: Millis) -> Result<Option<i64>> {
         let mut tx = self.pool.begin().await?;
         if !self.delete_setting(&mut tx, FEATURES, scope).await? {
-            return Ok(false);
+            return Ok(None);
         }
-        self.bump_and_commit(tx, now).await?;
-        Ok(true)
+        Ok(Some(self.bump_and_commit(tx, now).await?))
     }
 
     /// The consent text of id `id` (any ever set), when known.
