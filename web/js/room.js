@@ -9,6 +9,7 @@ import { ServerError, Signaling, defaultSignalingUrl } from './signaling.js';
 import { cameraLayers } from './quality.js';
 import { captureScreen } from './media.js';
 import { hostKey } from './host-key.js';
+import { FileTransfers } from './file-transfer.js';
 
 /** @typedef {import('./signaling.js').TrackInfo} TrackInfo */
 /** @typedef {import('./signaling.js').ServerMsg} ServerMsg */
@@ -26,7 +27,7 @@ import { hostKey } from './host-key.js';
  * @property {boolean} ingest a publish-only participant (WHIP): the session's app
  */
 
-/** @typedef {{from: string, name: string, text: string, ts: number, own: boolean, private: boolean}} ChatEntry */
+/** @typedef {{from: string, name: string, text: string, ts: number, own: boolean, private: boolean, file?: import('./signaling.js').SharedFile}} ChatEntry */
 /** @typedef {'idle' | 'joining' | 'connected' | 'reconnecting' | 'left' | 'failed'} Status */
 
 /** Join errors that retrying cannot fix. */
@@ -106,8 +107,13 @@ export class RoomSession extends EventTarget {
     this.peerQuality = new Map();
     /** @type {QualityReporter | null} */
     this.qualityReporter = null;
-    /** @type {{callId: string, token: string, participant: string} | null} the call and our survey token */
+    /** @type {{callId: string, token: string, participant: string, filesKey: string | null} | null} the call, our survey token and the key to its files */
     this.callInfo = null;
+    /** Files we send to the chat. */
+    this.files = new FileTransfers({
+      send: (msg) => (this.features.files && this.signaling?.send(msg)) || false,
+      maxBytes: () => (this.features.files ? (this.limits.max_file_bytes ?? 0) : 0),
+    });
     /** @type {Subscriber | null} */
     this.subscriber = null;
     /** @type {string | null} */
@@ -451,8 +457,19 @@ export class RoomSession extends EventTarget {
         break;
       case 'call_info':
         // The call's id and our survey token (the survey after the call).
-        this.callInfo = { callId: msg.call_id, token: msg.token, participant: this.selfId ?? '' };
+        this.callInfo = { callId: msg.call_id, token: msg.token, participant: this.selfId ?? '', filesKey: msg.files_key ?? null };
         break;
+      case 'file_upload':
+        this.files.granted(msg);
+        break;
+      case 'file': {
+        /** @type {ChatEntry} */
+        const entry = { from: msg.from, name: msg.name, text: '', ts: msg.ts, own: msg.from === this.selfId, private: msg.private, file: msg.file };
+        this.messages.push(entry);
+        if (this.messages.length > 500) this.messages.shift();
+        this.dispatchEvent(new CustomEvent('chat', { detail: { entry } }));
+        break;
+      }
       case 'quality': {
         // Someone's connection quality (the agent's live view), or our own as the server sees it.
         const known = this.peerQuality.get(msg.participant) ?? {};
@@ -494,7 +511,9 @@ export class RoomSession extends EventTarget {
         break;
       }
       case 'error':
-        if (msg.code === 'unavailable') {
+        if (this.files.refused(msg)) {
+          // A file we asked to send was refused: its line in the chat says why.
+        } else if (msg.code === 'unavailable') {
           // The media connection was lost, or the room ended (after its app stopped, that
           // says enough): start over.
           if (this.appStopped === null) this.notice(`error.${msg.code}`, {}, 'error', msg.message);
@@ -739,6 +758,22 @@ export class RoomSession extends EventTarget {
       return false;
     }
     return true;
+  }
+
+  /**
+   * Send a file to the chat (everyone): its upload, with progress, on `this.files`.
+   * @param {File} file
+   */
+  sendFile(file) {
+    return this.files.send(file);
+  }
+
+  /**
+   * Where a file of the chat downloads (with the call's key).
+   * @param {import('./signaling.js').SharedFile} file
+   */
+  fileUrl(file) {
+    return `${file.url}?key=${encodeURIComponent(this.callInfo?.filesKey ?? '')}`;
   }
 
   // ----- active speaker -------------------------------------------------------------

@@ -10,7 +10,8 @@
 /** @typedef {{participant_id: string, name: string, tracks: TrackInfo[], ingest?: boolean}} ParticipantInfo ingest: a publish-only WHIP participant (the session's app) */
 /** @typedef {{mid: string, track_id: string, participant_id: string, kind: MediaKind, source: TrackSource}} SubscribedTrack */
 /** @typedef {{urls: string[], username?: string, credential?: string}} IceServer */
-/** @typedef {{max_message_bytes: number, max_chat_chars: number, max_participants: number}} Limits */
+/** @typedef {{max_message_bytes: number, max_chat_chars: number, max_participants: number, max_file_bytes?: number}} Limits */
+/** @typedef {{id: string, name: string, size: number, mime: string, sha256: string, url: string}} SharedFile */
 
 /**
  * @typedef {{type: 'joined', v: number, participant_id: string, code: string, participants: ParticipantInfo[], ice_servers: IceServer[], limits: Limits, role?: Role, recording: RecordingState, features?: Partial<Features>}} JoinedMsg
@@ -33,7 +34,9 @@
  *   | {type: 'server_shutdown', reason: string}
  *   | {type: 'control', holder: string | null}
  *   | {type: 'app_stopped', reason: string}
- *   | {type: 'recording', state: RecordingState}} ServerMsg
+ *   | {type: 'recording', state: RecordingState}
+ *   | {type: 'file_upload', id: string, name: string, size: number, url: string}
+ *   | {type: 'file', from: string, name: string, file: SharedFile, private: boolean, ts: number}} ServerMsg
  */
 
 /** The protocol version this client speaks. */

@@ -548,12 +548,16 @@ impl Session {
             ServerMsg::Control { holder } => self.shared.rec().control(now, holder),
             ServerMsg::AppStopped { reason } => self.shared.rec().app_stopped(now, &reason),
             ServerMsg::Recording { state } => self.shared.rec().recording(now, state),
-            ServerMsg::CallInfo { call_id, token } => self.shared.rec().call_info(call_id, token),
+            ServerMsg::CallInfo { call_id, token, .. } => {
+                self.shared.rec().call_info(call_id, token)
+            }
             ServerMsg::Quality {
                 participant,
                 source,
                 report,
             } => self.shared.rec().quality(now, participant, source, &report),
+            // Bots send no files; others' files are not theirs to fetch.
+            ServerMsg::FileUpload { .. } | ServerMsg::File { .. } => {}
         }
     }
 

@@ -211,6 +211,40 @@ impl CallFeatures {
     }
 }
 
+/// The longest name of a file sent in chat, in characters.
+pub const MAX_FILE_NAME_CHARS: usize = 255;
+
+/// Whether `name` may be the name of a file sent in chat: 1 to [`MAX_FILE_NAME_CHARS`]
+/// characters, no control characters, no `/` or `\\`, not `.` or `..`.
+pub fn valid_file_name(name: &str) -> bool {
+    let chars = name.chars().count();
+    (1..=MAX_FILE_NAME_CHARS).contains(&chars)
+        && !name
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == '\\')
+        && name != "."
+        && name != ".."
+}
+
+/// A file sent in the call's chat, as the server stored it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedFile {
+    /// Its id (32 hex digits, unguessable).
+    pub id: String,
+    /// Its name, as the sender's browser gave it.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its type, sniffed by the server from its first bytes (`application/octet-stream` when
+    /// not known); the sender's claim is not used.
+    pub mime: String,
+    /// SHA-256 of its bytes, hex.
+    pub sha256: String,
+    /// Where the call's participants download it: add `?key=` with the call's `files_key`
+    /// (from `call_info`).
+    pub url: String,
+}
+
 /// The longest device label in `devices`, in characters.
 pub const MAX_DEVICE_LABEL_CHARS: usize = 200;
 
@@ -347,6 +381,10 @@ pub struct Limits {
     pub max_chat_chars: usize,
     /// Most participants in one room.
     pub max_participants: usize,
+    /// The largest file that may be sent in the call's chat, in bytes (0: files are off on
+    /// this server).
+    #[serde(default)]
+    pub max_file_bytes: u64,
 }
 
 /// Messages from a client to the server.
@@ -458,6 +496,20 @@ pub enum ClientMsg {
     /// The client's connection quality of the last seconds (every 5 s; at most one every
     /// 2 s), for the call's record and the agent's live view.
     Stats(QualityReport),
+    /// Send a file to the call's chat: the server answers `file_upload` with where to upload
+    /// its bytes (resumable, tus 1.0: `PATCH`/`HEAD` that address); once all are there,
+    /// everyone (or `to`) gets `file`. Refused with `too_large` over `limits.max_file_bytes`,
+    /// `quota_full` when the server's storage for files is used up, `not_allowed` when files
+    /// are switched off, `rate_limited` past the call's count.
+    FileUpload {
+        /// The file's name (see [`valid_file_name`]).
+        name: String,
+        /// Its size in bytes (at least 1).
+        size: u64,
+        /// Recipient participant id; everyone when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+    },
 }
 
 /// Error codes the server sends in [`ServerMsg::Error`].
@@ -497,6 +549,8 @@ pub enum ErrorCode {
     /// The organisation asks guests to accept its consent text before joining (`join` without
     /// the `consent` of the current text); fetch `GET /api/branding` and ask again.
     ConsentRequired,
+    /// The server's storage for the calls' files is used up (`file_upload`).
+    QuotaFull,
 }
 
 /// Messages from the server to a client.
@@ -639,6 +693,36 @@ pub enum ServerMsg {
         call_id: String,
         /// The participant's survey token (64 hex digits).
         token: String,
+        /// The call's key to its files (32 hex digits): `?key=` on a file's `url`. The
+        /// same for every participant of the call, unknown to anyone else.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        files_key: Option<String>,
+    },
+    /// Where to upload the bytes of the file asked for by `file_upload` (tus 1.0 core:
+    /// `PATCH url` with `Upload-Offset` and `Content-Type: application/offset+octet-stream`;
+    /// `HEAD url` tells the offset after a dropped connection).
+    FileUpload {
+        /// The upload's id.
+        id: String,
+        /// The file's name.
+        name: String,
+        /// Its size in bytes.
+        size: u64,
+        /// The upload's address on this server (a path).
+        url: String,
+    },
+    /// A file sent to the call's chat, all its bytes stored.
+    File {
+        /// Sender id.
+        from: String,
+        /// Sender display name.
+        name: String,
+        /// The file.
+        file: SharedFile,
+        /// Whether it was sent only to the receiver (and the sender).
+        private: bool,
+        /// Server time, milliseconds since the Unix epoch.
+        ts: u64,
     },
     /// A participant's connection quality: sent to the call's agents about the others (from
     /// the browsers' `stats` and the server), and to each participant about themself (the

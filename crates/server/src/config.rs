@@ -119,6 +119,14 @@ pub struct Settings {
     /// The most disk all recordings may take, in bytes (a recording stops writing when it is
     /// reached; new ones are refused); 0: no quota.
     pub recordings_max_bytes: u64,
+    /// Where files sent in the calls' chat are kept (a folder per file); `None`: `files` in
+    /// the working directory (`orbita serve`: `DATA_DIR/files`).
+    pub files_dir: Option<PathBuf>,
+    /// The largest file a participant may send in chat, in bytes; 0 turns files off.
+    pub max_file_bytes: u64,
+    /// The most disk all files sent in chat may take, in bytes (unfinished uploads count at
+    /// their full size); 0: no quota.
+    pub files_max_bytes: u64,
     /// HTTPS: certificate files or ACME (the `tls_*` and `acme_*` settings); default off.
     pub tls: orbita_tls::TlsSettings,
     /// Log filter (tracing `EnvFilter` syntax); `None`: `RUST_LOG`, else `info`.
@@ -192,6 +200,9 @@ impl Default for Settings {
             recording_jobs: 1,
             recording_retention_days: 90,
             recordings_max_bytes: 0,
+            files_dir: None,
+            max_file_bytes: 100 * 1024 * 1024,
+            files_max_bytes: 10 * 1024 * 1024 * 1024,
             tls: orbita_tls::TlsSettings::default(),
             log: None,
             log_format: crate::logging::LogFormat::Text,
@@ -553,6 +564,23 @@ pub struct ServeArgs {
     #[arg(long, env = "ORBITA_RECORDINGS_MAX_BYTES", value_name = "BYTES")]
     pub recordings_max_bytes: Option<u64>,
 
+    /// Where files sent in the calls' chat are kept (a folder per file, deleted with the
+    /// recordings' retention). Default: `files` in the working directory (`orbita serve`:
+    /// DATA_DIR/files).
+    #[arg(long, env = "ORBITA_FILES_DIR", value_name = "DIR")]
+    pub files_dir: Option<PathBuf>,
+
+    /// The largest file a participant may send in chat, in bytes; 0 turns files off.
+    /// Default: 104857600 (100 MB).
+    #[arg(long, env = "ORBITA_MAX_FILE_BYTES", value_name = "BYTES")]
+    pub max_file_bytes: Option<u64>,
+
+    /// The most disk all files sent in chat may take, in bytes (unfinished uploads count at
+    /// their full size; a file over it is refused with `quota_full`). 0: no quota.
+    /// Default: 10737418240 (10 GB).
+    #[arg(long, env = "ORBITA_FILES_MAX_BYTES", value_name = "BYTES")]
+    pub files_max_bytes: Option<u64>,
+
     /// PEM certificate chain: serve HTTPS (and `wss://`) on http_addr. Needs --tls-key.
     /// Default: none (plain HTTP, e.g. behind nginx).
     #[arg(long, env = "ORBITA_TLS_CERT", value_name = "FILE")]
@@ -649,6 +677,9 @@ pub struct FileSettings {
     pub recording_jobs: Option<usize>,
     pub recording_retention_days: Option<u64>,
     pub recordings_max_bytes: Option<u64>,
+    pub files_dir: Option<PathBuf>,
+    pub max_file_bytes: Option<u64>,
+    pub files_max_bytes: Option<u64>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub acme_domains: Option<Vec<String>>,
@@ -737,6 +768,9 @@ impl Settings {
             recording_jobs: pick!(recording_jobs),
             recording_retention_days: pick!(recording_retention_days),
             recordings_max_bytes: pick!(recordings_max_bytes),
+            files_dir: args.files_dir.or(file.files_dir),
+            max_file_bytes: pick!(max_file_bytes),
+            files_max_bytes: pick!(files_max_bytes),
             tls: orbita_tls::TlsSettings {
                 tls_cert: args.tls_cert.or(file.tls_cert),
                 tls_key: args.tls_key.or(file.tls_key),
@@ -978,6 +1012,7 @@ impl Settings {
             max_message_bytes: self.max_message_bytes,
             max_chat_chars: self.max_chat_chars,
             max_participants: self.max_participants_per_room,
+            max_file_bytes: self.max_file_bytes,
         }
     }
 }
@@ -1283,7 +1318,7 @@ mod tests {
     }
 
     /// Every setting's TOML key, plus `config`.
-    const KEYS: [&str; 42] = [
+    const KEYS: [&str; 45] = [
         "http_addr",
         "public_url",
         "udp_addr",
@@ -1323,6 +1358,9 @@ mod tests {
         "recording_jobs",
         "recording_retention_days",
         "recordings_max_bytes",
+        "files_dir",
+        "max_file_bytes",
+        "files_max_bytes",
         "log",
         "log_format",
         "config",

@@ -6,6 +6,7 @@
 //! | `GET /api/rooms/{code}/recording`, `POST` (body `{"on":bool}`) | `Authorization: Bearer <host key>`: the call's recording ([`crate::recording_api`]) |
 //! | `GET /api/recordings`, `GET /api/recordings/{id}/{file}` | the recordings' list and downloads, for their owner, supervisors and administrators ([`crate::recording_files`]) |
 //! | `GET /api/rooms/{code}` | 200 `{"code","participants","recording"}`; 404 `unknown_code` (from an address's third wrong code in 10 minutes on, answered late: 0.25 s, doubling, at most 4 s); 429 `locked_out` after 10 wrong codes from an address in 10 minutes (for 15 minutes; `join` on `/ws` and WHIP count too: [`crate::guesses`]) |
+//! | `HEAD`/`PATCH /api/uploads/{id}`, `GET /api/files/{id}?key=` | files sent in a call's chat: resumable uploads (tus 1.0) and downloads with the call's key ([`crate::call_files_http`]) |
 //! | `GET /healthz` | `ok` |
 //! | `GET /metrics` | Prometheus text format |
 //! | `GET /`, `GET /r/{code}` | the browser client's pages ([`crate::pages`]); `/r/{code}` is the same page, 200, for every code (it does not tell which codes are live) |
@@ -29,6 +30,7 @@ use axum::{Extension, Json, Router};
 use orbita_coordinator::accounts::http::client_addr;
 use serde::{Deserialize, Serialize};
 
+use crate::call_files_http;
 use crate::metrics::{self, ControlStats};
 use crate::pages;
 use crate::recording_api;
@@ -52,6 +54,11 @@ pub fn router(state: AppState) -> Router {
             "/api/recordings/{id}/{file}",
             get(recording_files::download),
         )
+        .route(
+            "/api/uploads/{id}",
+            axum::routing::head(call_files_http::head).patch(call_files_http::patch),
+        )
+        .route("/api/files/{id}", get(call_files_http::download))
         .route("/api/branding", get(crate::call_settings::branding))
         .route("/api/branding/logo", get(crate::call_settings::logo))
         .route("/healthz", get(healthz))

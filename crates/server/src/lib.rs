@@ -32,6 +32,8 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod call_files;
+pub mod call_files_http;
 pub mod call_log;
 pub mod call_settings;
 pub mod chat_limit;
@@ -51,6 +53,7 @@ pub mod recording_files;
 pub mod recording_grants;
 pub mod recording_store;
 pub mod recordings;
+pub mod room_bus;
 pub mod rooms;
 pub mod security_headers;
 pub mod serve;

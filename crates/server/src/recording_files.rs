@@ -179,6 +179,20 @@ pub async fn index(State(state): State<AppState>, viewer: Option<Extension<Viewe
     .into_response()
 }
 
+/// The file at `path` as the answer to `request` (with `Range` and conditional requests), or
+/// a `500` saying why it could not be read.
+pub(crate) async fn serve_file(path: &Path, request: Request) -> Result<Response, Response> {
+    match ServeFile::new(path).oneshot(request).await {
+        Ok(response) => Ok(response.into_response()),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("cannot read the file: {e}"),
+        )
+        .into_response()),
+    }
+}
+
 /// `GET /api/recordings/{id}/{file}`.
 pub async fn download(
     State(state): State<AppState>,
@@ -204,16 +218,9 @@ pub async fn download(
     if !path.is_file() {
         return not_found();
     }
-    let mut response = match ServeFile::new(&path).oneshot(request).await {
-        Ok(response) => response.into_response(),
-        Err(e) => {
-            return ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                format!("cannot read the file: {e}"),
-            )
-            .into_response()
-        }
+    let mut response = match serve_file(&path, request).await {
+        Ok(response) => response,
+        Err(refused) => return refused,
     };
     if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{id}-{name}\"")) {
         response

@@ -132,11 +132,12 @@ fn serve(
     })
 }
 
-/// The recordings' sweeper: at start and every [`SWEEP_INTERVAL`], delete the recordings past
-/// `recording_retention_days` and count the disk the others take (the quota's measure). After
+/// The recordings' sweeper: at start and every [`SWEEP_INTERVAL`], delete the recordings (and
+/// the files sent in chat) past `recording_retention_days` and count the disk the others take (the quota's measure). After
 /// the first sweep, the post-processing a previous run left unfinished is queued.
 fn spawn_sweeper(state: &AppState) -> JoinHandle<()> {
     let recordings = Arc::clone(&state.recordings);
+    let files = Arc::clone(&state.files);
     let retention_days = state.settings.recording_retention_days;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SWEEP_INTERVAL);
@@ -144,8 +145,12 @@ fn spawn_sweeper(state: &AppState) -> JoinHandle<()> {
         loop {
             tick.tick().await;
             let recordings = Arc::clone(&recordings);
+            let files = Arc::clone(&files);
             let _ = tokio::task::spawn_blocking(move || {
-                recordings.sweep(crate::recording_store::now_ms(), retention_days);
+                let now = crate::recording_store::now_ms();
+                recordings.sweep(now, retention_days);
+                // The files sent in chat go with the calls' recordings.
+                files.sweep(now, retention_days);
                 if first {
                     recordings.queue_left_over();
                 }

@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use crate::backend::MediaBackend;
+use crate::call_files::CallFiles;
 use crate::call_log::CallLog;
 use crate::call_settings::CallSettingsCache;
 use crate::connections::Connections;
@@ -12,6 +13,7 @@ use crate::guesses::CodeGuesses;
 use crate::post_processing::PostProcessing;
 use crate::recording_store::Usage;
 use crate::recordings::Recordings;
+use crate::room_bus::RoomBus;
 use crate::rooms::{RoomRegistry, RoomRules};
 use crate::whip::WhipSessions;
 use crate::Settings;
@@ -41,6 +43,10 @@ pub struct AppState {
     pub call_log: Arc<CallLog>,
     /// Branding, consent and feature switches, as the coordinator gave them.
     pub call_settings: Arc<CallSettingsCache>,
+    /// Files sent in the calls' chat.
+    pub files: Arc<CallFiles>,
+    /// Messages for a call's participants from outside the SFU (a finished file).
+    pub bus: Arc<RoomBus>,
 }
 
 impl AppState {
@@ -51,8 +57,24 @@ impl AppState {
             Arc::clone(&backend),
         ));
         let call_log = Arc::new(CallLog::default());
-        let calls = Arc::clone(&call_log);
-        registry.on_closed(Box::new(move |code, reason| calls.ended(code, reason)));
+        let files_dir = settings
+            .files_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("files"));
+        let files = Arc::new(CallFiles::open(
+            files_dir,
+            settings.max_file_bytes,
+            settings.files_max_bytes,
+        ));
+        let bus = Arc::new(RoomBus::default());
+        let (calls, call_files, call_bus) =
+            (Arc::clone(&call_log), Arc::clone(&files), Arc::clone(&bus));
+        registry.on_closed(Box::new(move |code, reason| {
+            calls.ended(code, reason);
+            if let Some(call) = call_files.ended(code) {
+                call_bus.ended(&call);
+            }
+        }));
         let guesses = Arc::new(CodeGuesses::new(settings.code_miss_delay_ms));
         let recordings_dir = settings
             .recordings_dir
@@ -81,6 +103,8 @@ impl AppState {
             recordings,
             call_log,
             call_settings: Arc::new(CallSettingsCache::default()),
+            files,
+            bus,
         }
     }
 }

@@ -24,15 +24,17 @@ use orbita_protocol::{
     parse_client_msg, CallFeatures, ClientMsg, ErrorCode, QualityReport, QualitySource, Role,
     ServerMsg, TrackSource, PROTOCOL_VERSION,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::backend::MediaParticipant;
+use crate::call_files::Refused;
 use crate::call_log::CallLog;
 use crate::chat_limit::ChatLimiter;
 use crate::config::TRANSPORT_MAX_MESSAGE_BYTES;
 use crate::connections::ConnectionGuard;
 use crate::http::ApiError;
 use crate::recordings::StartError;
+use crate::room_bus::BusMsg;
 use crate::rooms::{EnterError, Seat, PLAIN_ROOM_APP};
 use crate::serve::SHUTDOWN_REASON;
 use crate::state::AppState;
@@ -136,6 +138,10 @@ struct Joined {
     /// What the participant may do (the switches of the call's app for their role, as they
     /// were when they joined; told in `joined`).
     features: CallFeatures,
+    /// The call's messages from outside the SFU.
+    bus: broadcast::Receiver<Arc<BusMsg>>,
+    /// The participant's display name.
+    name: String,
 }
 
 impl Drop for Joined {
@@ -165,6 +171,8 @@ enum Step {
     Incoming(Option<Result<Message, axum::Error>>),
     /// A message from the SFU, or `None` when the SFU dropped the participant.
     Event(Option<ServerMsg>),
+    /// A message for the call from outside the SFU (a finished file).
+    Bus(Result<Arc<BusMsg>, broadcast::error::RecvError>),
     /// Shutdown asks the connection to close.
     Close,
 }
@@ -253,7 +261,7 @@ impl Connection {
                 _ = tokio::time::sleep_until(join_by), if self.joined.is_none() => {
                     return End::Close(close_code::POLICY, "no join in time");
                 }
-                event = next_event(&mut self.joined) => Step::Event(event),
+                step = next_for_call(&mut self.joined) => step,
                 _ = wait_true(&mut self.close_requested) => Step::Close,
             };
             let action = match step {
@@ -296,6 +304,23 @@ impl Connection {
                     } else {
                         Action::Replies(std::iter::once(msg).chain(after).collect())
                     }
+                }
+                Step::Bus(Ok(message)) => match &self.joined {
+                    Some(joined) if message.is_for(&joined.participant.id()) => {
+                        Action::Reply(message.msg.clone())
+                    }
+                    _ => Action::None,
+                },
+                Step::Bus(Err(broadcast::error::RecvError::Lagged(lost))) => {
+                    tracing::warn!(lost, "a slow connection lost call messages");
+                    Action::None
+                }
+                Step::Bus(Err(broadcast::error::RecvError::Closed)) => {
+                    // The call ended; the SFU's end of the room follows.
+                    if let Some(joined) = &mut self.joined {
+                        joined.bus = broadcast::channel(1).1;
+                    }
+                    Action::None
                 }
                 // The SFU dropped the participant (room closed, ICE failed, shutdown).
                 Step::Event(None) if self.told_shutdown => {
@@ -439,6 +464,10 @@ impl Connection {
             ClientMsg::Chat { .. } if !joined.features.chat => {
                 Action::Reply(switched_off(joined.role, "chat"))
             }
+            ClientMsg::FileUpload { .. } if !joined.features.files => {
+                Action::Reply(switched_off(joined.role, "sending files"))
+            }
+            ClientMsg::FileUpload { name, size, to } => self.on_file_upload(&name, size, to),
             ClientMsg::Record { .. } if joined.role == Role::Agent && !joined.features.record => {
                 Action::Reply(switched_off(joined.role, "recording by hand"))
             }
@@ -504,6 +533,38 @@ impl Connection {
                     QualitySource::Server,
                     report,
                 );
+            }
+        }
+    }
+
+    /// `file_upload`: where to upload a file for the call's chat, or why not.
+    fn on_file_upload(&mut self, name: &str, size: u64, to: Option<String>) -> Action {
+        let Some(joined) = &self.joined else {
+            return Action::None;
+        };
+        let me = joined.participant.id();
+        let started = self
+            .state
+            .files
+            .start(joined.seat.code(), &me, &joined.name, name, size, to);
+        match started {
+            Ok(id) => Action::Reply(ServerMsg::FileUpload {
+                url: format!("/api/uploads/{id}"),
+                id,
+                name: name.to_string(),
+                size,
+            }),
+            Err(refused) => {
+                let code = match refused {
+                    Refused::TooLarge { .. } => ErrorCode::TooLarge,
+                    Refused::QuotaFull { .. } => ErrorCode::QuotaFull,
+                    Refused::TooMany | Refused::TooManyOpen => ErrorCode::RateLimited,
+                    Refused::Empty | Refused::BadName => ErrorCode::InvalidValue,
+                    Refused::Off | Refused::NoCall => ErrorCode::NotAllowed,
+                    // A disk that cannot take the file: as full, for the person.
+                    Refused::Io(_) => ErrorCode::QuotaFull,
+                };
+                Action::Reply(ServerMsg::error(code, refused.to_string()))
             }
         }
     }
@@ -651,6 +712,9 @@ impl Connection {
             &self.user_agent,
             consent,
         );
+        let files_key = (self.state.files.max_file_bytes() > 0)
+            .then(|| self.state.files.joined(code, &call_id));
+        let bus = self.state.bus.subscribe(&call_id);
         let recordings = &self.state.recordings;
         let refused =
             if recordings.records_from_the_start(wanted) && registry.claim_auto_record(code) {
@@ -667,11 +731,17 @@ impl Connection {
             after_joined: refused
                 .filter(|_| role == Role::Agent)
                 .map(|e| recording_refused(&e)),
-            call_info: Some(ServerMsg::CallInfo { call_id, token }),
+            call_info: Some(ServerMsg::CallInfo {
+                call_id,
+                token,
+                files_key,
+            }),
             call_log: Arc::clone(&self.state.call_log),
             last_stats: None,
             devices_sent: 0,
             features,
+            bus,
+            name: name.to_string(),
         });
         Action::None
     }
@@ -786,9 +856,13 @@ fn recording_refused(e: &StartError) -> ServerMsg {
 }
 
 /// The next message the SFU sent for the participant; pending forever before join.
-async fn next_event(joined: &mut Option<Joined>) -> Option<ServerMsg> {
+/// The next message for the joined participant: from the SFU or the call's bus.
+async fn next_for_call(joined: &mut Option<Joined>) -> Step {
     match joined {
-        Some(joined) => joined.events.recv().await,
+        Some(joined) => tokio::select! {
+            event = joined.events.recv() => Step::Event(event),
+            message = joined.bus.recv() => Step::Bus(message),
+        },
         None => std::future::pending().await,
     }
 }
@@ -820,5 +894,6 @@ fn type_name(msg: &ClientMsg) -> &'static str {
         ClientMsg::Record { .. } => "record",
         ClientMsg::Stats(_) => "stats",
         ClientMsg::Devices { .. } => "devices",
+        ClientMsg::FileUpload { .. } => "file_upload",
     }
 }

@@ -445,6 +445,8 @@ impl Room {
             }
             // The control plane stores it with the call; nothing for the media.
             ClientMsg::Devices { .. } => {}
+            // Files are the control plane's (uploads over HTTP); nothing for the media.
+            ClientMsg::FileUpload { .. } => {}
             // Checked and rate-limited by the control plane, which also stores it.
             ClientMsg::Stats(report) => {
                 self.tell_quality(id, QualitySource::Browser, report, false)
@@ -1354,7 +1356,7 @@ impl Room {
             .tracks
             .iter()
             .filter(|(_, t)| t.info.kind == MediaKind::Video)
-            .map(|(id, t)| (id.clone(), best_layer(&t.layers)))
+            .map(|(id, t)| (id.clone(), best_layer(&t.layers, ctx.now)))
             .collect();
         let mut pending = Pending::new();
         for (track_id, layer) in video {
@@ -1396,10 +1398,11 @@ impl Room {
             return;
         };
         let participants = &self.participants;
+        let now = ctx.now;
         let wanted = recording.packet(
             &stream.track_id,
             stream.layer,
-            || best_layer(&track.layers),
+            || best_layer(&track.layers, now),
             codec,
             || {
                 let owner = participants.get(&track.owner);
@@ -1526,12 +1529,16 @@ impl Room {
     }
 }
 
-/// The layer a recording takes of a track: the largest announced (height, then width), the
-/// last one when sizes are unknown (clients list simulcast layers from the smallest up).
-fn best_layer(layers: &[PubLayer]) -> usize {
-    (0..layers.len())
-        .max_by_key(|&i| (layers[i].height, layers[i].width, i))
-        .unwrap_or(0)
+/// The layer a recording takes of a track: the largest the publisher is sending now (height,
+/// then width; the last one when sizes are unknown: clients list simulcast layers from the
+/// smallest up), else the largest announced.
+fn best_layer(layers: &[PubLayer], now: Instant) -> usize {
+    let largest = |flowing: bool| {
+        (0..layers.len())
+            .filter(|&i| !flowing || layers[i].meter.active(now))
+            .max_by_key(|&i| (layers[i].height, layers[i].width, i))
+    };
+    largest(true).or_else(|| largest(false)).unwrap_or(0)
 }
 
 fn new_layer(

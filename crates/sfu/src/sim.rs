@@ -130,6 +130,7 @@ impl Sim {
             max_message_bytes: 65_536,
             max_chat_chars: 1000,
             max_participants: 100,
+            max_file_bytes: 0,
         };
         self.worker.handle(
             WorkerMsg::Join {

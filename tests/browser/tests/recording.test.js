@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -101,6 +102,16 @@ describe('recording a call', { concurrency: false }, () => {
     // The agent here is the administrator: the disk the recordings take is shown.
     assert.match(await page.locator('#recordings-usage').innerText(), /Recordings take \d.* of disk\. Recorders in use: 0 of 4\./);
     await screenshot(page, 'recording-list-agent');
+    // The merged file is listed; when it is not, the post-processing's notes say why.
+    const files = await item.locator('a.recording-file').evaluateAll((links) => links.map((a) => new URL(a.href).pathname.split('/').pop()));
+    if (!files.includes('merged.mp4')) {
+      const recordings = join(server.dataDir, 'recordings');
+      const jobs = readdirSync(recordings).map((d) => {
+        const folder = join(recordings, d);
+        return { folder: readdirSync(folder), job: existsSync(join(folder, 'job.json')) ? readFileSync(join(folder, 'job.json'), 'utf8') : null };
+      });
+      assert.fail(`no merged.mp4 listed (files: ${files}); the recordings: ${JSON.stringify(jobs)}`);
+    }
     const [download] = await Promise.all([page.waitForEvent('download'), item.locator('a[href*="/merged.mp4?grant="]').click()]);
     const merged = join(tmpdir(), `orbita-${process.pid}-${download.suggestedFilename()}`);
     await download.saveAs(merged);

@@ -1,12 +1,17 @@
-// The chat panel: messages of everyone (ours included, as the server relays them back) and a
-// box to write in.
+// The chat panel: messages of everyone (ours included, as the server relays them back), the
+// files sent (a thumbnail for pictures) with the progress of ours, and a box to write in.
 
 import { language, setText } from '../i18n.js';
+import { formatBytes } from '../file-transfer.js';
 import { h, hue } from './dom.js';
 import { icon } from './icons.js';
 
 /** @typedef {import('../room.js').RoomSession} RoomSession */
 /** @typedef {import('../room.js').ChatEntry} ChatEntry */
+/** @typedef {import('../file-transfer.js').Upload} Upload */
+
+/** Types the browser shows as a picture (the server serves only these inline). */
+const PICTURES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp'];
 
 export class ChatPanel {
   /** @param {RoomSession} session */
@@ -28,7 +33,25 @@ export class ChatPanel {
       html: icon('send'),
       t: { 'aria-label': 'chat.send', title: 'chat.send' },
     });
-    this.form = h('form', { class: 'chat-form' }, this.input, send);
+    // Files: a button opens the picker; what is picked is sent at once.
+    const filesOff = !session.features.files;
+    this.picker = h('input', { attrs: { type: 'file', id: 'chat-file', hidden: true, multiple: true } });
+    const attachHint = filesOff ? 'file.switched_off' : 'file.attach';
+    const attach = h('button', {
+      class: 'icon-button attach-button',
+      attrs: { type: 'button', id: 'chat-attach', disabled: filesOff },
+      html: icon('attach'),
+      t: { 'aria-label': attachHint, title: attachHint },
+    });
+    attach.addEventListener('click', () => this.picker.click());
+    this.picker.addEventListener('change', () => {
+      for (const file of Array.from(this.picker.files ?? [])) void this.session.sendFile(file);
+      this.picker.value = '';
+    });
+    /** @type {Map<number, HTMLElement>} our uploads' lines, by key */
+    this.uploads = new Map();
+    session.files.addEventListener('upload', (event) => this.showUpload(/** @type {CustomEvent} */ (event).detail.upload));
+    this.form = h('form', { class: 'chat-form' }, this.picker, attach, this.input, send);
     this.el = h('section', { class: 'chat' }, this.empty, this.list, this.form);
 
     this.form.addEventListener('submit', (event) => {
@@ -57,11 +80,70 @@ export class ChatPanel {
       'li',
       { class: `chat-message${entry.own ? ' own' : ''}`, data: { from: entry.from, ts: String(entry.ts) } },
       h('div', { class: 'chat-meta' }, who, entry.private ? h('span', { class: 'chat-private', text: 'chat.private' }) : null, time),
-      h('p', { class: 'chat-text', raw: entry.text }),
+      entry.file ? this.fileView(entry.file) : h('p', { class: 'chat-text', raw: entry.text }),
     );
     this.list.append(item);
     this.empty.hidden = true;
     item.scrollIntoView({ block: 'end' });
+  }
+
+  /**
+   * A file of the chat: its name (the download), size and type; a thumbnail for pictures.
+   * @param {import('../signaling.js').SharedFile} file
+   */
+  fileView(file) {
+    const url = this.session.fileUrl(file);
+    const picture = PICTURES.includes(file.mime);
+    const link = h(
+      'a',
+      { class: 'chat-file-link', attrs: { href: url, download: file.name } },
+      picture ? h('img', { class: 'chat-thumb', attrs: { src: url, alt: file.name, loading: 'lazy' } }) : h('span', { class: 'chat-file-icon', html: icon('attach') }),
+      h('span', { class: 'chat-file-name', raw: file.name }),
+    );
+    return h(
+      'div',
+      { class: 'chat-file', data: { id: file.id, mime: file.mime, sha256: file.sha256, size: String(file.size) } },
+      link,
+      h('span', { class: 'chat-file-about', raw: `${formatBytes(file.size)} · ${file.mime}` }),
+    );
+  }
+
+  /**
+   * Our upload's line: a progress bar while it goes, why when it failed; gone once the file
+   * is in the chat.
+   * @param {Upload} upload
+   */
+  showUpload(upload) {
+    let line = this.uploads.get(upload.key);
+    if (!line) {
+      line = h(
+        'li',
+        { class: 'chat-upload', data: { key: String(upload.key) } },
+        h('span', { class: 'chat-file-name', raw: upload.name }),
+        h('progress', { class: 'upload-progress', attrs: { max: upload.size || 1, value: 0 } }),
+        h('span', { class: 'upload-status', attrs: { role: 'status' } }),
+      );
+      this.uploads.set(upload.key, line);
+      this.list.append(line);
+      this.empty.hidden = true;
+    }
+    line.dataset.state = upload.state;
+    const bar = /** @type {HTMLProgressElement} */ (line.querySelector('progress'));
+    bar.value = upload.sent;
+    const status = /** @type {HTMLElement} */ (line.querySelector('.upload-status'));
+    const percent = upload.size ? Math.floor((upload.sent * 100) / upload.size) : 0;
+    if (upload.state === 'failed') {
+      bar.hidden = true;
+      setText(status, upload.error ?? 'file.failed', upload.errorArgs);
+      if (upload.detail) status.title = upload.detail;
+    } else if (upload.state === 'done') {
+      // The file's own line (from the server) takes over.
+      line.remove();
+      this.uploads.delete(upload.key);
+    } else {
+      setText(status, `file.${upload.state}`, { percent, sent: formatBytes(upload.sent), size: formatBytes(upload.size) });
+    }
+    line.scrollIntoView({ block: 'end' });
   }
 
   retime() {

@@ -141,6 +141,7 @@ async fn serve(stream: TcpStream) {
                 max_message_bytes: 65536,
                 max_chat_chars: 2000,
                 max_participants: 50,
+                max_file_bytes: 0,
             },
             role: orbita_protocol::Role::Customer,
             features: Default::default(),

@@ -353,6 +353,9 @@ pub fn default_apps() -> Vec<AppSpec> {
 /// cleanly (sessions and their apps end, participants are told).
 pub async fn run_all_in_one(args: AllInOneArgs) -> anyhow::Result<()> {
     let mut settings = Settings::from_args(args.serve.clone())?;
+    if settings.files_dir.is_none() {
+        settings.files_dir = Some(args.data_dir.join("files"));
+    }
     if settings.recordings_dir.is_none() {
         settings.recordings_dir = Some(args.data_dir.join("recordings"));
     }
