@@ -8,78 +8,38 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use futures_util::SinkExt;
 use orbita_protocol::{ErrorCode, ServerMsg, SharedFile};
 use orbita_server::call_files::sha256_hex;
 use orbita_server::RunningServer;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::*;
 
 const MAX_FILE: u64 = 1024 * 1024;
 const QUOTA: u64 = 3 * 1024 * 1024;
 
-/// A participant speaking the protocol itself: its socket, id and the call's files key.
-struct Person {
-    ws: Ws,
-    id: String,
-    key: String,
-}
-
 async fn join(server: &RunningServer, code: &str, name: &str) -> Person {
-    let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url())
-        .await
-        .expect("ws connects");
-    let join = json!({"type": "join", "v": 1, "code": code, "name": name});
-    ws.send(Message::Text(join.to_string().into()))
-        .await
-        .unwrap();
-    let (mut id, mut key) = (None, None);
-    while id.is_none() || key.is_none() {
-        match next_server_msg(&mut ws).await {
-            ServerMsg::Joined {
-                participant_id,
-                limits,
-                ..
-            } => {
-                assert_eq!(limits.max_file_bytes, MAX_FILE, "joined tells the limit");
-                id = Some(participant_id);
-            }
-            ServerMsg::CallInfo { files_key, .. } => key = files_key,
-            _ => {}
-        }
-    }
-    Person {
-        ws,
-        id: id.unwrap(),
-        key: key.unwrap(),
-    }
+    let person = Person::join(server, code, name, None).await;
+    assert_eq!(
+        person.limits.max_file_bytes, MAX_FILE,
+        "joined tells the limit"
+    );
+    person
 }
 
-impl Person {
-    async fn send(&mut self, msg: serde_json::Value) {
-        self.ws
-            .send(Message::Text(msg.to_string().into()))
-            .await
-            .unwrap();
-    }
+/// What the tests ask of a participant.
+trait Files {
+    async fn ask(&mut self, name: &str, size: u64) -> Result<String, (ErrorCode, String)>;
+    async fn file(&mut self) -> (String, SharedFile);
+}
 
-    /// The next message `want` picks (others skipped).
-    async fn next<T>(&mut self, want: impl Fn(ServerMsg) -> Option<T>) -> T {
-        loop {
-            if let Some(found) = want(next_server_msg(&mut self.ws).await) {
-                return found;
-            }
-        }
-    }
-
+impl Files for Person {
     /// Asks to send `name` of `size` bytes: the upload's address, or the refusal.
     async fn ask(&mut self, name: &str, size: u64) -> Result<String, (ErrorCode, String)> {
         self.send(json!({"type": "file_upload", "name": name, "size": size}))
             .await;
-        self.next(|m| match m {
+        self.next_of(|m| match m {
             ServerMsg::FileUpload { url, .. } => Some(Ok(url)),
             ServerMsg::Error { code, message } => Some(Err((code, message))),
             _ => None,
@@ -88,8 +48,8 @@ impl Person {
     }
 
     async fn file(&mut self) -> (String, SharedFile) {
-        self.next(|m| match m {
-            ServerMsg::File { from, file, .. } => Some((from, file)),
+        self.next_of(|m| match m {
+            ServerMsg::File { from, file, .. } => Some((from, *file)),
             _ => None,
         })
         .await

@@ -6,6 +6,7 @@ mod support;
 mod acme;
 mod bad_input;
 mod call_files;
+mod call_locations;
 mod call_records;
 mod call_settings;
 mod chat_flood;

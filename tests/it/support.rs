@@ -119,6 +119,82 @@ pub async fn next_server_msg(ws: &mut Ws) -> orbita_protocol::ServerMsg {
     }
 }
 
+/// A participant speaking the protocol itself over a raw socket (no media): its socket, its
+/// id, the call's files key and the limits `joined` told.
+pub struct Person {
+    pub ws: Ws,
+    pub id: String,
+    pub key: String,
+    pub limits: orbita_protocol::Limits,
+}
+
+impl Person {
+    /// Joins room `code` of `server` as `name` (the agent with the room's `host_key`).
+    pub async fn join(
+        server: &RunningServer,
+        code: &str,
+        name: &str,
+        host_key: Option<&str>,
+    ) -> Person {
+        use futures_util::SinkExt;
+        use orbita_protocol::ServerMsg;
+        let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url())
+            .await
+            .expect("ws connects");
+        let mut join = serde_json::json!({"type": "join", "v": 1, "code": code, "name": name});
+        if let Some(key) = host_key {
+            join["key"] = serde_json::json!(key);
+        }
+        ws.send(tokio_tungstenite::tungstenite::Message::Text(
+            join.to_string().into(),
+        ))
+        .await
+        .unwrap();
+        let (mut joined, mut key) = (None, None);
+        while joined.is_none() || key.is_none() {
+            match next_server_msg(&mut ws).await {
+                ServerMsg::Joined {
+                    participant_id,
+                    limits,
+                    ..
+                } => joined = Some((participant_id, limits)),
+                ServerMsg::CallInfo { files_key, .. } => key = files_key,
+                _ => {}
+            }
+        }
+        let (id, limits) = joined.unwrap();
+        Person {
+            ws,
+            id,
+            key: key.unwrap(),
+            limits,
+        }
+    }
+
+    /// Sends `msg`.
+    pub async fn send(&mut self, msg: serde_json::Value) {
+        use futures_util::SinkExt;
+        self.ws
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                msg.to_string().into(),
+            ))
+            .await
+            .unwrap();
+    }
+
+    /// The next message `want` picks (others skipped).
+    pub async fn next_of<T>(
+        &mut self,
+        want: impl Fn(orbita_protocol::ServerMsg) -> Option<T>,
+    ) -> T {
+        loop {
+            if let Some(found) = want(next_server_msg(&mut self.ws).await) {
+                return found;
+            }
+        }
+    }
+}
+
 // ------------------------------------------------------------------ child processes
 
 /// A child process (nginx, pebble, coturn, `orbita` ...), killed when dropped.

@@ -41,12 +41,13 @@ export class FileTransfers extends EventTarget {
   }
 
   /**
-   * Send `file` (to `to`, or everyone).
+   * Send `file` (to `to`, or everyone); `screenshot`: a still of the call's video.
    * @param {File} file
    * @param {string} [to]
+   * @param {boolean} [screenshot]
    * @returns {Promise<Upload>}
    */
-  async send(file, to) {
+  async send(file, to, screenshot = false) {
     /** @type {Upload} */
     const upload = { key: this.nextKey++, name: file.name, size: file.size, sent: 0, state: 'asking', error: null, resumes: 0 };
     this.uploads.push(upload);
@@ -58,7 +59,7 @@ export class FileTransfers extends EventTarget {
     const grant = await new Promise((resolve) => {
       const entry = { upload, file, to, resolve, sentAt: Date.now() };
       this.asking.push(entry);
-      const message = { type: 'file_upload', name: file.name, size: file.size, ...(to ? { to } : {}) };
+      const message = { type: 'file_upload', name: file.name, size: file.size, ...(to ? { to } : {}), ...(screenshot ? { screenshot } : {}) };
       if (!this.link.send(message)) this.answer(entry, { error: 'unavailable', message: 'not connected' });
       setTimeout(() => this.answer(entry, { error: 'unavailable', message: 'no answer from the server' }), ASK_TIMEOUT_MS);
     });

@@ -25,9 +25,10 @@ import { FileTransfers } from './file-transfer.js';
  * @property {number} level latest audio level, 0..1
  * @property {boolean} speaking
  * @property {boolean} ingest a publish-only participant (WHIP): the session's app
+ * @property {string} role agent, customer or participant
  */
 
-/** @typedef {{from: string, name: string, text: string, ts: number, own: boolean, private: boolean, file?: import('./signaling.js').SharedFile}} ChatEntry */
+/** @typedef {{from: string, name: string, text: string, ts: number, own: boolean, private: boolean, file?: import('./signaling.js').SharedFile, location?: import('./signaling.js').SharedLocation, declined?: string}} ChatEntry */
 /** @typedef {'idle' | 'joining' | 'connected' | 'reconnecting' | 'left' | 'failed'} Status */
 
 /** Join errors that retrying cannot fix. */
@@ -48,6 +49,21 @@ const SPEAKING_HOLD_MS = 700;
 
 /** @param {number} ms */
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The browser's position (it asks the person first), or why not.
+ * @returns {Promise<GeolocationPosition | {refused: 'denied' | 'unavailable'}>}
+ */
+function currentPosition() {
+  return new Promise((resolve) => {
+    if (!navigator.geolocation) return resolve({ refused: 'unavailable' });
+    navigator.geolocation.getCurrentPosition(
+      (position) => resolve(position),
+      (error) => resolve({ refused: error.code === error.PERMISSION_DENIED ? 'denied' : 'unavailable' }),
+      { enableHighAccuracy: true, timeout: 20_000, maximumAge: 30_000 },
+    );
+  });
+}
 
 /**
  * Events (all `CustomEvent`):
@@ -462,14 +478,23 @@ export class RoomSession extends EventTarget {
       case 'file_upload':
         this.files.granted(msg);
         break;
-      case 'file': {
-        /** @type {ChatEntry} */
-        const entry = { from: msg.from, name: msg.name, text: '', ts: msg.ts, own: msg.from === this.selfId, private: msg.private, file: msg.file };
-        this.messages.push(entry);
-        if (this.messages.length > 500) this.messages.shift();
-        this.dispatchEvent(new CustomEvent('chat', { detail: { entry } }));
+      case 'file':
+        this.addEntry({ from: msg.from, name: msg.name, text: '', ts: msg.ts, own: msg.from === this.selfId, private: msg.private, file: msg.file });
         break;
-      }
+      case 'location':
+        this.addEntry({ from: msg.from, name: msg.name, text: '', ts: msg.ts, own: msg.from === this.selfId, private: msg.private, location: msg.location });
+        break;
+      case 'pointer':
+        // Someone's pointer on our video (the call view shows it on our picture).
+        this.dispatchEvent(new CustomEvent('pointer', { detail: msg }));
+        break;
+      case 'location_request':
+        // The agent asks for our location: the person decides (`answerLocationRequest`).
+        this.dispatchEvent(new CustomEvent('locationrequest', { detail: { from: msg.from, name: msg.name } }));
+        break;
+      case 'location_declined':
+        this.addEntry({ from: msg.from, name: msg.name, text: '', ts: Date.now(), own: false, private: true, declined: msg.reason });
+        break;
       case 'quality': {
         // Someone's connection quality (the agent's live view), or our own as the server sees it.
         const known = this.peerQuality.get(msg.participant) ?? {};
@@ -542,6 +567,7 @@ export class RoomSession extends EventTarget {
       level: 0,
       speaking: false,
       ingest: Boolean(info.ingest),
+      role: info.role ?? 'participant',
     });
   }
 
@@ -758,6 +784,52 @@ export class RoomSession extends EventTarget {
       return false;
     }
     return true;
+  }
+
+  /**
+   * A line of the chat (kept: the last 500).
+   * @param {ChatEntry} entry
+   */
+  addEntry(entry) {
+    this.messages.push(entry);
+    if (this.messages.length > 500) this.messages.shift();
+    this.dispatchEvent(new CustomEvent('chat', { detail: { entry } }));
+  }
+
+  /**
+   * Share our location in the chat (with `to` only, when given: the one who asked). The
+   * browser asks the person's permission first.
+   * @param {string} [to]
+   * @returns {Promise<boolean>} whether the browser gave it
+   */
+  async shareLocation(to) {
+    const position = await currentPosition();
+    if ('refused' in position) {
+      if (to) this.signaling?.send({ type: 'location_declined', to, reason: position.refused });
+      this.notice(`location.${position.refused}`, {}, 'error');
+      return false;
+    }
+    const { latitude, longitude, accuracy } = position.coords;
+    this.signaling?.send({ type: 'location', lat: latitude, lon: longitude, accuracy_m: Math.min(accuracy, 1_000_000), ...(to ? { to } : {}) });
+    return true;
+  }
+
+  /**
+   * The person's answer to the agent's request for their location.
+   * @param {string} from who asked
+   * @param {boolean} share
+   */
+  answerLocationRequest(from, share) {
+    if (share) return this.shareLocation(from);
+    this.signaling?.send({ type: 'location_declined', to: from, reason: 'declined' });
+    return Promise.resolve(false);
+  }
+
+  /** The agent asks every customer of the call for their location. */
+  requestLocations() {
+    const customers = [...this.participants.values()].filter((p) => p.role === 'customer');
+    for (const p of customers) this.signaling?.send({ type: 'location_request', to: p.id });
+    return customers.length;
   }
 
   /**

@@ -11,7 +11,8 @@
 /** @typedef {{mid: string, track_id: string, participant_id: string, kind: MediaKind, source: TrackSource}} SubscribedTrack */
 /** @typedef {{urls: string[], username?: string, credential?: string}} IceServer */
 /** @typedef {{max_message_bytes: number, max_chat_chars: number, max_participants: number, max_file_bytes?: number}} Limits */
-/** @typedef {{id: string, name: string, size: number, mime: string, sha256: string, url: string}} SharedFile */
+/** @typedef {{id: string, name: string, size: number, mime: string, sha256: string, url: string, screenshot?: boolean}} SharedFile */
+/** @typedef {{lat: number, lon: number, accuracy_m: number, map_url: string, address?: string, preview?: {file: SharedFile, x: number, y: number}}} SharedLocation */
 
 /**
  * @typedef {{type: 'joined', v: number, participant_id: string, code: string, participants: ParticipantInfo[], ice_servers: IceServer[], limits: Limits, role?: Role, recording: RecordingState, features?: Partial<Features>}} JoinedMsg
@@ -36,7 +37,11 @@
  *   | {type: 'app_stopped', reason: string}
  *   | {type: 'recording', state: RecordingState}
  *   | {type: 'file_upload', id: string, name: string, size: number, url: string}
- *   | {type: 'file', from: string, name: string, file: SharedFile, private: boolean, ts: number}} ServerMsg
+ *   | {type: 'file', from: string, name: string, file: SharedFile, private: boolean, ts: number}
+ *   | {type: 'location', from: string, name: string, location: SharedLocation, private: boolean, ts: number}
+ *   | {type: 'location_request', from: string, name: string}
+ *   | {type: 'pointer', from: string, source: string, action: 'move' | 'click' | 'leave', x: number, y: number}
+ *   | {type: 'location_declined', from: string, name: string, reason: 'declined' | 'denied' | 'unavailable'}} ServerMsg
  */
 
 /** The protocol version this client speaks. */

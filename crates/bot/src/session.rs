@@ -556,8 +556,13 @@ impl Session {
                 source,
                 report,
             } => self.shared.rec().quality(now, participant, source, &report),
-            // Bots send no files; others' files are not theirs to fetch.
-            ServerMsg::FileUpload { .. } | ServerMsg::File { .. } => {}
+            // Bots send no files nor locations; others' are not theirs to use.
+            ServerMsg::FileUpload { .. }
+            | ServerMsg::File { .. }
+            | ServerMsg::Location { .. }
+            | ServerMsg::LocationRequest { .. }
+            | ServerMsg::LocationDeclined { .. }
+            | ServerMsg::Pointer { .. } => {}
         }
     }
 

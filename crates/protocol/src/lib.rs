@@ -243,6 +243,100 @@ pub struct SharedFile {
     /// Where the call's participants download it: add `?key=` with the call's `files_key`
     /// (from `call_info`).
     pub url: String,
+    /// A still of the call's video (sent as one): stored with the call, the call's last
+    /// location in its EXIF GPS tags.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub screenshot: bool,
+}
+
+/// A position a participant shares (the browser's Geolocation API), as the client sends it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Position {
+    /// Latitude in degrees, -90 to 90.
+    pub lat: f64,
+    /// Longitude in degrees, -180 to 180.
+    pub lon: f64,
+    /// The radius of 95 % confidence in metres, 0 to [`MAX_ACCURACY_M`].
+    pub accuracy_m: f64,
+}
+
+/// The largest `accuracy_m` a shared position may have (a country's size).
+pub const MAX_ACCURACY_M: f64 = 1_000_000.0;
+
+impl Position {
+    /// Why the position cannot be one, if it cannot.
+    pub fn check(&self) -> Result<(), String> {
+        if !(self.lat.is_finite() && (-90.0..=90.0).contains(&self.lat)) {
+            return Err(format!("lat must be -90 to 90, not {}", self.lat));
+        }
+        if !(self.lon.is_finite() && (-180.0..=180.0).contains(&self.lon)) {
+            return Err(format!("lon must be -180 to 180, not {}", self.lon));
+        }
+        if !(self.accuracy_m.is_finite() && (0.0..=MAX_ACCURACY_M).contains(&self.accuracy_m)) {
+            return Err(format!(
+                "accuracy_m must be 0 to {MAX_ACCURACY_M}, not {}",
+                self.accuracy_m
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A location shared in the call's chat, as the server tells it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharedLocation {
+    /// Latitude in degrees.
+    pub lat: f64,
+    /// Longitude in degrees.
+    pub lon: f64,
+    /// The radius of 95 % confidence in metres.
+    pub accuracy_m: f64,
+    /// The place on OpenStreetMap (`https://www.openstreetmap.org/?mlat=..&mlon=..`).
+    pub map_url: String,
+    /// The address, reverse-geocoded by the server's Nominatim-compatible service when one is
+    /// configured (`geocoder_url`) and it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// A map tile around the place (256 x 256, from the server's `map_tile_url`, stored as a
+    /// file of the call), when a tile server is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<MapPreview>,
+}
+
+/// A map tile showing a shared location, and where on it the place is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MapPreview {
+    /// The tile, a file of the call (download it as any other: `?key=`).
+    pub file: SharedFile,
+    /// The place's pixel on the 256 x 256 tile, from its left.
+    pub x: u32,
+    /// The place's pixel on the tile, from its top.
+    pub y: u32,
+}
+
+/// What a pointer on someone's video does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PointerAction {
+    /// It moved there.
+    Move,
+    /// It clicked there (a ripple).
+    Click,
+    /// It left the video (`x`, `y` are not used).
+    Leave,
+}
+
+/// Why a participant's location was not shared after a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocationRefusal {
+    /// The person said no.
+    Declined,
+    /// The browser was not allowed to tell it (its permission refused).
+    Denied,
+    /// The browser could not find it.
+    Unavailable,
 }
 
 /// The longest device label in `devices`, in characters.
@@ -496,6 +590,48 @@ pub enum ClientMsg {
     /// The client's connection quality of the last seconds (every 5 s; at most one every
     /// 2 s), for the call's record and the agent's live view.
     Stats(QualityReport),
+    /// Share a position in the call's chat (everyone, or `to`); the server adds the map link,
+    /// the address and a map tile when it can, and tells the call `location`.
+    Location {
+        /// Latitude in degrees, -90 to 90.
+        lat: f64,
+        /// Longitude in degrees, -180 to 180.
+        lon: f64,
+        /// The radius of 95 % confidence in metres, 0 to [`MAX_ACCURACY_M`].
+        accuracy_m: f64,
+        /// Recipient participant id; everyone when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+    },
+    /// A pointer on `to`'s video (`source`): where, as a fraction of the video frame's width
+    /// and height from its top left (0 to 1, of the picture as sent, not as shown: before any
+    /// mirroring, cropping or letterboxing). `to` sees it on their own picture. At most the
+    /// display's rate (the client sends one a frame, 30 a second at most).
+    Pointer {
+        /// Whose video.
+        to: String,
+        /// Which of their videos.
+        source: TrackSource,
+        /// What it does.
+        action: PointerAction,
+        /// From the frame's left, 0 to 1.
+        x: f64,
+        /// From the frame's top, 0 to 1.
+        y: f64,
+    },
+    /// The agent asks a participant to share their location (they see `location_request` and
+    /// answer with `location` or `location_declined`).
+    LocationRequest {
+        /// The participant asked.
+        to: String,
+    },
+    /// The answer to a `location_request` when the location is not shared.
+    LocationDeclined {
+        /// Who asked.
+        to: String,
+        /// Why.
+        reason: LocationRefusal,
+    },
     /// Send a file to the call's chat: the server answers `file_upload` with where to upload
     /// its bytes (resumable, tus 1.0: `PATCH`/`HEAD` that address); once all are there,
     /// everyone (or `to`) gets `file`. Refused with `too_large` over `limits.max_file_bytes`,
@@ -509,6 +645,10 @@ pub enum ClientMsg {
         /// Recipient participant id; everyone when absent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<String>,
+        /// A still of the call's video (a JPEG): the server writes the call's last location
+        /// into its EXIF GPS tags.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        screenshot: bool,
     },
 }
 
@@ -711,6 +851,48 @@ pub enum ServerMsg {
         /// The upload's address on this server (a path).
         url: String,
     },
+    /// A location shared in the call's chat.
+    Location {
+        /// Sender id.
+        from: String,
+        /// Sender display name.
+        name: String,
+        /// Where.
+        location: Box<SharedLocation>,
+        /// Whether it was sent only to the receiver (and the sender).
+        private: bool,
+        /// Server time, milliseconds since the Unix epoch.
+        ts: u64,
+    },
+    /// Someone's pointer on this participant's video (see the client's `pointer`).
+    Pointer {
+        /// Whose pointer.
+        from: String,
+        /// On which of our videos.
+        source: TrackSource,
+        /// What it does.
+        action: PointerAction,
+        /// From the frame's left, 0 to 1.
+        x: f64,
+        /// From the frame's top, 0 to 1.
+        y: f64,
+    },
+    /// The agent asks this participant to share their location.
+    LocationRequest {
+        /// Who asks.
+        from: String,
+        /// Their display name.
+        name: String,
+    },
+    /// A participant did not share their location when asked.
+    LocationDeclined {
+        /// Who was asked.
+        from: String,
+        /// Their display name.
+        name: String,
+        /// Why.
+        reason: LocationRefusal,
+    },
     /// A file sent to the call's chat, all its bytes stored.
     File {
         /// Sender id.
@@ -718,7 +900,7 @@ pub enum ServerMsg {
         /// Sender display name.
         name: String,
         /// The file.
-        file: SharedFile,
+        file: Box<SharedFile>,
         /// Whether it was sent only to the receiver (and the sender).
         private: bool,
         /// Server time, milliseconds since the Unix epoch.

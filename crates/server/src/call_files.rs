@@ -80,6 +80,9 @@ pub struct FileMeta {
     pub to: Option<String>,
     /// When the upload was asked for (ms since the epoch).
     pub created_ms: u64,
+    /// A still of the call's video (the call's location goes into its EXIF).
+    #[serde(default)]
+    pub screenshot: bool,
     /// Set once all bytes are there: the sniffed type, the hash and when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done: Option<Finished>,
@@ -118,6 +121,7 @@ impl FileMeta {
             mime: done.mime.clone(),
             sha256: done.sha256.clone(),
             url: format!("/api/files/{}", self.id),
+            screenshot: self.screenshot,
         })
     }
 }
@@ -193,6 +197,8 @@ struct Call {
     id: String,
     key: String,
     files: usize,
+    /// The last location shared in it (screenshots carry it).
+    location: Option<orbita_protocol::Position>,
 }
 
 /// An upload not finished yet.
@@ -293,6 +299,7 @@ impl CallFiles {
             id: call_id.to_string(),
             key: random_hex(16),
             files: 0,
+            location: None,
         });
         if call.id != call_id {
             // A new call in a reused room: a new key.
@@ -300,6 +307,7 @@ impl CallFiles {
                 id: call_id.to_string(),
                 key: random_hex(16),
                 files: 0,
+                location: None,
             };
         }
         call.key.clone()
@@ -391,6 +399,7 @@ impl CallFiles {
                 from_name: from_name.to_string(),
                 to,
                 created_ms: now_ms(),
+                screenshot: false,
                 done: None,
             };
             inner.reserved += size;
@@ -421,6 +430,51 @@ impl CallFiles {
         }
         drop(inner);
         let _ = std::fs::remove_dir_all(self.dir.join(id));
+    }
+
+    /// Marks upload `id` (just started) as a still of the call's video.
+    pub fn mark_screenshot(&self, id: &str) -> std::io::Result<()> {
+        let meta = {
+            let mut inner = self.inner.lock();
+            let Some(open) = inner.open.get_mut(id) else {
+                return Ok(());
+            };
+            open.meta.screenshot = true;
+            open.meta.clone()
+        };
+        meta.write(&self.dir.join(id))
+    }
+
+    /// A file the server makes for the call (a map tile), stored at once, as if participant
+    /// `from` had sent it; `None` when the call's limits or the disk do not allow it.
+    pub fn store(
+        &self,
+        code: &str,
+        from: &str,
+        from_name: &str,
+        name: &str,
+        bytes: &[u8],
+    ) -> Option<FileMeta> {
+        let id = self
+            .start(code, from, from_name, name, bytes.len() as u64, None)
+            .ok()?;
+        if std::fs::write(self.dir.join(&id).join(DATA_FILE), bytes).is_err() {
+            self.drop_upload(&id);
+            return None;
+        }
+        self.finish(&id).ok()
+    }
+
+    /// Room `code`'s call was told this location.
+    pub fn set_location(&self, code: &str, position: orbita_protocol::Position) {
+        if let Some(call) = self.inner.lock().calls.get_mut(code) {
+            call.location = Some(position);
+        }
+    }
+
+    /// The last location shared in room `code`'s call.
+    pub fn location(&self, code: &str) -> Option<orbita_protocol::Position> {
+        self.inner.lock().calls.get(code)?.location
     }
 
     /// Upload `id`'s state (its offset is its data file's length).
@@ -469,6 +523,12 @@ impl CallFiles {
             return Err(std::io::Error::other("no such upload"));
         };
         let dir = self.dir.join(id);
+        let declared = meta.size;
+        if meta.screenshot {
+            self.write_location(&meta, &dir.join(DATA_FILE));
+            // The EXIF block made it a little larger.
+            meta.size = std::fs::metadata(dir.join(DATA_FILE))?.len();
+        }
         let (mime, sha256) = sniff_and_hash(&dir.join(DATA_FILE))?;
         meta.done = Some(Finished {
             mime,
@@ -478,10 +538,38 @@ impl CallFiles {
         meta.write(&dir)?;
         let mut inner = self.inner.lock();
         if inner.open.remove(id).is_some() {
-            inner.reserved = inner.reserved.saturating_sub(meta.size);
+            inner.reserved = inner.reserved.saturating_sub(declared);
             inner.stored += meta.size;
         }
         Ok(meta)
+    }
+
+    /// A screenshot's EXIF gets the call's last location, when it has one and the file is a
+    /// JPEG (else it stays as sent).
+    fn write_location(&self, meta: &FileMeta, path: &Path) {
+        let Some(position) = self.location(&meta.code) else {
+            return;
+        };
+        let Ok(bytes) = std::fs::read(path) else {
+            return;
+        };
+        match crate::exif_gps::with_gps(&bytes, &position, chrono::Utc::now()) {
+            Ok(tagged) => {
+                let tmp = path.with_extension("exif");
+                if std::fs::write(&tmp, &tagged)
+                    .and_then(|()| std::fs::rename(&tmp, path))
+                    .is_err()
+                {
+                    tracing::warn!(
+                        file = meta.id,
+                        "the screenshot's location could not be written"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::info!(file = meta.id, error = %e, "a screenshot without a location in its EXIF")
+            }
+        }
     }
 
     /// Finished file `id` if `key` is its call's: its description and the path of its bytes.

@@ -170,7 +170,7 @@ fn announce(state: &AppState, meta: &crate::call_files::FileMeta) {
     let msg = ServerMsg::File {
         from: meta.from.clone(),
         name: meta.from_name.clone(),
-        file,
+        file: Box::new(file),
         private: meta.to.is_some(),
         ts: crate::recording_store::now_ms(),
     };
@@ -178,6 +178,7 @@ fn announce(state: &AppState, meta: &crate::call_files::FileMeta) {
         &meta.call_id,
         BusMsg {
             from: meta.from.clone(),
+            echo: true,
             to: meta.to.clone(),
             msg,
         },

@@ -127,6 +127,13 @@ pub struct Settings {
     /// The most disk all files sent in chat may take, in bytes (unfinished uploads count at
     /// their full size); 0: no quota.
     pub files_max_bytes: u64,
+    /// A Nominatim-compatible reverse geocoder (its base URL, e.g.
+    /// `https://nominatim.openstreetmap.org`) that turns a location shared in a call into an
+    /// address; `None`: no address, no request to anyone.
+    pub geocoder_url: Option<String>,
+    /// A map tile server (`{z}`, `{x}`, `{y}` in the URL) whose tile around a shared location
+    /// is shown in the chat; `None`: no preview.
+    pub map_tile_url: Option<String>,
     /// HTTPS: certificate files or ACME (the `tls_*` and `acme_*` settings); default off.
     pub tls: orbita_tls::TlsSettings,
     /// Log filter (tracing `EnvFilter` syntax); `None`: `RUST_LOG`, else `info`.
@@ -203,6 +210,8 @@ impl Default for Settings {
             files_dir: None,
             max_file_bytes: 100 * 1024 * 1024,
             files_max_bytes: 10 * 1024 * 1024 * 1024,
+            geocoder_url: None,
+            map_tile_url: None,
             tls: orbita_tls::TlsSettings::default(),
             log: None,
             log_format: crate::logging::LogFormat::Text,
@@ -581,6 +590,18 @@ pub struct ServeArgs {
     #[arg(long, env = "ORBITA_FILES_MAX_BYTES", value_name = "BYTES")]
     pub files_max_bytes: Option<u64>,
 
+    /// A Nominatim-compatible reverse geocoder's base URL (e.g.
+    /// https://nominatim.openstreetmap.org): a location shared in a call gets its address.
+    /// Default: none (no address, and no request to anyone).
+    #[arg(long, env = "ORBITA_GEOCODER_URL", value_name = "URL")]
+    pub geocoder_url: Option<String>,
+
+    /// A map tile server's URL with {z}, {x} and {y} (e.g.
+    /// https://tile.openstreetmap.org/{z}/{x}/{y}.png): a location shared in a call shows the
+    /// tile around it. Default: none (no preview).
+    #[arg(long, env = "ORBITA_MAP_TILE_URL", value_name = "URL")]
+    pub map_tile_url: Option<String>,
+
     /// PEM certificate chain: serve HTTPS (and `wss://`) on http_addr. Needs --tls-key.
     /// Default: none (plain HTTP, e.g. behind nginx).
     #[arg(long, env = "ORBITA_TLS_CERT", value_name = "FILE")]
@@ -680,6 +701,8 @@ pub struct FileSettings {
     pub files_dir: Option<PathBuf>,
     pub max_file_bytes: Option<u64>,
     pub files_max_bytes: Option<u64>,
+    pub geocoder_url: Option<String>,
+    pub map_tile_url: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub acme_domains: Option<Vec<String>>,
@@ -771,6 +794,8 @@ impl Settings {
             files_dir: args.files_dir.or(file.files_dir),
             max_file_bytes: pick!(max_file_bytes),
             files_max_bytes: pick!(files_max_bytes),
+            geocoder_url: args.geocoder_url.or(file.geocoder_url),
+            map_tile_url: args.map_tile_url.or(file.map_tile_url),
             tls: orbita_tls::TlsSettings {
                 tls_cert: args.tls_cert.or(file.tls_cert),
                 tls_key: args.tls_key.or(file.tls_key),
@@ -860,6 +885,19 @@ impl Settings {
             ensure!(
                 ice_url_ok(url, &["stun:", "stuns:"]),
                 "stun_urls: `{url}` is not a stun: or stuns: URL (e.g. stun:turn.example.org:3478)"
+            );
+        }
+        if let Some(url) = &self.geocoder_url {
+            ensure!(
+                url.starts_with("http://") || url.starts_with("https://"),
+                "geocoder_url must be an http:// or https:// URL, not `{url}`"
+            );
+        }
+        if let Some(url) = &self.map_tile_url {
+            ensure!(
+                (url.starts_with("http://") || url.starts_with("https://"))
+                    && ["{z}", "{x}", "{y}"].iter().all(|p| url.contains(p)),
+                "map_tile_url must be an http(s):// URL with {{z}}, {{x}} and {{y}}, not `{url}`"
             );
         }
         for url in &self.turn_urls {
@@ -1318,7 +1356,7 @@ mod tests {
     }
 
     /// Every setting's TOML key, plus `config`.
-    const KEYS: [&str; 45] = [
+    const KEYS: [&str; 47] = [
         "http_addr",
         "public_url",
         "udp_addr",
@@ -1361,6 +1399,8 @@ mod tests {
         "files_dir",
         "max_file_bytes",
         "files_max_bytes",
+        "geocoder_url",
+        "map_tile_url",
         "log",
         "log_format",
         "config",

@@ -34,12 +34,14 @@
 pub mod backend;
 pub mod call_files;
 pub mod call_files_http;
+pub mod call_locations;
 pub mod call_log;
 pub mod call_settings;
 pub mod chat_limit;
 pub mod cluster;
 pub mod config;
 pub mod connections;
+pub mod exif_gps;
 pub mod guesses;
 pub mod healthcheck;
 pub mod http;

@@ -1,5 +1,6 @@
 //! Messages for a call's participants that do not come from the SFU: a file whose upload (over
-//! HTTP) finished reaches the signalling connections of its call through here.
+//! HTTP) finished, a location once its address is known, a request for a location and its
+//! refusal reach the signalling connections of its call through here.
 //!
 //! One bounded broadcast channel per call, made at its first join and dropped when its room
 //! closes. A connection that falls [`CAPACITY`] messages behind loses the oldest (and the
@@ -18,8 +19,10 @@ pub const CAPACITY: usize = 256;
 /// A message for a call's participants.
 #[derive(Debug, Clone)]
 pub struct BusMsg {
-    /// Who sent it (participant id): they get it too.
+    /// Who sent it (participant id).
     pub from: String,
+    /// Whether the sender gets it too (a file or location: their own line in the chat).
+    pub echo: bool,
     /// Only this participant (and the sender) get it; everyone when absent.
     pub to: Option<String>,
     /// The message.
@@ -29,7 +32,10 @@ pub struct BusMsg {
 impl BusMsg {
     /// Whether participant `me` gets it.
     pub fn is_for(&self, me: &str) -> bool {
-        self.to.as_deref().is_none_or(|to| to == me) || self.from == me
+        if self.from == me {
+            return self.echo;
+        }
+        self.to.as_deref().is_none_or(|to| to == me)
     }
 }
 
@@ -69,11 +75,19 @@ mod tests {
 
     #[test]
     fn a_private_message_reaches_its_recipient_and_sender_only() {
+        let request = BusMsg {
+            from: "p1".into(),
+            echo: false,
+            to: Some("p2".into()),
+            msg: ServerMsg::Left,
+        };
+        assert!(request.is_for("p2") && !request.is_for("p1") && !request.is_for("p3"));
         let bus = RoomBus::default();
         let mut a = bus.subscribe("c1");
         let mut other_call = bus.subscribe("c2");
         let msg = BusMsg {
             from: "p1".into(),
+            echo: true,
             to: Some("p2".into()),
             msg: ServerMsg::Left,
         };
@@ -86,6 +100,7 @@ mod tests {
             "c1",
             BusMsg {
                 from: "p1".into(),
+                echo: false,
                 to: None,
                 msg: ServerMsg::Left
             }

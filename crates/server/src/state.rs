@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::backend::MediaBackend;
 use crate::call_files::CallFiles;
+use crate::call_locations::Geo;
 use crate::call_log::CallLog;
 use crate::call_settings::CallSettingsCache;
 use crate::connections::Connections;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub files: Arc<CallFiles>,
     /// Messages for a call's participants from outside the SFU (a finished file).
     pub bus: Arc<RoomBus>,
+    /// The geocoder and map tiles of shared locations.
+    pub geo: Arc<Geo>,
 }
 
 impl AppState {
@@ -91,6 +94,11 @@ impl AppState {
             post,
             Arc::clone(&call_log),
         );
+        let geo = Arc::new(Geo::new(
+            settings.geocoder_url.clone(),
+            settings.map_tile_url.clone(),
+            &public_url,
+        ));
         AppState {
             settings: Arc::new(settings),
             public_url: public_url.into(),
@@ -105,6 +113,7 @@ impl AppState {
             call_settings: Arc::new(CallSettingsCache::default()),
             files,
             bus,
+            geo,
         }
     }
 }

@@ -21,8 +21,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use orbita_coordinator::accounts::http::client_addr;
 use orbita_protocol::{
-    parse_client_msg, CallFeatures, ClientMsg, ErrorCode, QualityReport, QualitySource, Role,
-    ServerMsg, TrackSource, PROTOCOL_VERSION,
+    parse_client_msg, CallFeatures, ClientMsg, ErrorCode, LocationRefusal, MapPreview,
+    PointerAction, Position, QualityReport, QualitySource, Role, ServerMsg, SharedLocation,
+    TrackSource, PROTOCOL_VERSION,
 };
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -64,6 +65,12 @@ pub fn transport_max_message_bytes(max_message_bytes: usize) -> usize {
         .clamp(256 << 10, TRANSPORT_MAX_MESSAGE_BYTES)
 }
 
+/// Location messages (`location`, `location_request`, `location_declined`) one connection may
+/// send.
+pub const MAX_LOCATION_MESSAGES: u32 = 100;
+/// The shortest time between two `location`s of a participant.
+pub const LOCATION_INTERVAL: Duration = Duration::from_secs(1);
+
 /// How long a closing connection waits for the client's close frame.
 const CLOSE_HANDSHAKE_WAIT: Duration = Duration::from_secs(1);
 
@@ -102,10 +109,20 @@ pub async fn upgrade(
         .chars()
         .take(512)
         .collect();
+    // The browser's languages: a shared location's address in them.
+    let language = headers
+        .get(axum::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 200)
+        .map(str::to_string);
     upgrade
         .max_message_size(transport_max)
         .max_frame_size(transport_max)
-        .on_upgrade(move |socket| Connection::new(state, guard, client, user_agent).run(socket))
+        .on_upgrade(move |socket| {
+            let mut connection = Connection::new(state, guard, client, user_agent);
+            connection.language = language;
+            connection.run(socket)
+        })
 }
 
 /// A code as shown in messages: long junk is cut short.
@@ -142,6 +159,12 @@ struct Joined {
     bus: broadcast::Receiver<Arc<BusMsg>>,
     /// The participant's display name.
     name: String,
+    /// The call's id.
+    call_id: String,
+    /// Locations shared, requested and declined by the participant, and when the last
+    /// location was.
+    location_messages: u32,
+    last_location: Option<Instant>,
 }
 
 impl Drop for Joined {
@@ -198,6 +221,8 @@ struct Connection {
     joined: Option<Joined>,
     /// The browser's `User-Agent` (the call's record).
     user_agent: String,
+    /// The browser's `Accept-Language` (a shared location's address).
+    language: Option<String>,
     close_requested: watch::Receiver<bool>,
     /// Whether `server_shutdown` was sent (so shutdown does not send it twice).
     told_shutdown: bool,
@@ -220,6 +245,7 @@ impl Connection {
             opened: Instant::now(),
             joined: None,
             user_agent,
+            language: None,
             close_requested: state.connections.close_requested(),
             told_shutdown: false,
             state,
@@ -467,7 +493,34 @@ impl Connection {
             ClientMsg::FileUpload { .. } if !joined.features.files => {
                 Action::Reply(switched_off(joined.role, "sending files"))
             }
-            ClientMsg::FileUpload { name, size, to } => self.on_file_upload(&name, size, to),
+            ClientMsg::FileUpload {
+                name,
+                size,
+                to,
+                screenshot,
+            } => self.on_file_upload(&name, size, to, screenshot),
+            ClientMsg::Location {
+                lat,
+                lon,
+                accuracy_m,
+                to,
+            } => self.on_location(
+                Position {
+                    lat,
+                    lon,
+                    accuracy_m,
+                },
+                to,
+            ),
+            ClientMsg::LocationRequest { to } => self.on_location_request(to),
+            ClientMsg::Pointer {
+                to,
+                source,
+                action,
+                x,
+                y,
+            } => self.on_pointer(to, source, action, x, y),
+            ClientMsg::LocationDeclined { to, reason } => self.on_location_declined(to, reason),
             ClientMsg::Record { .. } if joined.role == Role::Agent && !joined.features.record => {
                 Action::Reply(switched_off(joined.role, "recording by hand"))
             }
@@ -538,7 +591,13 @@ impl Connection {
     }
 
     /// `file_upload`: where to upload a file for the call's chat, or why not.
-    fn on_file_upload(&mut self, name: &str, size: u64, to: Option<String>) -> Action {
+    fn on_file_upload(
+        &mut self,
+        name: &str,
+        size: u64,
+        to: Option<String>,
+        screenshot: bool,
+    ) -> Action {
         let Some(joined) = &self.joined else {
             return Action::None;
         };
@@ -547,6 +606,15 @@ impl Connection {
             .state
             .files
             .start(joined.seat.code(), &me, &joined.name, name, size, to);
+        let started = started.and_then(|id| {
+            if screenshot {
+                self.state
+                    .files
+                    .mark_screenshot(&id)
+                    .map_err(|e| Refused::Io(e.to_string()))?;
+            }
+            Ok(id)
+        });
         match started {
             Ok(id) => Action::Reply(ServerMsg::FileUpload {
                 url: format!("/api/uploads/{id}"),
@@ -567,6 +635,216 @@ impl Connection {
                 Action::Reply(ServerMsg::error(code, refused.to_string()))
             }
         }
+    }
+
+    /// Counts one of the participant's location messages: the refusal past
+    /// [`MAX_LOCATION_MESSAGES`].
+    fn count_location_message(&mut self) -> Option<Action> {
+        let joined = self.joined.as_mut()?;
+        if joined.location_messages >= MAX_LOCATION_MESSAGES {
+            return Some(Action::Reply(ServerMsg::error(
+                ErrorCode::RateLimited,
+                format!("at most {MAX_LOCATION_MESSAGES} location messages a connection"),
+            )));
+        }
+        joined.location_messages += 1;
+        None
+    }
+
+    /// `location`: checked, then (once the address and map tile are known, when the server
+    /// has those services) told to the call, and kept as the call's location.
+    fn on_location(&mut self, position: Position, to: Option<String>) -> Action {
+        if let Err(e) = position.check() {
+            return Action::Reply(ServerMsg::error(ErrorCode::InvalidValue, e));
+        }
+        let now = Instant::now();
+        if let Some(joined) = &self.joined {
+            if joined
+                .last_location
+                .is_some_and(|t| now.duration_since(t) < LOCATION_INTERVAL)
+            {
+                return Action::Reply(ServerMsg::error(
+                    ErrorCode::RateLimited,
+                    "one location a second at most",
+                ));
+            }
+        }
+        if let Some(refused) = self.count_location_message() {
+            return refused;
+        }
+        let Some(joined) = self.joined.as_mut() else {
+            return Action::None;
+        };
+        joined.last_location = Some(now);
+        let state = self.state.clone();
+        let language = self.language.clone();
+        let (code, me, name, call_id) = (
+            joined.seat.code().to_string(),
+            joined.participant.id(),
+            joined.name.clone(),
+            joined.call_id.clone(),
+        );
+        tokio::spawn(async move {
+            let Position {
+                lat,
+                lon,
+                accuracy_m,
+            } = position;
+            let (address, tile) = tokio::join!(
+                state.geo.address(lat, lon, language),
+                state.geo.tile(lat, lon)
+            );
+            let files = Arc::clone(&state.files);
+            let preview = match tile {
+                Some((bytes, x, y)) => {
+                    let (code, me, name) = (code.clone(), me.clone(), name.clone());
+                    let file_name = if bytes.starts_with(b"\x89PNG") {
+                        "map.png"
+                    } else {
+                        "map.jpg"
+                    };
+                    tokio::task::spawn_blocking(move || {
+                        files.store(&code, &me, &name, file_name, &bytes)
+                    })
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|meta| meta.shared())
+                    .map(|file| MapPreview { file, x, y })
+                }
+                None => None,
+            };
+            let location = SharedLocation {
+                lat,
+                lon,
+                accuracy_m,
+                map_url: crate::call_locations::map_url(lat, lon),
+                address,
+                preview,
+            };
+            state.files.set_location(&code, position);
+            if to.is_none() {
+                state.call_log.chat(
+                    &code,
+                    &me,
+                    &format!(
+                        "[location] {lat:.6}, {lon:.6} ±{accuracy_m:.0} m{} {}",
+                        location
+                            .address
+                            .as_ref()
+                            .map(|a| format!(" — {a}"))
+                            .unwrap_or_default(),
+                        location.map_url
+                    ),
+                );
+            }
+            state.bus.send(
+                &call_id,
+                BusMsg {
+                    from: me.clone(),
+                    echo: true,
+                    to: to.clone(),
+                    msg: ServerMsg::Location {
+                        from: me,
+                        name,
+                        location: Box::new(location),
+                        private: to.is_some(),
+                        ts: crate::recording_store::now_ms(),
+                    },
+                },
+            );
+        });
+        Action::None
+    }
+
+    /// `pointer`: passed on to the participant whose video it is on (the message rate limit
+    /// bounds it).
+    fn on_pointer(
+        &mut self,
+        to: String,
+        source: TrackSource,
+        action: PointerAction,
+        x: f64,
+        y: f64,
+    ) -> Action {
+        let Some(joined) = &self.joined else {
+            return Action::None;
+        };
+        if !(x.is_finite() && y.is_finite() && (0.0..=1.0).contains(&x) && (0.0..=1.0).contains(&y))
+        {
+            return Action::Reply(ServerMsg::error(
+                ErrorCode::InvalidValue,
+                "a pointer's x and y are fractions of the frame, 0 to 1",
+            ));
+        }
+        let me = joined.participant.id();
+        if to == me {
+            return Action::Reply(ServerMsg::error(
+                ErrorCode::InvalidValue,
+                "point at someone else's video",
+            ));
+        }
+        self.tell(to, |from, _| ServerMsg::Pointer {
+            from,
+            source,
+            action,
+            x,
+            y,
+        });
+        Action::None
+    }
+
+    /// `location_request`: the agent asks a participant for their location.
+    fn on_location_request(&mut self, to: String) -> Action {
+        match &self.joined {
+            Some(joined) if joined.role != Role::Agent => {
+                return Action::Reply(ServerMsg::error(
+                    ErrorCode::NotAllowed,
+                    "only the call's agent may ask for a location",
+                ))
+            }
+            Some(joined) if joined.participant.id() == to => {
+                return Action::Reply(ServerMsg::error(
+                    ErrorCode::InvalidValue,
+                    "ask someone else for their location",
+                ))
+            }
+            Some(_) => {}
+            None => return Action::None,
+        }
+        if let Some(refused) = self.count_location_message() {
+            return refused;
+        }
+        self.tell(to, |from, name| ServerMsg::LocationRequest { from, name });
+        Action::None
+    }
+
+    /// Tells participant `to` of the call (only them) what `msg` makes of our id and name.
+    fn tell(&self, to: String, msg: impl FnOnce(String, String) -> ServerMsg) {
+        let Some(joined) = &self.joined else { return };
+        let me = joined.participant.id();
+        self.state.bus.send(
+            &joined.call_id,
+            BusMsg {
+                from: me.clone(),
+                echo: false,
+                to: Some(to),
+                msg: msg(me, joined.name.clone()),
+            },
+        );
+    }
+
+    /// `location_declined`: the answer to a request, without the location.
+    fn on_location_declined(&mut self, to: String, reason: LocationRefusal) -> Action {
+        if let Some(refused) = self.count_location_message() {
+            return refused;
+        }
+        self.tell(to, |from, name| ServerMsg::LocationDeclined {
+            from,
+            name,
+            reason,
+        });
+        Action::None
     }
 
     /// `record`: the agent starts or stops recording the call.
@@ -715,6 +993,7 @@ impl Connection {
         let files_key = (self.state.files.max_file_bytes() > 0)
             .then(|| self.state.files.joined(code, &call_id));
         let bus = self.state.bus.subscribe(&call_id);
+        let call_id_kept = call_id.clone();
         let recordings = &self.state.recordings;
         let refused =
             if recordings.records_from_the_start(wanted) && registry.claim_auto_record(code) {
@@ -742,6 +1021,9 @@ impl Connection {
             features,
             bus,
             name: name.to_string(),
+            call_id: call_id_kept,
+            location_messages: 0,
+            last_location: None,
         });
         Action::None
     }
@@ -895,5 +1177,9 @@ fn type_name(msg: &ClientMsg) -> &'static str {
         ClientMsg::Stats(_) => "stats",
         ClientMsg::Devices { .. } => "devices",
         ClientMsg::FileUpload { .. } => "file_upload",
+        ClientMsg::Location { .. } => "location",
+        ClientMsg::LocationRequest { .. } => "location_request",
+        ClientMsg::Pointer { .. } => "pointer",
+        ClientMsg::LocationDeclined { .. } => "location_declined",
     }
 }

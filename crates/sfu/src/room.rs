@@ -445,8 +445,12 @@ impl Room {
             }
             // The control plane stores it with the call; nothing for the media.
             ClientMsg::Devices { .. } => {}
-            // Files are the control plane's (uploads over HTTP); nothing for the media.
-            ClientMsg::FileUpload { .. } => {}
+            // Files and locations are the control plane's; nothing for the media.
+            ClientMsg::FileUpload { .. }
+            | ClientMsg::Location { .. }
+            | ClientMsg::LocationRequest { .. }
+            | ClientMsg::LocationDeclined { .. }
+            | ClientMsg::Pointer { .. } => {}
             // Checked and rate-limited by the control plane, which also stores it.
             ClientMsg::Stats(report) => {
                 self.tell_quality(id, QualitySource::Browser, report, false)

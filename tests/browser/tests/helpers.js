@@ -186,6 +186,32 @@ export async function loginAndCreateRoom(page, base, who) {
 }
 
 /**
+ * `orbita serve` with accounts, `who` its first administrator (the agent of the tests).
+ * @param {{email: string, password: string}} who
+ * @param {string[]} [extraArgs]
+ */
+export function startServerWithAdmin(who, extraArgs = []) {
+  return startServer(extraArgs, { accounts: true, env: { ORBITA_ADMIN_EMAIL: who.email, ORBITA_ADMIN_PASSWORD: who.password } });
+}
+
+/**
+ * `who` logs in, makes a room and joins it as `name` (the call's agent): their page and the
+ * room's code.
+ * @param {import('playwright-core').Browser} browser
+ * @param {string} base
+ * @param {{email: string, password: string}} who
+ * @param {string} name
+ */
+export async function agentInCall(browser, base, who, name) {
+  const { page } = await newPerson(browser, base);
+  const code = await loginAndCreateRoom(page, base, who);
+  await page.locator('#name').fill(name);
+  await page.locator('#join-button').click();
+  await page.locator('.call #grid').waitFor({ timeout: 20_000 });
+  return { page, code };
+}
+
+/**
  * Poll until `check` returns something truthy; returns it.
  * @template T
  * @param {() => Promise<T> | T} check

@@ -14,6 +14,8 @@ import { icon } from './icons.js';
 import { openMenu } from './menu.js';
 import { PeoplePanel } from './people.js';
 import { Tile, layoutGrid } from './tiles.js';
+import { PointerOverlay, PointerSender } from '../pointer.js';
+import { editSnapshot, still } from './snapshot.js';
 import { toast } from './toast.js';
 
 /** @typedef {import('../room.js').RoomSession} RoomSession */
@@ -238,6 +240,22 @@ export class CallView {
       toast({ key: 'notice.relay_refused', args: {}, level: 'error', detail: session.relayRefused });
     }
     session.addEventListener('appstopped', this.onAppStopped);
+    /** @param {Event} event */
+    this.onLocationRequest = (event) => this.askLocation(/** @type {CustomEvent} */ (event).detail);
+    session.addEventListener('locationrequest', this.onLocationRequest);
+    // The agent's pointer on the customers' pictures: sent from the agent's tiles, shown on
+    // the customer's own.
+    this.pointerSender = session.role === 'agent' ? new PointerSender(this.grid, (msg) => session.signaling?.send(msg)) : null;
+    const overlay = new PointerOverlay(() => this.grid.querySelector('.tile.self[data-source="camera"]'));
+    /** @param {Event} event */
+    this.onPointer = (event) => overlay.show(/** @type {CustomEvent} */ (event).detail);
+    session.addEventListener('pointer', this.onPointer);
+    // A tile's screenshot button: a still of its video, drawn on, sent to the chat.
+    this.grid.addEventListener('click', (event) => {
+      const button = event.target instanceof Element ? event.target.closest('.tile-snap') : null;
+      const video = button?.closest('.tile')?.querySelector('video');
+      if (video) void this.snapshot(video);
+    });
     session.local.addEventListener('change', this.onUpdate);
     this.resize = new ResizeObserver(() => layoutGrid(this.grid));
     this.resize.observe(this.grid);
@@ -448,6 +466,45 @@ export class CallView {
   }
 
   /** @param {string} reason the server's words */
+  /**
+   * The agent asks for our location: the person shares it or declines (nothing is shared
+   * without their click, and then the browser asks its own permission).
+   * @param {{from: string, name: string}} request
+   */
+  askLocation({ from, name }) {
+    this.locationPrompt?.remove();
+    /** @param {boolean} share */
+    const answer = (share) => {
+      prompt.remove();
+      this.locationPrompt = null;
+      void this.session.answerLocationRequest(from, share);
+    };
+    const prompt = h(
+      'div',
+      { class: 'location-request', attrs: { role: 'alertdialog', 'aria-labelledby': 'location-request-text' } },
+      h('p', { attrs: { id: 'location-request-text' }, text: 'location.asked', args: { name } }),
+      h('button', { class: 'button primary', attrs: { type: 'button', id: 'location-share' }, text: 'location.share_answer', on: { click: () => answer(true) } }),
+      h('button', { class: 'button', attrs: { type: 'button', id: 'location-decline' }, text: 'location.decline', on: { click: () => answer(false) } }),
+    );
+    this.locationPrompt = prompt;
+    this.el.append(prompt);
+    /** @type {HTMLElement | null} */ (prompt.querySelector('#location-share'))?.focus();
+  }
+
+  /**
+   * A still of `video`, drawn on in the editor, sent to the call's chat.
+   * @param {HTMLVideoElement} video
+   */
+  async snapshot(video) {
+    const base = still(video);
+    if (!base) return;
+    const jpeg = await editSnapshot(base);
+    if (!jpeg) return;
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+    if (this.panel !== 'chat') this.showPanel('chat');
+    await this.session.files.send(new File([jpeg], `screenshot-${stamp}.jpg`, { type: 'image/jpeg' }), undefined, true);
+  }
+
   showAppStopped(reason) {
     this.appBannerReason.textContent = reason;
     this.appBanner.hidden = false;
@@ -582,6 +639,10 @@ export class CallView {
     s.removeEventListener('chat', this.onChat);
     s.removeEventListener('notice', this.onNotice);
     s.removeEventListener('appstopped', this.onAppStopped);
+    s.removeEventListener('locationrequest', this.onLocationRequest);
+    s.removeEventListener('pointer', this.onPointer);
+    this.pointerSender?.destroy();
+    this.locationPrompt?.remove();
     s.local.removeEventListener('change', this.onUpdate);
     document.removeEventListener('keydown', this.onKey);
     this.resize.disconnect();

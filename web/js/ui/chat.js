@@ -51,7 +51,26 @@ export class ChatPanel {
     /** @type {Map<number, HTMLElement>} our uploads' lines, by key */
     this.uploads = new Map();
     session.files.addEventListener('upload', (event) => this.showUpload(/** @type {CustomEvent} */ (event).detail.upload));
-    this.form = h('form', { class: 'chat-form' }, this.picker, attach, this.input, send);
+    // Locations: share ours; the agent asks the customers for theirs.
+    const share = h('button', {
+      class: 'icon-button location-button',
+      attrs: { type: 'button', id: 'chat-location' },
+      html: icon('place'),
+      t: { 'aria-label': 'location.share', title: 'location.share' },
+      on: { click: () => void this.session.shareLocation() },
+    });
+    const ask = h('button', {
+      class: 'icon-button location-button',
+      attrs: { type: 'button', id: 'chat-ask-location', hidden: session.role !== 'agent' },
+      html: icon('placeAsk'),
+      t: { 'aria-label': 'location.ask', title: 'location.ask' },
+      on: {
+        click: () => {
+          if (this.session.requestLocations() === 0) this.session.notice('location.no_customer', {}, 'info');
+        },
+      },
+    });
+    this.form = h('form', { class: 'chat-form' }, this.picker, attach, share, ask, this.input, send);
     this.el = h('section', { class: 'chat' }, this.empty, this.list, this.form);
 
     this.form.addEventListener('submit', (event) => {
@@ -80,11 +99,48 @@ export class ChatPanel {
       'li',
       { class: `chat-message${entry.own ? ' own' : ''}`, data: { from: entry.from, ts: String(entry.ts) } },
       h('div', { class: 'chat-meta' }, who, entry.private ? h('span', { class: 'chat-private', text: 'chat.private' }) : null, time),
-      entry.file ? this.fileView(entry.file) : h('p', { class: 'chat-text', raw: entry.text }),
+      this.body(entry),
     );
     this.list.append(item);
     this.empty.hidden = true;
     item.scrollIntoView({ block: 'end' });
+  }
+
+  /**
+   * What a line of the chat shows: text, a file, a location, or a refusal to share one.
+   * @param {ChatEntry} entry
+   */
+  body(entry) {
+    if (entry.file) return this.fileView(entry.file);
+    if (entry.location) return this.locationView(entry.location);
+    if (entry.declined) return h('p', { class: 'chat-text chat-declined', text: `location.declined_${entry.declined}`, args: { name: entry.name } });
+    return h('p', { class: 'chat-text', raw: entry.text });
+  }
+
+  /**
+   * A location of the chat: its address (or coordinates) and accuracy, a link to the map and,
+   * when the server has a tile server, the map around it with the place marked.
+   * @param {import('../signaling.js').SharedLocation} location
+   */
+  locationView(location) {
+    const where = location.address ?? `${location.lat.toFixed(5)}, ${location.lon.toFixed(5)}`;
+    let preview = null;
+    if (location.preview) {
+      // Placed through the CSSOM: the page's policy allows no style attributes.
+      const marker = h('span', { class: 'chat-map-marker' });
+      marker.style.left = `${location.preview.x}px`;
+      marker.style.top = `${location.preview.y}px`;
+      const tile = h('img', { class: 'chat-map-tile', attrs: { src: this.session.fileUrl(location.preview.file), alt: '', width: 256, height: 256 } });
+      preview = h('div', { class: 'chat-map' }, tile, marker);
+    }
+    return h(
+      'div',
+      { class: 'chat-location', data: { lat: String(location.lat), lon: String(location.lon) } },
+      preview,
+      h('span', { class: 'chat-location-address', raw: where }),
+      h('span', { class: 'chat-file-about', text: 'location.accuracy', args: { metres: Math.round(location.accuracy_m) } }),
+      h('a', { class: 'chat-location-link', attrs: { href: location.map_url, target: '_blank', rel: 'noopener noreferrer' }, text: 'location.open_map' }),
+    );
   }
 
   /**
@@ -104,6 +160,7 @@ export class ChatPanel {
       'div',
       { class: 'chat-file', data: { id: file.id, mime: file.mime, sha256: file.sha256, size: String(file.size) } },
       link,
+      file.screenshot ? h('span', { class: 'chat-file-about chat-screenshot', text: 'snapshot.label' }) : null,
       h('span', { class: 'chat-file-about', raw: `${formatBytes(file.size)} · ${file.mime}` }),
     );
   }

@@ -30,6 +30,13 @@ export class Tile {
     this.nameEl = h('span', { class: 'tile-name' });
     this.micBadge = h('span', { class: 'mic-badge', html: icon('micOff') });
     this.qualityEl = h('span', { class: 'tile-quality', attrs: { hidden: true } });
+    // A still of this video, to draw on and send (the call view handles the click).
+    this.snapButton = h('button', {
+      class: 'icon-button tile-snap',
+      attrs: { type: 'button' },
+      html: icon('snapshot'),
+      t: { 'aria-label': 'snapshot.take', title: 'snapshot.take' },
+    });
     this.el = h(
       'div',
       { class: 'tile', data: { participant: model.participantId, source: model.source } },
@@ -37,6 +44,7 @@ export class Tile {
       this.avatar,
       h('div', { class: 'tile-label' }, this.micBadge, this.nameEl),
       this.qualityEl,
+      this.snapButton,
     );
     /** @type {MediaStreamTrack | null} */
     this.track = null;
@@ -80,6 +88,7 @@ export class Tile {
     this.qualityEl.textContent = model.quality ?? '';
     el.classList.toggle('video-off', !model.track);
     el.dataset.video = model.track ? 'on' : 'off';
+    this.snapButton.hidden = !model.track;
     this.video.classList.toggle('mirrored', model.mirrored);
   }
 

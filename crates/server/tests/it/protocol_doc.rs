@@ -41,7 +41,7 @@ fn every_client_message_has_a_valid_example() {
     }
     assert_eq!(
         seen,
-        names("answer candidate chat devices file_upload give_control input join leave mute offer ping record set_quality stats")
+        names("answer candidate chat devices file_upload give_control input join leave location location_declined location_request mute offer ping pointer record set_quality stats")
     );
 }
 
@@ -57,7 +57,8 @@ fn every_server_message_has_a_valid_example() {
     assert_eq!(
         seen,
         names(
-            "answer app_stopped call_info candidate chat control error file file_upload joined left offer participant_joined \
+            "answer app_stopped call_info candidate chat control error file file_upload joined left location location_declined \
+             location_request offer participant_joined pointer \
              participant_left pong quality recording server_shutdown track_muted track_published \
              track_unpublished"
         )
