@@ -527,14 +527,9 @@ export class RoomSession extends EventTarget {
         this.update();
         break;
       }
-      case 'chat': {
-        /** @type {ChatEntry} */
-        const entry = { from: msg.from, name: msg.name, text: msg.text, ts: msg.ts, own: msg.from === this.selfId, private: msg.private };
-        this.messages.push(entry);
-        if (this.messages.length > 500) this.messages.shift();
-        this.dispatchEvent(new CustomEvent('chat', { detail: { entry } }));
+      case 'chat':
+        this.addEntry({ from: msg.from, name: msg.name, text: msg.text, ts: msg.ts, own: msg.from === this.selfId, private: msg.private });
         break;
-      }
       case 'error':
         if (this.files.refused(msg)) {
           // A file we asked to send was refused: its line in the chat says why.

@@ -98,6 +98,21 @@ pub async fn patch(
         }
     };
     let written = append(&upload, claimed, request.into_body()).await;
+    // The last byte finishes the file while this request still holds the upload (so a second
+    // request cannot finish it too).
+    if let Ok(offset) = &written {
+        if *offset == upload.size && *offset > upload.offset {
+            let files = std::sync::Arc::clone(&state.files);
+            let finish_id = id.clone();
+            match tokio::task::spawn_blocking(move || files.finish(&finish_id)).await {
+                Ok(Ok(meta)) => announce(&state, &meta),
+                Ok(Err(e)) => {
+                    tracing::warn!(upload = id, error = %e, "a finished upload could not be read back")
+                }
+                Err(e) => tracing::warn!(upload = id, error = %e, "finishing an upload failed"),
+            }
+        }
+    }
     state.files.give_back(&id);
     let offset = match written {
         Ok(offset) => offset,
@@ -132,18 +147,6 @@ pub async fn patch(
             .into_response()
         }
     };
-    if offset == upload.size {
-        let files = std::sync::Arc::clone(&state.files);
-        let finish_id = id.clone();
-        let finished = tokio::task::spawn_blocking(move || files.finish(&finish_id)).await;
-        match finished {
-            Ok(Ok(meta)) => announce(&state, &meta),
-            Ok(Err(e)) => {
-                tracing::warn!(upload = id, error = %e, "a finished upload could not be read back")
-            }
-            Err(e) => tracing::warn!(upload = id, error = %e, "finishing an upload failed"),
-        }
-    }
     with_offset(StatusCode::NO_CONTENT.into_response(), offset)
 }
 
