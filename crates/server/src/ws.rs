@@ -990,8 +990,10 @@ impl Connection {
             &self.user_agent,
             consent,
         );
-        let files_key = (self.state.files.max_file_bytes() > 0)
-            .then(|| self.state.files.joined(code, &call_id));
+        // The call's entry (its key, its place, its bus's end) is kept even with files off;
+        // the key is told only when files are on.
+        let files_key = self.state.files.joined(code, &call_id);
+        let files_key = (self.state.files.max_file_bytes() > 0).then_some(files_key);
         let bus = self.state.bus.subscribe(&call_id);
         let call_id_kept = call_id.clone();
         let recordings = &self.state.recordings;
