@@ -23,6 +23,8 @@ use aws_lc_rs::digest;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
+use orbita_coordinator::logic::random_hex;
+
 use crate::recording_store::now_ms;
 
 /// Files one call may send at most (uploads asked for, finished or not).
@@ -34,13 +36,6 @@ const META_FILE: &str = "file.json";
 /// The file with a file's bytes in its folder.
 const DATA_FILE: &str = "data";
 const DAY_MS: u64 = 86_400_000;
-
-/// `n` random bytes as hex.
-fn random_hex(n: usize) -> String {
-    (0..n)
-        .map(|_| format!("{:02x}", rand::random::<u8>()))
-        .collect()
-}
 
 /// SHA-256 of `bytes`, hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
