@@ -43,11 +43,13 @@ describe('screenshots', { concurrency: false }, () => {
     // The agent takes a still of the customer's picture.
     const tile = agent.locator(`.tile[data-participant="${customerId}"][data-source="camera"]`);
     await waitFor(() => tile.locator('video').evaluate((v) => /** @type {HTMLVideoElement} */ (v).videoWidth > 0), { timeout: 30_000, message: 'the agent sees the customer' });
-    const frame = await tile.locator('video').evaluate((v) => [/** @type {HTMLVideoElement} */ (v).videoWidth, /** @type {HTMLVideoElement} */ (v).videoHeight]);
     await tile.hover();
     await tile.locator('.tile-snap').click();
     const canvas = agent.locator('#snap-canvas');
     await canvas.waitFor();
+    // The frame's size as it arrives (read once the still is taken: the simulcast layer the
+    // agent receives may have moved up a moment before).
+    const frame = await tile.locator('video').evaluate((v) => [/** @type {HTMLVideoElement} */ (v).videoWidth, /** @type {HTMLVideoElement} */ (v).videoHeight]);
     assert.deepEqual(await canvas.evaluate((c) => [/** @type {HTMLCanvasElement} */ (c).width, /** @type {HTMLCanvasElement} */ (c).height]), frame, 'the frame at its full size');
 
     // Draws: a red pen stroke across the top, a rectangle, a text it takes back.
